@@ -1,0 +1,31 @@
+# Two commands for a newcomer: `make quickstart` (the main job) and `make test`.
+# Each creates .venv on first use and installs pinned versions (constraints.txt).
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+RUN ?= runs/quickstart
+
+.PHONY: quickstart test lint bench clean
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt torch==2.13.0 -e '.[dev]'
+	touch $@
+
+quickstart: $(VENV)/.installed
+	$(VENV)/bin/hwnas zoo
+	$(VENV)/bin/hwnas show fbnet_a
+	$(VENV)/bin/hwnas profile fbnet_a --latency --threads 2
+	$(VENV)/bin/hwnas export fbnet_a --format onnx -o $(RUN)/fbnet_a.onnx
+
+test: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -q
+
+bench: $(VENV)/.installed
+	$(PY) bench/profile_zoo.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,148 @@
+"""`Architecture`: one concrete choice per searchable layer of a space, as a versioned JSON file.
+
+    {"format": "hwnas.arch/1", "space": "fbnet",
+     "space_args": {"input_size": [3, 224, 224], "num_classes": 1000},
+     "choices": ["ir_k3_e1", "ir_k3_e6", "skip", ...], "meta": {...}}
+
+Loading validates everything before anything is built; every failure is one `ArchError`
+line naming the file, the field, the value and what was expected.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .blocks import parse_op
+from .errors import ArchError, HwnasError
+from .io import atomic_write_text
+from .spaces import SpaceSpec, load_space
+
+FORMAT = "hwnas.arch/1"
+FIELDS = ("format", "space", "space_args", "choices", "meta")
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A validated architecture; `spec` is its space resolved with `space_args`.
+
+    Make one with `load`, `from_dict` or `from_space`, which validate; never half-built.
+    """
+
+    space: str
+    choices: tuple[str, ...]
+    space_args: dict[str, Any]
+    meta: dict[str, Any]
+    spec: SpaceSpec = field(repr=False, compare=False)
+
+    @classmethod
+    def from_space(cls, spec: SpaceSpec, choices: list[str], meta: dict[str, Any] | None = None) -> Architecture:
+        """The architecture that picks `choices` in an already resolved space."""
+        data = {"format": FORMAT, "space": spec.origin, "space_args": spec.knob_overrides(), "choices": list(choices)}
+        return cls.from_dict({**data, "meta": dict(meta or {})})
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "architecture", base_dir: Path | None = None) -> Architecture:
+        """Validate a decoded architecture file field by field; raise one ArchError line on the first fault."""
+        if not isinstance(data, dict):
+            raise ArchError(
+                f"{where}: got a JSON {type(data).__name__}, expected an object with fields {', '.join(FIELDS)}"
+            )
+        unknown = [k for k in data if k not in FIELDS]
+        if unknown:
+            raise ArchError(f"{where}: unknown field {unknown[0]!r}; expected only {', '.join(FIELDS)}")
+        if data.get("format") != FORMAT:
+            raise ArchError(f"{where}: format: got {data.get('format')!r}, expected {FORMAT!r}")
+        space = data.get("space")
+        if not isinstance(space, str) or not space:
+            raise ArchError(f"{where}: space: got {space!r}, expected a built-in space name or a space YAML path")
+        if base_dir is not None and space.endswith((".yaml", ".yml")) and not os.path.isabs(space):
+            space = str(base_dir / space)
+        space_args = data.get("space_args", {})
+        if not isinstance(space_args, dict):
+            raise ArchError(f"{where}: space_args: got {space_args!r}, expected an object of knob values")
+        meta = data.get("meta", {})
+        if not isinstance(meta, dict):
+            raise ArchError(f"{where}: meta: got {meta!r}, expected an object")
+        spec = _resolve(space, space_args, where)
+        choices = data.get("choices")
+        if not isinstance(choices, list):
+            raise ArchError(
+                f"{where}: choices: got {choices!r}, "
+                f"expected a list of {spec.num_layers} op names (one per searchable layer)"
+            )
+        _check_choices(choices, spec, where)
+        return cls(space, tuple(choices), dict(space_args), dict(meta), spec)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Architecture:
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ArchError(f"{path}: cannot read ({exc.strerror})") from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ArchError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+        return cls.from_dict(data, str(path), path.parent)
+
+    def with_space_args(self, **knobs: Any) -> Architecture:
+        """The same choices in the space resolved with some knobs changed (e.g. input_size)."""
+        return Architecture.from_dict({**self.to_dict(), "space_args": {**self.space_args, **knobs}})
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"format": FORMAT, "space": self.space, "space_args": self.space_args}
+        data["choices"] = list(self.choices)
+        if self.meta:
+            data["meta"] = self.meta
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the file atomically (temporary file, then rename)."""
+        return atomic_write_text(path, self.to_json())
+
+
+def _resolve(space: str, space_args: dict[str, Any], where: str) -> SpaceSpec:
+    try:
+        return load_space(space, **space_args)
+    except HwnasError as exc:
+        raise ArchError(f"{where}: {exc}") from None
+
+
+def _check_choices(choices: Any, spec: SpaceSpec, where: str) -> None:
+    if len(choices) != spec.num_layers:
+        raise ArchError(
+            f"{where}: choices: got {len(choices)} entries, "
+            f"expected {spec.num_layers} (one per searchable layer of {spec.name})"
+        )
+    for i, (op, layer) in enumerate(zip(choices, spec.layers, strict=True)):
+        try:
+            parse_op(op)
+        except HwnasError as exc:
+            raise ArchError(f"{where}: choices[{i}]: {exc}") from None
+        if op not in layer.candidates:
+            raise ArchError(
+                f"{where}: choices[{i}]: {op!r} is not allowed at layer {i} "
+                f"({layer.c_in}->{layer.c_out}, stride {layer.stride}); expected one of {', '.join(layer.candidates)}"
+            )
+
+
+def resolve_arch(arch: Architecture | str | os.PathLike[str]) -> Architecture:
+    """An `Architecture` from itself, a zoo name, or an architecture file path."""
+    if isinstance(arch, Architecture):
+        return arch
+    from . import zoo
+
+    name = str(arch)
+    if name in zoo.names():
+        return zoo.load(name)
+    if Path(name).is_file():
+        return Architecture.load(name)
+    raise ArchError(f"architecture {name!r} is neither a zoo model ({', '.join(zoo.names())}) nor a file")

@@ -1,0 +1,16 @@
+"""Candidate ops, built by name through one registry (DESIGN 3.1)."""
+
+from .common import ACTIVATIONS, BlockConfig, make_divisible
+from .registry import FAMILIES, ParsedOp, build_block, check_op, grammar, parse_op
+
+__all__ = [
+    "ACTIVATIONS",
+    "FAMILIES",
+    "BlockConfig",
+    "ParsedOp",
+    "build_block",
+    "check_op",
+    "grammar",
+    "make_divisible",
+    "parse_op",
+]

@@ -1,0 +1,165 @@
+"""The `hwnas` command. Heavy imports (torch) happen inside the commands that need them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .errors import HwnasError
+
+
+def _input_size(text: str) -> list[int]:
+    parts = text.lower().split("x")
+    if len(parts) != 3 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise argparse.ArgumentTypeError(f"got {text!r}, expected CxHxW with positive integers, e.g. 3x224x224")
+    return [int(p) for p in parts]
+
+
+def _load(arch: str, input_size: list[int] | None):
+    from .arch import resolve_arch
+
+    loaded = resolve_arch(arch)
+    return loaded.with_space_args(input_size=input_size) if input_size else loaded
+
+
+def cmd_zoo(args: argparse.Namespace) -> int:
+    from .report.zoo_table import zoo_rows, zoo_table
+
+    rows = zoo_rows()
+    print(json.dumps(rows, indent=2) if args.json else zoo_table(rows, markdown=args.markdown))
+    return 0
+
+
+def cmd_spaces(args: argparse.Namespace) -> int:
+    from .report.tables import space_table
+    from .spaces import builtin_spaces, load_space
+
+    if args.space is None:
+        for name in builtin_spaces():
+            spec = load_space(name)
+            choices = max(len(layer.candidates) for layer in spec.layers)
+            size = "x".join(map(str, spec.input_size))
+            print(f"{name:14} {spec.num_layers:3} layers, up to {choices} choices each, input {size}")
+        return 0
+    spec = load_space(args.space)
+    print(spec.declaration.get("source", spec.origin))
+    print(space_table(spec))
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from .cost import profile_arch
+    from .report.tables import profile_table
+
+    arch = _load(args.arch, args.input)
+    print(profile_table(arch, profile_arch(arch)))
+    return 0
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from .cost import measure_latency, profile_arch
+    from .model import build_model
+
+    arch = _load(args.arch, args.input)
+    model = build_model(arch)
+    prof = profile_arch(arch, model)
+    result: dict[str, Any] = {
+        "arch": args.arch,
+        "space": arch.spec.name,
+        "input": list(arch.spec.input_size),
+        "params": prof.params,
+        "macs": prof.macs,
+    }
+    if args.latency:
+        result["latency"] = measure_latency(
+            model, arch.spec.input_size, device=args.device, batch=args.batch, threads=args.threads
+        ).to_dict()
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"{args.arch}: {prof.params:,} params, {prof.macs / 1e6:,.2f}M MACs at {'x'.join(map(str, result['input']))}")
+    if args.latency:
+        lat = result["latency"]
+        print(
+            f"latency on {lat['device']}: {lat['median_ms']:.3f} ms median (IQR {lat['iqr_ms']:.3f} ms, "
+            f"{lat['runs']} runs, batch {lat['batch']}, {lat['threads']} threads)"
+        )
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export
+
+    arch = _load(args.arch, args.input)
+    report = export(arch, args.output, fmt=args.format, weights=args.weights, verify=not args.no_verify)
+    print(json.dumps(report) if args.json else report["summary"])
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hwnas", description="Hardware-aware neural architecture search for PyTorch.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    arch_help = "architecture file or zoo name (see `hwnas zoo`)"
+    input_help = "input size CxHxW, overriding the space's (e.g. 3x224x224)"
+
+    def add(name: str, func: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.set_defaults(func=func)
+        return p
+
+    p = add("zoo", cmd_zoo, "list the zoo: params and MACs counted here beside the papers' figures")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="print JSON rows")
+    fmt.add_argument("--markdown", action="store_true", help="print a Markdown table")
+
+    p = add("spaces", cmd_spaces, "list the built-in search spaces, or show one space's layers and candidates")
+    p.add_argument("space", nargs="?", help="built-in space name or space YAML path")
+
+    p = add("show", cmd_show, "per-layer table of an architecture: op, shapes, params, MACs")
+    p.add_argument("arch", help=arch_help)
+    p.add_argument("--input", type=_input_size, help=input_help)
+
+    p = add("profile", cmd_profile, "params and MACs of an architecture (batch 1), optionally measured latency")
+    p.add_argument("arch", help=arch_help)
+    p.add_argument("--input", type=_input_size, help=input_help)
+    p.add_argument("--device", default="cpu", help="device for --latency (cpu, cuda, cuda:1, ...)")
+    p.add_argument("--latency", action="store_true", help="measure latency with torch.utils.benchmark")
+    p.add_argument("--batch", type=int, default=1, help="batch size for --latency")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads for --latency (pinned while measuring)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p = add("export", cmd_export, "export an architecture to ONNX or TorchScript, checked against PyTorch")
+    p.add_argument("arch", help=arch_help)
+    p.add_argument("--format", choices=("onnx", "torchscript"), required=True)
+    p.add_argument("-o", "--output", required=True, help="file to write")
+    p.add_argument("--weights", help="state dict (or checkpoint with a 'model' entry) to load first")
+    p.add_argument("--input", type=_input_size, help=input_help)
+    p.add_argument("--no-verify", action="store_true", help="skip comparing the exported outputs with PyTorch's")
+    p.add_argument("--json", action="store_true", help="print the export report as JSON")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except HwnasError as exc:
+        if args.debug:
+            raise
+        print(f"hwnas {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("hwnas: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(
+            f"hwnas {args.command}: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", file=sys.stderr
+        )
+        return 1

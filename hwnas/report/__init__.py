@@ -1,0 +1,1 @@
+"""Human-readable output: tables (and, with later strategies, plots)."""

@@ -1,0 +1,79 @@
+"""Plain-text tables of spaces and architecture profiles."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..arch import Architecture
+    from ..cost import ModelProfile
+    from ..spaces import SpaceSpec
+
+
+def render(header: Sequence[str], rows: Sequence[Sequence[object]], markdown: bool = False) -> str:
+    """Align columns (numbers right, text left); Markdown pipes when asked."""
+    cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    numeric = [all(_is_number(r[i]) for r in cells[1:]) for i in range(len(header))]
+
+    def line(row: list[str]) -> str:
+        parts = [c.rjust(w) if num else c.ljust(w) for c, w, num in zip(row, widths, numeric, strict=True)]
+        return f"| {' | '.join(parts)} |" if markdown else "  ".join(parts).rstrip()
+
+    rule = (
+        "|"
+        + "|".join(("-" * (w + 1) + ":") if num else ("-" * (w + 2)) for w, num in zip(widths, numeric, strict=True))
+        + "|"
+        if markdown
+        else "  ".join("-" * w for w in widths)
+    )
+    return "\n".join([line(cells[0]), rule, *(line(r) for r in cells[1:])])
+
+
+def _is_number(text: str) -> bool:
+    return text.replace(",", "").replace(".", "", 1).replace("%", "").lstrip("-").isdigit() or text in ("", "-")
+
+
+def _shape(shape: Sequence[int]) -> str:
+    return "x".join(map(str, shape))
+
+
+def space_table(spec: SpaceSpec) -> str:
+    rows: list[list[object]] = [
+        [f"stem.{i}", s.op, f"{s.c_in}->{s.c_out}", s.stride, _shape(s.input_hw)] for i, s in enumerate(spec.stem)
+    ]
+    rows += [
+        [
+            f"layers.{layer.index}",
+            " ".join(layer.candidates),
+            f"{layer.c_in}->{layer.c_out}",
+            layer.stride,
+            _shape(layer.input_hw),
+        ]
+        for layer in spec.layers
+    ]
+    head = spec.head
+    rows.append(
+        [
+            "head",
+            f"{head.op} {head.channels}, pool, fc {head.num_classes}"
+            if head.channels
+            else f"pool, fc {head.num_classes}",
+            "",
+            "",
+            _shape(head.input_hw),
+        ]
+    )
+    title = f"space {spec.name}: {spec.num_layers} searchable layers, input {_shape(spec.input_size)}"
+    return title + "\n" + render(["unit", "ops", "channels", "stride", "input"], rows)
+
+
+def profile_table(arch: Architecture, profile: ModelProfile) -> str:
+    rows = [
+        [u.name, u.op, _shape(u.input_shape), _shape(u.output_shape), f"{u.params:,}", f"{u.macs:,}"]
+        for u in profile.units
+    ]
+    rows.append(["total", "", "", "", f"{profile.params:,}", f"{profile.macs:,}"])
+    title = f"space {arch.spec.name}, input {_shape(arch.spec.input_size)}"
+    return title + "\n" + render(["unit", "op", "input", "output", "params", "MACs"], rows)

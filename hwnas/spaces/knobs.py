@@ -1,0 +1,92 @@
+"""The knobs every layer-wise space accepts: what each means, its type, and its check."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..blocks import ACTIVATIONS
+from ..errors import SpaceError
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _positive_ints(v: Any) -> bool:
+    return isinstance(v, list) and len(v) > 0 and all(_is_int(x) and x > 0 for x in v)
+
+
+@dataclass(frozen=True)
+class Knob:
+    expected: str
+    valid: Callable[[Any], bool]
+    default: Any
+    help: str
+
+
+KNOBS: dict[str, Knob] = {
+    "input_size": Knob(
+        "a list [channels, height, width] of positive integers",
+        lambda v: _positive_ints(v) and len(v) == 3,
+        [3, 224, 224],
+        "input tensor shape of one image",
+    ),
+    "num_classes": Knob("an integer >= 1", lambda v: _is_int(v) and v >= 1, 1000, "classifier outputs"),
+    "width_mult": Knob("a number > 0", lambda v: _is_number(v) and v > 0, 1.0, "scales every width"),
+    "round_to": Knob(
+        "an integer >= 1", lambda v: _is_int(v) and v >= 1, 8, "scaled widths are rounded to a multiple of this"
+    ),
+    "stem_stride": Knob("1 or 2", lambda v: v in (1, 2) and _is_int(v), None, "stride of the first stem layer"),
+    "activation": Knob(
+        f"one of {', '.join(ACTIVATIONS)}", lambda v: v in ACTIVATIONS, "relu", "activation in every block"
+    ),
+    "bn_eps": Knob("a number > 0", lambda v: _is_number(v) and v > 0, 1e-5, "BatchNorm epsilon"),
+    "bn_momentum": Knob("a number in (0, 1]", lambda v: _is_number(v) and 0 < v <= 1, 0.1, "BatchNorm momentum"),
+    "expand_at_e1": Knob(
+        "true or false", lambda v: isinstance(v, bool), True, "keep the 1x1 expansion conv of ir_k*_e1 ops"
+    ),
+    "se_ratio": Knob("a number in (0, 1]", lambda v: _is_number(v) and 0 < v <= 1, 0.25, "squeeze-excite bottleneck"),
+    "stem_channels": Knob(
+        "null or a list of positive integers, one per stem layer",
+        lambda v: v is None or _positive_ints(v),
+        None,
+        "replaces the declared stem widths",
+    ),
+    "stage_channels": Knob(
+        "null or a list of positive integers, one per stage",
+        lambda v: v is None or _positive_ints(v),
+        None,
+        "replaces the declared stage widths",
+    ),
+    "last_channels": Knob(
+        "null or an integer >= 0 (0: no last conv)",
+        lambda v: v is None or (_is_int(v) and v >= 0),
+        None,
+        "replaces the declared width of the head's last conv",
+    ),
+    "dropout": Knob("a number in [0, 1)", lambda v: _is_number(v) and 0 <= v < 1, 0.0, "dropout before the classifier"),
+    "classifier_bias": Knob("true or false", lambda v: isinstance(v, bool), True, "bias in the final linear layer"),
+}
+
+
+def resolve_knobs(values: Any, where: str, base: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Check `values` (a mapping of knob -> value) and lay it over `base` (the global defaults if None)."""
+    resolved = dict(base) if base is not None else {name: knob.default for name, knob in KNOBS.items()}
+    if values is None:
+        return resolved
+    if not isinstance(values, dict):
+        raise SpaceError(f"{where}: got {values!r}, expected a mapping of knob names to values")
+    for name, value in values.items():
+        knob = KNOBS.get(name)
+        if knob is None:
+            raise SpaceError(f"{where}: unknown knob {name!r}; expected one of {', '.join(KNOBS)}")
+        if not knob.valid(value):
+            raise SpaceError(f"{where}.{name}: got {value!r}, expected {knob.expected}")
+        resolved[name] = value
+    return resolved

@@ -1,0 +1,266 @@
+"""`SpaceSpec`: a layer-wise search space read from YAML and resolved against its knobs.
+
+A space file declares a macro skeleton and the candidate ops of each searchable layer:
+
+    name: fbnet
+    source: Wu et al., FBNet, CVPR 2019, Table 1
+    knobs: {input_size: [3, 224, 224], activation: relu}
+    stem:   [{op: conv_k3, channels: 16, stride: 2}]
+    stages: [{channels: 24, layers: 4, stride: 2, overrides: {0: [ir_k3_e6]}}, ...]
+    candidates: [ir_k3_e1, ir_k3_e6, skip]      # default of every stage
+    head:   {op: conv_k1, channels: 1984}
+
+`extends: OTHER` starts from another space and replaces the keys given (knobs merge).
+Everything downstream (supernet, standalone model, cost tables) reads the resolved
+layers below, so a space is declared once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..blocks import BlockConfig, check_op, make_divisible
+from ..errors import HwnasError, SpaceError
+from .knobs import resolve_knobs
+
+BUILTIN_DIR = Path(__file__).parent / "builtin"
+
+
+@dataclass(frozen=True)
+class FixedLayer:
+    """A stem layer: one op with fixed width and stride."""
+
+    op: str
+    c_in: int
+    c_out: int
+    stride: int
+    input_hw: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class SearchLayer:
+    """A searchable layer: its position, shape and the ops it may choose from."""
+
+    index: int
+    stage: int
+    c_in: int
+    c_out: int
+    stride: int
+    input_hw: tuple[int, int]
+    candidates: tuple[str, ...]
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return (self.c_in, *self.input_hw)
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """Last conv (if `channels` > 0), global average pool, dropout, linear classifier."""
+
+    op: str
+    c_in: int
+    channels: int
+    input_hw: tuple[int, int]
+    dropout: float
+    num_classes: int
+    bias: bool
+
+
+@dataclass(frozen=True)
+class SpaceSpec:
+    name: str
+    origin: str
+    declaration: dict[str, Any] = field(repr=False)
+    knobs: dict[str, Any]
+    block_config: BlockConfig
+    stem: tuple[FixedLayer, ...]
+    layers: tuple[SearchLayer, ...]
+    head: HeadSpec
+
+    @property
+    def input_size(self) -> tuple[int, int, int]:
+        return tuple(self.knobs["input_size"])  # type: ignore[return-value]
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.layers)
+
+    def with_knobs(self, **overrides: Any) -> SpaceSpec:
+        """The same declaration resolved with some knobs changed."""
+        return resolve_space(self.name, self.origin, self.declaration, {**self.knobs, **overrides})
+
+    def knob_overrides(self) -> dict[str, Any]:
+        """Knobs that differ from the declaration's own values (what an architecture file records)."""
+        declared = resolve_space(self.name, self.origin, self.declaration, {}).knobs
+        return {k: v for k, v in self.knobs.items() if declared.get(k) != v}
+
+    def fingerprint(self) -> str:
+        """A hash of everything that decides the network's shape: declaration and knobs."""
+        blob = json.dumps({"declaration": self.declaration, "knobs": self.knobs}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def builtin_spaces() -> list[str]:
+    return sorted(p.stem for p in BUILTIN_DIR.glob("*.yaml"))
+
+
+def _read_declaration(name_or_path: str, seen: tuple[str, ...] = ()) -> tuple[str, str, dict[str, Any]]:
+    path = BUILTIN_DIR / f"{name_or_path}.yaml"
+    if "/" in name_or_path or name_or_path.endswith((".yaml", ".yml")):
+        path = Path(name_or_path)
+    if not path.is_file():
+        raise SpaceError(
+            f"space {name_or_path!r} is neither a built-in space ({', '.join(builtin_spaces())}) nor a YAML file"
+        )
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise SpaceError(f"space file {path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise SpaceError(f"space file {path}: expected a mapping at the top level, got {type(data).__name__}")
+    origin = name_or_path if path.parent == BUILTIN_DIR else str(path)
+    base = data.pop("extends", None)
+    if base is not None:
+        if base in seen:
+            raise SpaceError(f"space file {path}: extends {base!r} in a cycle")
+        _, _, parent = _read_declaration(str(base), (*seen, name_or_path))
+        knobs = {**parent.get("knobs", {}), **data.pop("knobs", {})}
+        data = {**parent, **data, "knobs": knobs}
+    name = data.get("name", path.stem)
+    return str(name), origin, data
+
+
+def load_space(name_or_path: str, **knobs: Any) -> SpaceSpec:
+    """Load a built-in space by name or a user's space YAML by path, with knob overrides."""
+    if not isinstance(name_or_path, str):
+        raise SpaceError(f"space {name_or_path!r} is not a name or a path")
+    name, origin, declaration = _read_declaration(name_or_path)
+    return resolve_space(name, origin, declaration, knobs)
+
+
+def _field(data: dict[str, Any], key: str, where: str, expected: str, check: Any, default: Any = ...) -> Any:
+    if key not in data:
+        if default is ...:
+            raise SpaceError(f"{where}: missing {key!r}, expected {expected}")
+        return default
+    value = data[key]
+    if not check(value):
+        raise SpaceError(f"{where}.{key}: got {value!r}, expected {expected}")
+    return value
+
+
+def _positive_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+
+def _op_list(v: Any) -> bool:
+    return isinstance(v, list) and len(v) > 0 and all(isinstance(x, str) for x in v)
+
+
+def resolve_space(name: str, origin: str, declaration: dict[str, Any], knob_values: dict[str, Any]) -> SpaceSpec:
+    """Turn a declaration and knob values into concrete layers (channels, strides, shapes, candidates)."""
+    where = f"space {name}"
+    defaults = resolve_knobs(declaration.get("knobs"), f"{where}: knobs")
+    knobs = resolve_knobs(knob_values, f"{where}: space_args", defaults)
+    cfg = BlockConfig(
+        activation=knobs["activation"],
+        bn_eps=float(knobs["bn_eps"]),
+        bn_momentum=float(knobs["bn_momentum"]),
+        expand_at_e1=knobs["expand_at_e1"],
+        se_ratio=float(knobs["se_ratio"]),
+    )
+
+    def scale(c: int) -> int:
+        return c if knobs["width_mult"] == 1 else make_divisible(c * knobs["width_mult"], knobs["round_to"])
+
+    stem_decl = _field(
+        declaration, "stem", where, "a list of {op, channels, stride}", lambda v: isinstance(v, list), []
+    )
+    stage_decl = _field(
+        declaration,
+        "stages",
+        where,
+        "a non-empty list of {channels, layers, stride}",
+        lambda v: isinstance(v, list) and v,
+    )
+    head_decl = _field(declaration, "head", where, "a mapping {op, channels}", lambda v: isinstance(v, dict), {})
+    default_candidates = _field(declaration, "candidates", where, "a non-empty list of op names", _op_list, None)
+
+    for key, decl in (("stem_channels", stem_decl), ("stage_channels", stage_decl)):
+        if knobs[key] is not None and len(knobs[key]) != len(decl):
+            raise SpaceError(f"{where}: space_args.{key}: got {len(knobs[key])} widths, expected {len(decl)}")
+
+    c, h, w = knobs["input_size"]
+    stem: list[FixedLayer] = []
+    for i, item in enumerate(stem_decl):
+        at = f"{where}: stem[{i}]"
+        if not isinstance(item, dict):
+            raise SpaceError(f"{at}: got {item!r}, expected a mapping {{op, channels, stride}}")
+        op = _field(item, "op", at, "an op name", lambda v: isinstance(v, str))
+        stride = _field(item, "stride", at, "a positive integer", _positive_int, 1)
+        if i == 0 and knobs["stem_stride"] is not None:
+            stride = knobs["stem_stride"]
+        c_out = _field(item, "channels", at, "a positive integer", _positive_int, c)
+        if knobs["stem_channels"] is not None:
+            c_out = knobs["stem_channels"][i]
+        c_out = scale(c_out) if "channels" in item else c
+        _check(op, c, c_out, stride, at)
+        stem.append(FixedLayer(op, c, c_out, stride, (h, w)))
+        c, h, w = c_out, -(-h // stride), -(-w // stride)
+
+    layers: list[SearchLayer] = []
+    for s, stage in enumerate(stage_decl):
+        at = f"{where}: stages[{s}]"
+        if not isinstance(stage, dict):
+            raise SpaceError(f"{at}: got {stage!r}, expected a mapping {{channels, layers, stride}}")
+        width = _field(stage, "channels", at, "a positive integer", _positive_int)
+        if knobs["stage_channels"] is not None:
+            width = knobs["stage_channels"][s]
+        width = scale(width)
+        count = _field(stage, "layers", at, "a positive integer", _positive_int)
+        first_stride = _field(stage, "stride", at, "a positive integer", _positive_int, 1)
+        stage_candidates = _field(stage, "candidates", at, "a non-empty list of op names", _op_list, default_candidates)
+        if stage_candidates is None:
+            raise SpaceError(f"{at}: no 'candidates' here and no space-wide 'candidates', expected a list of op names")
+        overrides = _field(
+            stage, "overrides", at, "a mapping {layer index in stage: [ops]}", lambda v: isinstance(v, dict), {}
+        )
+        for key, ops in overrides.items():
+            if not (isinstance(key, int) and 0 <= key < count) or not _op_list(ops):
+                raise SpaceError(
+                    f"{at}.overrides: got {key!r}: {ops!r}, expected a layer index in 0..{count - 1} and a list of ops"
+                )
+        for j in range(count):
+            stride = first_stride if j == 0 else 1
+            candidates = tuple(overrides.get(j, stage_candidates))
+            if len(set(candidates)) != len(candidates):
+                raise SpaceError(f"{at} layer {j}: candidates {list(candidates)} repeat an op")
+            for op in candidates:
+                _check(op, c, width, stride, f"{at} layer {j}")
+            layers.append(SearchLayer(len(layers), s, c, width, stride, (h, w), candidates))
+            c, h, w = width, -(-h // stride), -(-w // stride)
+
+    head_op = _field(head_decl, "op", f"{where}: head", "an op name", lambda v: isinstance(v, str), "conv_k1")
+    last = _field(head_decl, "channels", f"{where}: head", "an integer >= 0", lambda v: v == 0 or _positive_int(v), 0)
+    if knobs["last_channels"] is not None:
+        last = knobs["last_channels"]
+    if last and knobs["width_mult"] > 1:
+        last = scale(last)
+    if last:
+        _check(head_op, c, last, 1, f"{where}: head")
+    head = HeadSpec(head_op, c, last, (h, w), float(knobs["dropout"]), knobs["num_classes"], knobs["classifier_bias"])
+    return SpaceSpec(name, origin, declaration, knobs, cfg, tuple(stem), tuple(layers), head)
+
+
+def _check(op: str, c_in: int, c_out: int, stride: int, where: str) -> None:
+    try:
+        check_op(op, c_in, c_out, stride)
+    except HwnasError as exc:
+        raise SpaceError(f"{where}: {exc}") from None

@@ -1,0 +1,51 @@
+"""`Supernet`: a layer-wise space with every candidate of every layer, running one path at a time."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from ..errors import ArchError
+from ..model import ClassifierHead, build_stem
+from ..spaces import SpaceSpec
+from .choice import ChoiceLayer
+
+
+class Supernet(nn.Module):
+    """Weight-sharing network over `space`; `supernet(x, choices)` runs the path `choices`.
+
+    `choices` holds one entry per searchable layer: an op name or its index in that
+    layer's candidate list. Stem and head are the standalone model's own modules.
+    """
+
+    def __init__(self, space: SpaceSpec) -> None:
+        super().__init__()
+        self.space = space
+        self.stem = build_stem(space)
+        self.layers = nn.ModuleList(ChoiceLayer(layer, space.block_config) for layer in space.layers)
+        self.head = ClassifierHead(space)
+
+    def path_indices(self, choices: Sequence[int | str]) -> list[int]:
+        """Candidate indices of a path given as op names or indices; reject anything else."""
+        if len(choices) != len(self.layers):
+            raise ArchError(f"path has {len(choices)} choices, expected {len(self.layers)} (one per searchable layer)")
+        indices = []
+        for i, (choice, layer) in enumerate(zip(choices, self.layers, strict=True)):
+            if isinstance(choice, str):
+                if choice not in layer.ops:
+                    raise ArchError(
+                        f"choices[{i}]: {choice!r} is not a candidate here; expected one of {', '.join(layer.ops)}"
+                    )
+                choice = layer.ops.index(choice)
+            elif not 0 <= int(choice) < len(layer.ops):
+                raise ArchError(f"choices[{i}]: index {choice} is out of range 0..{len(layer.ops) - 1}")
+            indices.append(int(choice))
+        return indices
+
+    def forward(self, x: torch.Tensor, choices: Sequence[int | str]) -> torch.Tensor:
+        x = self.stem(x)
+        for layer, index in zip(self.layers, self.path_indices(choices), strict=True):
+            x = layer(x, index)
+        return self.head(x)

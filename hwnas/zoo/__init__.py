@@ -1,0 +1,21 @@
+"""Published architectures as architecture files (data only); `meta.paper` holds the paper's figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ZOO_DIR = Path(__file__).parent
+
+
+def names() -> list[str]:
+    return sorted(p.stem for p in ZOO_DIR.glob("*.json"))
+
+
+def path(name: str) -> Path:
+    return ZOO_DIR / f"{name}.json"
+
+
+def load(name: str):  # -> Architecture (imported lazily to keep `hwnas zoo` start-up light)
+    from ..arch import Architecture
+
+    return Architecture.load(path(name))

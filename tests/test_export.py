@@ -1,0 +1,55 @@
+import random
+
+import onnx
+import onnxruntime
+import pytest
+import torch
+
+from hwnas.arch import Architecture
+from hwnas.errors import HwnasError
+from hwnas.export import export
+from hwnas.model import build_model
+from hwnas.spaces import load_space
+from tests.helpers import random_choices
+
+
+@pytest.fixture
+def arch() -> Architecture:
+    space = load_space("fbnet_cifar")
+    return Architecture.from_space(space, random_choices(space, random.Random(3)))
+
+
+def trained_weights(arch: Architecture, path) -> torch.nn.Module:
+    model = build_model(arch)
+    with torch.no_grad():
+        model.train()(torch.randn(8, 3, 32, 32))  # move BN statistics off their defaults
+    torch.save({"model": model.state_dict(), "epoch": 3}, path)
+    return model.eval()
+
+
+def test_onnx_matches_pytorch(tmp_path, arch):
+    model = trained_weights(arch, tmp_path / "w.pt")
+    report = export(arch, tmp_path / "m.onnx", fmt="onnx", weights=tmp_path / "w.pt")
+    assert report["max_abs_diff"] <= 1e-4
+    onnx.checker.check_model(str(tmp_path / "m.onnx"))
+    session = onnxruntime.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    x = torch.randn(3, 3, 32, 32)  # a batch size the export never saw
+    got = torch.from_numpy(session.run(None, {"input": x.numpy()})[0])
+    with torch.no_grad():
+        assert (got - model(x)).abs().max() <= 1e-4
+
+
+def test_torchscript_matches_pytorch(tmp_path, arch):
+    model = trained_weights(arch, tmp_path / "w.pt")
+    export(arch, tmp_path / "m.ts", fmt="torchscript", weights=tmp_path / "w.pt")
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(torch.jit.load(str(tmp_path / "m.ts"))(x), model(x), atol=1e-5)
+
+
+def test_weights_that_do_not_fit_write_nothing(tmp_path, arch):
+    other = Architecture.from_space(arch.spec, ["ir_k5_e6"] * 22)
+    trained_weights(other, tmp_path / "w.pt")
+    with pytest.raises(HwnasError, match=r"weights .*w.pt: do not fit this architecture"):
+        export(arch, tmp_path / "m.onnx", fmt="onnx", weights=tmp_path / "w.pt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.pt"]
