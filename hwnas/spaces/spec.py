@@ -207,10 +207,10 @@ def resolve_space(name: str, origin: str, declaration: dict[str, Any], knob_valu
         stride = _field(item, "stride", at, "a positive integer", _positive_int, 1)
         if i == 0 and knobs["stem_stride"] is not None:
             stride = knobs["stem_stride"]
-        c_out = _field(item, "channels", at, "a positive integer", _positive_int, c)
-        if knobs["stem_channels"] is not None:
-            c_out = knobs["stem_channels"][i]
-        c_out = scale(c_out) if "channels" in item else c
+        c_out = c  # ops without a width (pooling) keep their input's
+        if "channels" in item:
+            c_out = _field(item, "channels", at, "a positive integer", _positive_int)
+            c_out = scale(knobs["stem_channels"][i] if knobs["stem_channels"] is not None else c_out)
         _check(op, c, c_out, stride, at)
         stem.append(FixedLayer(op, c, c_out, stride, (h, w)))
         c, h, w = c_out, -(-h // stride), -(-w // stride)

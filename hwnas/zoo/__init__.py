@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..arch import Architecture
 
 ZOO_DIR = Path(__file__).parent
 
@@ -15,7 +19,8 @@ def path(name: str) -> Path:
     return ZOO_DIR / f"{name}.json"
 
 
-def load(name: str):  # -> Architecture (imported lazily to keep `hwnas zoo` start-up light)
+def load(name: str) -> Architecture:
+    """The zoo model `name` (hwnas.arch is imported here, so `hwnas zoo` can start without torch)."""
     from ..arch import Architecture
 
     return Architecture.load(path(name))
