@@ -15,10 +15,13 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 quickstart: $(VENV)/.installed
+	rm -rf $(RUN)
 	$(VENV)/bin/hwnas zoo
 	$(VENV)/bin/hwnas show fbnet_a
 	$(VENV)/bin/hwnas profile fbnet_a --latency --threads 2
 	$(VENV)/bin/hwnas export fbnet_a --format onnx -o $(RUN)/fbnet_a.onnx
+	$(VENV)/bin/hwnas train mobilenet_v2 --data digits --input 3x32x32 --epochs 3 --lr 0.02 --no-flip --run-dir $(RUN)/train
+	$(VENV)/bin/hwnas eval mobilenet_v2 --weights $(RUN)/train/model.pt --run-dir $(RUN)/eval
 
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
@@ -26,6 +29,7 @@ test: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) bench/profile_zoo.py
+	$(PY) bench/train_throughput.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

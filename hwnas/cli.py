@@ -106,6 +106,42 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_config(args: argparse.Namespace, base: dict[str, Any] | None = None):
+    from .train.config import resolve_config
+
+    return resolve_config(args, base)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train.config import KEYS
+    from .train.session import train
+
+    explicit = {k for k in vars(args) if k in KEYS}
+    if args.config:
+        from .train.config import read_yaml_config
+
+        explicit |= set(read_yaml_config(args.config))
+    outcome = train(args.arch, _train_config(args), resume=args.resume, explicit=explicit)
+    if outcome.main_process:
+        print(json.dumps({"run_dir": str(outcome.run_dir), "best": outcome.best}))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .train.rundir import RunDir
+    from .train.session import evaluate
+
+    trained = RunDir(Path(args.weights).parent)
+    base = trained.read_config() if trained.config_path.is_file() else {}
+    base.pop("run_dir", None)
+    run_dir, metrics = evaluate(args.arch, args.weights, _train_config(args, base))
+    print(f"run directory: {run_dir}", file=sys.stderr)
+    print(json.dumps({"run_dir": str(run_dir), **metrics}))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="hwnas", description="Hardware-aware neural architecture search for PyTorch.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -147,6 +183,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", type=_input_size, help=input_help)
     p.add_argument("--no-verify", action="store_true", help="skip comparing the exported outputs with PyTorch's")
     p.add_argument("--json", action="store_true", help="print the export report as JSON")
+
+    from .train.config import add_config_flags
+
+    p = add("train", cmd_train, "train an architecture from scratch (or resume a run) and write a run directory")
+    p.add_argument("arch", nargs="?", help=arch_help + "; optional with --resume")
+    p.add_argument(
+        "--resume", help="continue RUN_DIR from its latest good checkpoint, or from RUN_DIR/checkpoints/F.pt"
+    )
+    add_config_flags(p)
+
+    p = add("eval", cmd_eval, "accuracy of trained weights on a dataset's validation split")
+    p.add_argument("arch", help=arch_help)
+    p.add_argument(
+        "--weights", required=True, help="model.pt of a run (its config.yaml supplies the defaults) or any state dict"
+    )
+    add_config_flags(p, skip=("epochs", "checkpoint_every", "keep_checkpoints", "max_bad_steps", "log_every"))
     return parser
 
 

@@ -15,22 +15,7 @@ from torch import nn
 
 from .arch import Architecture
 from .errors import HwnasError
-from .model import build_model
-
-
-def load_weights(model: nn.Module, weights: str | os.PathLike[str]) -> None:
-    """Load a state dict, or a checkpoint holding one under 'model', strictly into `model`."""
-    try:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError) as exc:
-        raise HwnasError(f"weights {weights}: cannot load ({exc})") from None
-    if isinstance(state, dict) and isinstance(state.get("model"), dict):
-        state = state["model"]
-    try:
-        model.load_state_dict(state)
-    except (RuntimeError, TypeError, AttributeError) as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise HwnasError(f"weights {weights}: do not fit this architecture ({first})") from None
+from .model import build_model, load_weights
 
 
 def _export_onnx(model: nn.Module, x: torch.Tensor, path: Path) -> None:

@@ -7,3 +7,25 @@ from hwnas.spaces import SpaceSpec
 
 def random_choices(space: SpaceSpec, rng: random.Random) -> list[str]:
     return [rng.choice(layer.candidates) for layer in space.layers]
+
+
+TINY_SPACE = """
+name: tiny
+knobs: {input_size: [1, 8, 8], num_classes: 10, dropout: 0.2}
+stem: [{op: conv_k3, channels: 8, stride: 1}]
+candidates: [ir_k3_e3, ir_k5_e3, skip]
+stages:
+  - {channels: 16, layers: 2, stride: 2}
+  - {channels: 16, layers: 1, stride: 1}
+head: {op: conv_k1, channels: 32}
+"""
+
+
+def tiny_arch(directory, choices=("ir_k3_e3", "skip", "ir_k5_e3")) -> str:
+    """A three-layer architecture file (and its space) for fast training tests; returns its path."""
+    import json
+
+    (directory / "tiny.yaml").write_text(TINY_SPACE)
+    path = directory / "tiny_arch.json"
+    path.write_text(json.dumps({"format": "hwnas.arch/1", "space": "tiny.yaml", "choices": list(choices)}))
+    return str(path)

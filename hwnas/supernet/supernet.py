@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from ..errors import ArchError
-from ..model import ClassifierHead, build_stem
+from ..model import ClassifierHead, build_stem, init_weights
 from ..spaces import SpaceSpec
 from .choice import ChoiceLayer
 
@@ -26,6 +26,7 @@ class Supernet(nn.Module):
         self.stem = build_stem(space)
         self.layers = nn.ModuleList(ChoiceLayer(layer, space.block_config) for layer in space.layers)
         self.head = ClassifierHead(space)
+        init_weights(self)
 
     def path_indices(self, choices: Sequence[int | str]) -> list[int]:
         """Candidate indices of a path given as op names or indices; reject anything else."""

@@ -1,0 +1,213 @@
+"""Datasets from disk, by name: digits, cifar10/100 (python pickles), image folders, tiny-imagenet, synthetic.
+
+`open_dataset("cifar10:/data/cifar")` returns the training pool, the test pool (None when
+the layout has none), the class names and the normalisation statistics.
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..errors import HwnasError
+from .imageset import FileSource, ImageSet, TensorSource
+
+IMAGENET_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp", ".gif", ".tif", ".tiff"}
+FORMATS = "digits, synthetic, cifar10:DIR, cifar100:DIR, folder:DIR, tiny-imagenet:DIR"
+
+
+@dataclass(frozen=True)
+class DataPools:
+    train: ImageSet
+    test: ImageSet | None
+    classes: list[str]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+
+def _digits() -> DataPools:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = torch.from_numpy(digits.images).mul(255 / 16).round().to(torch.uint8).unsqueeze(1)
+    scaled = images.float() / 255
+    mean, std = float(scaled.mean()), float(scaled.std())
+    pool = ImageSet(TensorSource(images), torch.from_numpy(digits.target).long())
+    return DataPools(pool, None, [str(i) for i in range(10)], (mean,), (std,))
+
+
+def _synthetic(shape: tuple[int, int, int], num_classes: int, seed: int) -> DataPools:
+    g = torch.Generator().manual_seed(seed)
+
+    def make(n: int) -> ImageSet:
+        images = torch.randint(0, 256, (n, *shape), generator=g, dtype=torch.uint8)
+        return ImageSet(TensorSource(images), torch.randint(0, num_classes, (n,), generator=g))
+
+    return DataPools(make(1024), make(256), [str(i) for i in range(num_classes)], (0.5,) * shape[0], (0.29,) * shape[0])
+
+
+def _unpickle(path: Path) -> dict:
+    try:
+        with open(path, "rb") as f:
+            return pickle.load(f, encoding="bytes")
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError) as exc:
+        raise HwnasError(f"{path}: not a CIFAR python-pickle batch ({exc})") from None
+
+
+def _cifar(root: Path, hundred: bool) -> DataPools:
+    sub = "cifar-100-python" if hundred else "cifar-10-batches-py"
+    train_names = ["train"] if hundred else [f"data_batch_{i}" for i in range(1, 6)]
+    meta_name = "meta" if hundred else "batches.meta"
+    if (root / sub).is_dir():
+        root = root / sub
+    expected = ", ".join([*train_names, "test" if hundred else "test_batch", meta_name])
+    missing = [n for n in [*train_names, meta_name] if not (root / n).is_file()]
+    if missing:
+        raise HwnasError(
+            f"{root}: not a CIFAR-{100 if hundred else 10} python directory; expected files {expected} "
+            f"(missing {missing[0]})"
+        )
+    label_key = b"fine_labels" if hundred else b"labels"
+
+    def load(names: list[str]) -> ImageSet:
+        batches = [_unpickle(root / n) for n in names]
+        try:
+            data = torch.cat([torch.as_tensor(b[b"data"]).reshape(-1, 3, 32, 32) for b in batches])
+            labels = torch.cat([torch.as_tensor(b[label_key]) for b in batches]).long()
+        except (KeyError, RuntimeError, TypeError) as exc:
+            raise HwnasError(
+                f"{root}: batch files lack {label_key.decode()!r}/'data' of shape N x 3072 ({exc})"
+            ) from None
+        return ImageSet(TensorSource(data.to(torch.uint8)), labels)
+
+    meta = _unpickle(root / meta_name)
+    names = [n.decode() for n in meta[b"fine_label_names" if hundred else b"label_names"]]
+    test_name = "test" if hundred else "test_batch"
+    test = load([test_name]) if (root / test_name).is_file() else None
+    stats = (
+        ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762))
+        if hundred
+        else ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
+    )
+    return DataPools(load(train_names), test, names, *stats)
+
+
+def _class_folders(root: Path) -> list[Path]:
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def _file_set(paths: list[Path], labels: list[int], size: tuple[int, int], channels: int) -> ImageSet:
+    return ImageSet(FileSource(paths, size, channels), torch.tensor(labels, dtype=torch.long))
+
+
+def _tree(root: Path, classes: list[str], size: tuple[int, int], channels: int) -> ImageSet:
+    paths, labels = [], []
+    for label, name in enumerate(classes):
+        found = _images_in(root / name) if (root / name).is_dir() else []
+        paths += found
+        labels += [label] * len(found)
+    return _file_set(paths, labels, size, channels)
+
+
+def _folder(root: Path, size: tuple[int, int], channels: int) -> DataPools:
+    layout = "one sub-folder of images per class, or train/ and val/ (or test/) holding such sub-folders"
+    train_root = root / "train" if (root / "train").is_dir() else root
+    test_root = next((root / n for n in ("val", "test") if (root / n).is_dir() and train_root != root), None)
+    classes = [p.name for p in _class_folders(train_root)]
+    if not classes:
+        raise HwnasError(f"{root}: no class folders found; expected {layout}")
+    train = _tree(train_root, classes, size, channels)
+    if len(train) == 0:
+        raise HwnasError(
+            f"{train_root}: class folders hold no images ({', '.join(sorted(IMAGE_SUFFIXES))}); expected {layout}"
+        )
+    test = _tree(test_root, classes, size, channels) if test_root else None
+    return DataPools(train, test, classes, *IMAGENET_STATS)
+
+
+def _tiny_imagenet(root: Path, size: tuple[int, int], channels: int) -> DataPools:
+    layout = "train/<wnid>/images/*.JPEG, val/images/*.JPEG and val/val_annotations.txt"
+    if (root / "tiny-imagenet-200").is_dir():
+        root = root / "tiny-imagenet-200"
+    annotations = root / "val" / "val_annotations.txt"
+    if not (root / "train").is_dir() or not annotations.is_file():
+        raise HwnasError(f"{root}: not a tiny-imagenet-200 directory; expected {layout}")
+    classes = [p.name for p in _class_folders(root / "train")]
+    index = {name: i for i, name in enumerate(classes)}
+    train = _tree(root / "train", classes, size, channels)
+    paths, labels = [], []
+    for n, line in enumerate(annotations.read_text().splitlines(), 1):
+        cols = line.split("\t")
+        if not line.strip():
+            continue
+        if len(cols) < 2 or cols[1] not in index:
+            raise HwnasError(f"{annotations}:{n}: expected 'FILE<TAB>WNID...' with a WNID of train/, got {line!r}")
+        paths.append(root / "val" / "images" / cols[0])
+        labels.append(index[cols[1]])
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        raise HwnasError(f"{missing[0]}: listed in {annotations} but missing")
+    return DataPools(train, _file_set(paths, labels, size, channels), classes, *IMAGENET_STATS)
+
+
+def _select_classes(pools: DataPools, classes: str | None) -> DataPools:
+    """Keep a class subset (the first N, or the names listed in a file) and renumber labels 0..k-1."""
+    if classes is None:
+        return pools
+    if classes.isdigit():
+        n = int(classes)
+        if not 1 <= n <= len(pools.classes):
+            raise HwnasError(f"--classes {classes}: expected a number in 1..{len(pools.classes)} or a file of names")
+        keep = pools.classes[:n]  # folder trees list classes sorted by name; CIFAR and digits by label
+    else:
+        path = Path(classes)
+        if not path.is_file():
+            raise HwnasError(f"--classes {classes}: neither a number nor a file listing class names")
+        keep = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        unknown = [c for c in keep if c not in pools.classes]
+        if unknown:
+            raise HwnasError(f"--classes {classes}: class {unknown[0]!r} is not in the dataset")
+    old = torch.tensor([pools.classes.index(c) for c in keep])
+    remap = torch.full((len(pools.classes),), -1, dtype=torch.long)
+    remap[old] = torch.arange(len(keep))
+
+    def narrow(pool: ImageSet | None) -> ImageSet | None:
+        if pool is None:
+            return None
+        new_labels = remap[pool.labels]
+        kept = torch.nonzero(new_labels[pool.index] >= 0).flatten()
+        return ImageSet(pool.source, new_labels, pool.index[kept])
+
+    return DataPools(narrow(pools.train), narrow(pools.test), keep, pools.mean, pools.std)
+
+
+def open_dataset(spec: str, image_shape: tuple[int, int, int], classes: str | None = None, seed: int = 0) -> DataPools:
+    """Open a dataset by spec; file-backed images are decoded at `image_shape`'s size."""
+    name, _, path = spec.partition(":")
+    channels, h, w = image_shape
+    if name == "digits" and not path:
+        pools = _digits()
+    elif name == "synthetic" and not path:
+        num = int(classes) if classes and classes.isdigit() else 10
+        return _synthetic(image_shape, num, seed)
+    elif name in ("cifar10", "cifar100", "folder", "tiny-imagenet") and path:
+        root = Path(path)
+        if not root.is_dir():
+            raise HwnasError(f"--data {spec}: {root} is not a directory")
+        if name == "folder":
+            pools = _folder(root, (h, w), channels)
+        elif name == "tiny-imagenet":
+            pools = _tiny_imagenet(root, (h, w), channels)
+        else:
+            pools = _cifar(root, hundred=name == "cifar100")
+    else:
+        raise HwnasError(f"--data {spec!r}: unknown dataset; expected one of {FORMATS}")
+    return _select_classes(pools, classes)

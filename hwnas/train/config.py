@@ -1,0 +1,241 @@
+"""`TrainConfig`: every option of a training run, once, as a flag and as a YAML key.
+
+Precedence: defaults < `--config FILE.yaml` < flags given on the command line. The fully
+resolved config is written to the run directory as `config.yaml`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import HwnasError
+
+OPTIMIZERS = ("sgd", "adam", "rmsprop")
+SCHEDULES = ("cosine", "step", "exponential", "constant")
+AMP_MODES = ("off", "bf16", "fp16")
+
+
+def _opt(help: str, **kw: Any) -> Any:
+    default = kw.pop("default")
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass
+class TrainConfig:
+    """Options of `hwnas train` (and the base of every search run's config)."""
+
+    data: str = _opt(
+        "dataset: digits, synthetic, cifar10:DIR, cifar100:DIR, folder:DIR, tiny-imagenet:DIR", default="digits"
+    )
+    input: str | None = _opt("image size CxHxW fed to the network (default: the architecture's)", default=None)
+    classes: str | None = _opt(
+        "class subset: N (first N classes in sorted order) or a file listing class names", default=None
+    )
+    val_split: float = _opt(
+        "fraction of the training pool held out for validation when the dataset has no test pool",
+        default=0.1,
+        check=lambda v: 0 < v < 1,
+        expected="a number in (0, 1)",
+    )
+    epochs: int = _opt("number of epochs", default=10, check=lambda v: v >= 1, expected="an integer >= 1")
+    batch_size: int = _opt(
+        "global batch size (split over DDP ranks)", default=64, check=lambda v: v >= 1, expected="an integer >= 1"
+    )
+    optimizer: str = _opt("optimizer", default="sgd", choices=OPTIMIZERS)
+    lr: float = _opt("peak learning rate", default=0.05, check=lambda v: v > 0, expected="a number > 0")
+    momentum: float = _opt(
+        "momentum (sgd, rmsprop); beta1 for adam",
+        default=0.9,
+        check=lambda v: 0 <= v < 1,
+        expected="a number in [0, 1)",
+    )
+    nesterov: bool = _opt("Nesterov momentum (sgd)", default=False)
+    weight_decay: float = _opt("weight decay", default=5e-4, check=lambda v: v >= 0, expected="a number >= 0")
+    no_decay_bn_bias: bool = _opt("exempt BatchNorm parameters and biases from weight decay", default=False)
+    schedule: str = _opt("learning-rate schedule (per step)", default="cosine", choices=SCHEDULES)
+    lr_min: float = _opt(
+        "final learning rate of the cosine schedule", default=0.0, check=lambda v: v >= 0, expected="a number >= 0"
+    )
+    warmup_epochs: float = _opt(
+        "linear warm-up from 0 to --lr over this many epochs",
+        default=0.0,
+        check=lambda v: v >= 0,
+        expected="a number >= 0",
+    )
+    step_epochs: float = _opt(
+        "step schedule: multiply by --gamma every this many epochs",
+        default=30.0,
+        check=lambda v: v > 0,
+        expected="a number > 0",
+    )
+    gamma: float = _opt(
+        "decay factor of the step (per --step-epochs) and exponential (per epoch) schedules",
+        default=0.97,
+        check=lambda v: 0 < v <= 1,
+        expected="a number in (0, 1]",
+    )
+    label_smoothing: float = _opt(
+        "label smoothing", default=0.0, check=lambda v: 0 <= v < 1, expected="a number in [0, 1)"
+    )
+    grad_clip: float = _opt(
+        "clip the gradient norm to this (0: off)", default=0.0, check=lambda v: v >= 0, expected="a number >= 0"
+    )
+    amp: str = _opt(
+        "mixed precision: bf16 (CPU or CUDA), fp16 (CUDA, with loss scaling), off", default="off", choices=AMP_MODES
+    )
+    channels_last: bool = _opt("channels_last memory format for model and inputs", default=False)
+    ema: float = _opt(
+        "keep an exponential moving average of the weights with this decay (0: off); validation then uses it",
+        default=0.0,
+        check=lambda v: 0 <= v < 1,
+        expected="a number in [0, 1)",
+    )
+    crop_padding: int = _opt(
+        "random crop after zero-padding by this many pixels (0: off)",
+        default=4,
+        check=lambda v: v >= 0,
+        expected="an integer >= 0",
+    )
+    flip: bool = _opt("random horizontal flip", default=True)
+    cutout: bool = _opt("cutout (a zeroed square per image)", default=False)
+    cutout_length: int = _opt(
+        "side of the cutout square", default=16, check=lambda v: v >= 1, expected="an integer >= 1"
+    )
+    seed: int = _opt("seed of data order, augmentation and initialisation", default=0)
+    device: str = _opt("auto (the GPU with the most free memory, else the CPU), cpu, cuda, cuda:N", default="auto")
+    workers: int = _opt(
+        "data-loading worker processes (image folders)", default=2, check=lambda v: v >= 0, expected="an integer >= 0"
+    )
+    run_dir: str | None = _opt("run directory (default: runs/<command>-<arch>-<time>)", default=None)
+    checkpoint_every: int = _opt(
+        "also checkpoint every this many steps inside an epoch (0: epoch ends only)",
+        default=200,
+        check=lambda v: v >= 0,
+        expected="an integer >= 0",
+    )
+    keep_checkpoints: int = _opt(
+        "keep the last this many checkpoints (best.pt is kept apart)",
+        default=3,
+        check=lambda v: v >= 1,
+        expected="an integer >= 1",
+    )
+    max_bad_steps: int = _opt(
+        "stop after this many non-finite losses in a row (each such step is skipped)",
+        default=5,
+        check=lambda v: v >= 1,
+        expected="an integer >= 1",
+    )
+    log_every: int = _opt(
+        "write a training record to metrics.jsonl every this many steps",
+        default=20,
+        check=lambda v: v >= 1,
+        expected="an integer >= 1",
+    )
+    progress: bool = _opt("progress bar (off by itself when output is not a terminal)", default=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return check_config(dataclasses.replace(self, **changes))
+
+
+KEYS = {f.name: f for f in fields(TrainConfig)}
+_TYPES = {"str": str, "int": int, "float": float, "bool": bool, "str | None": str}
+
+
+def _coerce(name: str, value: Any, where: str) -> Any:
+    f = KEYS[name]
+    kind = _TYPES[str(f.type)]
+    if value is None and "None" in str(f.type):
+        return None
+    ok = (
+        isinstance(value, bool)
+        if kind is bool
+        else isinstance(value, int | float) and not isinstance(value, bool)
+        if kind is float
+        else isinstance(value, int) and not isinstance(value, bool)
+        if kind is int
+        else isinstance(value, str | int) and not isinstance(value, bool)
+    )
+    if not ok:
+        raise HwnasError(f"{where}: {name}: got {value!r}, expected {_expected(f)}")
+    if kind is float:
+        value = float(value)
+        if not math.isfinite(value):
+            raise HwnasError(f"{where}: {name}: got {value!r}, expected a finite number")
+    return str(value) if kind is str else value
+
+
+def _expected(f: dataclasses.Field) -> str:
+    if "expected" in f.metadata:
+        return f.metadata["expected"]
+    if "choices" in f.metadata:
+        return f"one of {', '.join(f.metadata['choices'])}"
+    return {"bool": "true or false", "int": "an integer", "float": "a number"}.get(str(f.type), "a string")
+
+
+def check_config(cfg: TrainConfig, where: str = "config") -> TrainConfig:
+    """Raise one HwnasError line for the first value that is out of range."""
+    for name, f in KEYS.items():
+        value = _coerce(name, getattr(cfg, name), where)
+        setattr(cfg, name, value)
+        if value is None:
+            continue
+        if "choices" in f.metadata and value not in f.metadata["choices"]:
+            raise HwnasError(f"{where}: {name}: got {value!r}, expected {_expected(f)}")
+        if "check" in f.metadata and not f.metadata["check"](value):
+            raise HwnasError(f"{where}: {name}: got {value!r}, expected {_expected(f)}")
+    return cfg
+
+
+def read_yaml_config(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a config file's keys (dashes or underscores), rejecting keys that do not exist."""
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except OSError as exc:
+        raise HwnasError(f"config {path}: cannot read ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise HwnasError(f"config {path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise HwnasError(f"config {path}: expected a mapping of option names to values")
+    out = {}
+    for key, value in data.items():
+        name = str(key).replace("-", "_")
+        if name not in KEYS:
+            raise HwnasError(f"config {path}: unknown key {key!r}; expected one of {', '.join(KEYS)}")
+        out[name] = _coerce(name, value, f"config {path}")
+    return out
+
+
+def add_config_flags(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
+    """One flag per config key; flags not given stay absent from the parsed namespace."""
+    parser.add_argument("--config", help="YAML file of options (keys as below, dashes or underscores)")
+    group = parser.add_argument_group("training options (also YAML keys)")
+    for name, f in KEYS.items():
+        if name in skip:
+            continue
+        flag = "--" + name.replace("_", "-")
+        kind = _TYPES[str(f.type)]
+        common = {"dest": name, "default": argparse.SUPPRESS, "help": f"{f.metadata['help']} (default: {f.default})"}
+        if kind is bool:
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, **common)
+        else:
+            group.add_argument(flag, type=kind, metavar=name.upper(), **common)
+
+
+def resolve_config(args: argparse.Namespace, base: dict[str, Any] | None = None) -> TrainConfig:
+    """Defaults, then `base` (e.g. a resumed run's config), then --config, then the flags given."""
+    values: dict[str, Any] = dict(base or {})
+    if getattr(args, "config", None):
+        values.update(read_yaml_config(args.config))
+    values.update({k: v for k, v in vars(args).items() if k in KEYS})
+    return check_config(TrainConfig(**values), "options")

@@ -1,0 +1,204 @@
+"""`train` and `evaluate`: a run from an architecture, a config and a dataset, resumable from its directory."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..arch import Architecture, resolve_arch
+from ..data import ImageSet, Preprocess, open_dataset, train_val
+from ..errors import HwnasError
+from ..io import atomic_write
+from ..model import build_model, load_weights
+from .config import TrainConfig, check_config
+from .distributed import Dist, barrier, init_distributed, shutdown
+from .rundir import RunDir
+from .trainer import Trainer
+
+RESUME_MAY_CHANGE = {
+    "epochs",
+    "device",
+    "workers",
+    "progress",
+    "log_every",
+    "checkpoint_every",
+    "keep_checkpoints",
+    "max_bad_steps",
+    "run_dir",
+}
+
+
+def parse_shape(text: str) -> list[int]:
+    parts = text.lower().split("x")
+    if len(parts) != 3 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise HwnasError(f"--input {text!r}: expected CxHxW with positive integers, e.g. 3x32x32")
+    return [int(p) for p in parts]
+
+
+@dataclass
+class Prepared:
+    arch: Architecture
+    train: ImageSet
+    val: ImageSet
+    classes: list[str]
+    preprocess: Preprocess  # augments only when given an epoch's plan (training batches)
+
+
+def prepare(arch: Architecture, cfg: TrainConfig) -> Prepared:
+    """Open the data and fit the architecture to it (input size, number of classes)."""
+    shape = parse_shape(cfg.input) if cfg.input else list(arch.spec.input_size)
+    pools = open_dataset(cfg.data, tuple(shape), cfg.classes, cfg.seed)
+    arch = arch.with_space_args(input_size=shape, num_classes=len(pools.classes))
+    train, val = train_val(pools.train, pools.test, cfg.val_split, cfg.seed)
+    preprocess = Preprocess(
+        tuple(shape), pools.mean, pools.std, cfg.crop_padding, cfg.flip, cfg.cutout_length if cfg.cutout else 0
+    )
+    return Prepared(arch, train, val, pools.classes, preprocess)
+
+
+def _check_resume(saved: dict[str, Any], cfg: TrainConfig, run: Path) -> None:
+    for f in fields(TrainConfig):
+        if f.name not in RESUME_MAY_CHANGE and f.name in saved and saved[f.name] != getattr(cfg, f.name):
+            raise HwnasError(
+                f"--resume {run}: {f.name} was {saved[f.name]!r} in that run, got {getattr(cfg, f.name)!r}; "
+                f"a resumed run keeps its options except {', '.join(sorted(RESUME_MAY_CHANGE))}"
+            )
+
+
+def _resume_target(resume: str) -> tuple[Path, str | None]:
+    path = Path(resume)
+    if path.is_dir():
+        return path, None
+    if path.is_file() and path.parent.name == "checkpoints":
+        return path.parent.parent, path.name
+    raise HwnasError(f"--resume {resume}: expected a run directory or RUN_DIR/checkpoints/<file>.pt")
+
+
+@dataclass
+class Outcome:
+    run_dir: Path
+    best: dict[str, Any]
+    history: list[dict[str, Any]]
+    main_process: bool = True
+
+
+def train(
+    arch: Architecture | str | None, cfg: TrainConfig, resume: str | None = None, explicit: set[str] | None = None
+) -> Outcome:
+    """Train `arch` from scratch (or continue the run `resume`) and return where it was written.
+
+    `explicit` names the options the user set (a resumed run may change only some of them).
+    """
+    checkpoint_name = None
+    if resume is not None:
+        run_path, checkpoint_name = _resume_target(resume)
+        saved_run = RunDir(run_path)
+        if not saved_run.config_path.is_file() or not (run_path / "arch.json").is_file():
+            raise HwnasError(f"--resume {resume}: {run_path} has no config.yaml and arch.json (not an hwnas run)")
+        saved = saved_run.read_config()
+        merged = {**saved, **{k: getattr(cfg, k) for k in (explicit or set())}}
+        cfg = check_config(TrainConfig(**{k: v for k, v in merged.items() if k in TrainConfig.__dataclass_fields__}))
+        _check_resume(saved, cfg, run_path)
+        run_arch = Architecture.load(run_path / "arch.json")
+        if arch is not None and resolve_arch(arch).to_dict()["choices"] != run_arch.to_dict()["choices"]:
+            raise HwnasError(f"--resume {run_path}: that run trains a different architecture than {arch}")
+        arch, cfg.run_dir = run_arch, str(run_path)
+    elif arch is None:
+        raise HwnasError("train: give an architecture (file or zoo name) or --resume RUN_DIR")
+    label = arch.space if isinstance(arch, Architecture) else Path(str(arch)).stem
+    arch = resolve_arch(arch)
+
+    ctx, device = init_distributed(cfg.device)
+    try:
+        torch.manual_seed(cfg.seed)
+        data = prepare(arch, cfg)
+        run_path = Path(cfg.run_dir) if cfg.run_dir else RunDir.default_path("train", label)
+        run_path = _agree(run_path, ctx)
+        run = RunDir(run_path, cfg.keep_checkpoints, writer=ctx.main)
+        if resume is None and run.checkpoints.entries():
+            raise HwnasError(f"--run-dir {run_path} already holds a run; continue it with --resume {run_path}")
+        cfg.run_dir = str(run_path)
+        model = build_model(data.arch)
+        trainer = Trainer(
+            model,
+            cfg,
+            train_set=data.train,
+            val_set=data.val,
+            preprocess=data.preprocess,
+            device=device,
+            run=run,
+            ctx=ctx,
+            meta={"config": cfg.to_dict(), "arch": data.arch.to_dict()},
+        )
+        if resume is not None:
+            found = run.checkpoints.load_latest(upto=checkpoint_name)
+            if found is None:
+                raise HwnasError(f"--resume {resume}: no readable checkpoint in {run.checkpoints.directory}")
+            trainer.load_state_dict(found[1])
+            run.truncate_metrics(trainer.step)
+            _say(ctx, f"resuming {run_path} from {found[0].name} (epoch {trainer.epoch + 1}, step {trainer.step})")
+        else:
+            run.write_config(cfg.to_dict())
+            run.write_text("arch.json", data.arch.to_json())
+            _say(ctx, f"run directory: {run_path}")
+        trainer.fit()
+        final = trainer.ema.module if trainer.ema is not None else trainer.model
+        if ctx.main:
+            atomic_write(run_path / "model.pt", lambda f: torch.save(final.state_dict(), f))
+            run.write_text(
+                "result.json", json.dumps({"best": trainer.best, "last": trainer.history[-1:] or None}, indent=1)
+            )
+        run.close()
+        barrier(ctx)
+        _say(
+            ctx,
+            f"done: best val top-1 {trainer.best.get('val_top1', float('nan')):.2f}% "
+            f"(epoch {trainer.best.get('epoch')}); weights in {run_path / 'model.pt'}",
+        )
+        return Outcome(run_path, trainer.best, trainer.history, ctx.main)
+    finally:
+        shutdown(ctx)
+
+
+def evaluate(arch: Architecture | str, weights: str, cfg: TrainConfig) -> tuple[Path, dict[str, float]]:
+    """Accuracy of `weights` on the validation split `cfg` selects; writes eval.json in a run directory."""
+    arch = resolve_arch(arch)
+    ctx, device = init_distributed(cfg.device)
+    try:
+        data = prepare(arch, cfg)
+        model = build_model(data.arch)
+        load_weights(model, weights)
+        label = Path(weights).parent.name if Path(weights).name == "model.pt" else arch.space
+        run_path = _agree(Path(cfg.run_dir) if cfg.run_dir else RunDir.default_path("eval", label), ctx)
+        cfg.run_dir = str(run_path)
+        run = RunDir(run_path, writer=ctx.main)
+        trainer = Trainer(
+            model, cfg, train_set=data.train, val_set=data.val, preprocess=data.preprocess, device=device, ctx=ctx
+        )
+        metrics = trainer.evaluate()
+        run.write_config(cfg.to_dict())
+        run.write_text("eval.json", json.dumps({"weights": str(weights), "images": len(data.val), **metrics}, indent=1))
+        return run_path, metrics
+    finally:
+        shutdown(ctx)
+
+
+def _agree(path: Path, ctx: Dist) -> Path:
+    """Every rank uses rank 0's run directory name."""
+    if not ctx.enabled:
+        return path
+    import torch.distributed as dist
+
+    box = [str(path)]
+    dist.broadcast_object_list(box, src=0)
+    return Path(box[0])
+
+
+def _say(ctx: Dist, message: str) -> None:
+    if ctx.main:
+        print(message, file=sys.stderr)

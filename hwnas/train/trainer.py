@@ -1,0 +1,333 @@
+"""`Trainer`: the one training loop of hwnas (supernets and standalone models alike).
+
+Strategies customise it through a small interface rather than copying it: override
+`train_step` (what one batch does), `loss` (how outputs are scored), `extra_state` /
+`load_extra_state` (what else a checkpoint holds) and `on_epoch_end`.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from ..data import EpochLoader, ImageSet, Preprocess
+from ..errors import HwnasError
+from .config import TrainConfig
+from .distributed import Dist, all_reduce_sum
+from .optim import build_optimizer, build_schedule
+from .rundir import RunDir
+
+
+class TrainingError(HwnasError):
+    """A run that cannot go on (e.g. the loss stayed non-finite)."""
+
+
+@dataclass
+class StepResult:
+    loss: float
+    correct: int
+    count: int
+    skipped: bool = False
+
+
+def _rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class Trainer:
+    def __init__(
+        self,
+        model: nn.Module,
+        cfg: TrainConfig,
+        *,
+        train_set: ImageSet,
+        val_set: ImageSet,
+        preprocess: Preprocess,
+        device: torch.device,
+        run: RunDir | None = None,
+        ctx: Dist | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        ctx = ctx or Dist()
+        if cfg.amp == "fp16" and device.type != "cuda":
+            raise HwnasError("--amp fp16 needs a CUDA device; use --amp bf16 on the CPU")
+        if cfg.batch_size % ctx.world:
+            raise HwnasError(f"--batch-size {cfg.batch_size} must be divisible by the {ctx.world} DDP processes")
+        self.cfg, self.ctx, self.device, self.run, self.meta = cfg, ctx, device, run, dict(meta or {})
+        self.preprocess = preprocess
+        self.model = model.to(device)
+        if cfg.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.net: nn.Module = (
+            DistributedDataParallel(self.model, device_ids=[device.index] if device.type == "cuda" else None)
+            if ctx.enabled
+            else self.model
+        )
+        per_rank = cfg.batch_size // ctx.world
+        self.train_loader = EpochLoader(
+            train_set, per_rank, train=True, seed=cfg.seed, rank=ctx.rank, world=ctx.world, workers=cfg.workers
+        )
+        self.val_loader = EpochLoader(
+            val_set, per_rank, train=False, rank=ctx.rank, world=ctx.world, workers=cfg.workers
+        )
+        if len(self.train_loader) == 0:
+            raise HwnasError(f"--batch-size {cfg.batch_size} is larger than the {len(train_set)} training images")
+        self.steps_per_epoch = len(self.train_loader)
+        self.optimizer = build_optimizer(self.model, cfg)
+        self.schedule = build_schedule(self.optimizer, cfg, self.steps_per_epoch)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
+        self.ema = (
+            torch.optim.swa_utils.AveragedModel(
+                self.model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema), use_buffers=True
+            )
+            if cfg.ema
+            else None
+        )
+        self.epoch, self.batch, self.step, self.bad_steps = 0, 0, 0, 0
+        self.sums = [0.0, 0.0, 0.0]  # loss * n, correct, n of the current epoch
+        self.best: dict[str, Any] = {}
+        self.history: list[dict[str, Any]] = []
+
+    # ---- the interface strategies customise -------------------------------------------------
+    def loss(self, outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(outputs.float(), labels, label_smoothing=self.cfg.label_smoothing)
+
+    def autocast(self):
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.cfg.amp)
+        return torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None)
+
+    def train_step(self, images: torch.Tensor, labels: torch.Tensor) -> StepResult:
+        """Forward, backward and update on one batch; a non-finite loss or gradient skips the update."""
+        with self.autocast():
+            outputs = self.net(images)
+            loss = self.loss(outputs, labels)
+        self.scaler.scale(loss).backward()
+        return self.apply_gradients(loss, outputs, labels)
+
+    def apply_gradients(self, loss: torch.Tensor, outputs: torch.Tensor, labels: torch.Tensor) -> StepResult:
+        """Clip, check finiteness (agreed over ranks), step optimizer, schedule and EMA."""
+        self.scaler.unscale_(self.optimizer)
+        params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip or math.inf)
+        finite = bool(torch.isfinite(loss)) and (self.cfg.amp == "fp16" or bool(torch.isfinite(norm)))
+        finite = all_reduce_sum([float(not finite)], self.device, self.ctx)[0] == 0
+        if finite:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            if self.ema is not None:
+                self.ema.update_parameters(self.model)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.schedule.step()
+        correct = int((outputs.detach().argmax(1) == labels).sum()) if finite else 0
+        return StepResult(float(loss.detach()) if finite else 0.0, correct, len(labels) if finite else 0, not finite)
+
+    def extra_state(self) -> dict[str, Any]:
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        del state
+
+    def on_epoch_end(self, epoch: int, record: dict[str, Any]) -> None:
+        del epoch, record
+
+    # ---- state ------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        rng = [_rng_state()]
+        if self.ctx.enabled:
+            import torch.distributed as dist
+
+            rng = [None] * self.ctx.world
+            dist.all_gather_object(rng, _rng_state())
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "rng": rng,
+            "epoch": self.epoch,
+            "batch": self.batch,
+            "step": self.step,
+            "bad_steps": self.bad_steps,
+            "sums": list(self.sums),
+            "best": dict(self.best),
+            "extra": self.extra_state(),
+            **self.meta,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            if self.ema is not None and state.get("ema") is not None:
+                self.ema.load_state_dict(state["ema"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise HwnasError(f"checkpoint does not fit this model and optimizer ({str(exc).splitlines()[0]})") from None
+        self.schedule.load_state_dict(state["schedule"])
+        self.scaler.load_state_dict(state["scaler"])
+        rng = state["rng"]
+        _set_rng_state(rng[self.ctx.rank] if len(rng) == self.ctx.world else rng[0])
+        self.epoch, self.batch, self.step = state["epoch"], state["batch"], state["step"]
+        self.bad_steps, self.sums, self.best = state["bad_steps"], list(state["sums"]), dict(state["best"])
+        self.load_extra_state(state.get("extra", {}))
+
+    def save_checkpoint(self, best: bool = False) -> None:
+        state = self.state_dict()  # every rank joins the RNG gather; only rank 0 writes
+        if self.run is not None and self.ctx.main:
+            name = (
+                f"epoch_{self.epoch:03d}.pt" if self.batch == 0 else f"epoch_{self.epoch:03d}_step_{self.step:07d}.pt"
+            )
+            self.run.checkpoints.save(state, name, best=best)
+
+    # ---- the loop ---------------------------------------------------------------------------
+    def evaluate(self) -> dict[str, float]:
+        """Loss, top-1 and top-5 accuracy (%) on the validation set, summed over all ranks."""
+        model = self.ema.module if self.ema is not None else self.model
+        model.eval()
+        k = min(5, self._num_classes(model))
+        sums = [0.0, 0.0, 0.0, 0.0]
+        with torch.no_grad(), self.autocast():
+            for batch in self.val_loader.epoch(0):
+                x = self._prepare(batch, None)
+                y = batch.labels.to(self.device)
+                out = model(x).float()
+                top = out.topk(k, 1).indices
+                sums[0] += float(F.cross_entropy(out, y, reduction="sum"))
+                sums[1] += float((top[:, 0] == y).sum())
+                sums[2] += float((top == y[:, None]).any(1).sum())
+                sums[3] += len(y)
+        loss, top1, top5, n = all_reduce_sum(sums, self.device, self.ctx)
+        return {"val_loss": loss / max(n, 1), "val_top1": 100 * top1 / max(n, 1), "val_top5": 100 * top5 / max(n, 1)}
+
+    @staticmethod
+    def _num_classes(model: nn.Module) -> int:
+        last = [m for m in model.modules() if isinstance(m, nn.Linear)]
+        return last[-1].out_features if last else 5
+
+    def _prepare(self, batch, plan) -> torch.Tensor:
+        x = self.preprocess(batch, self.device, plan)
+        return x.contiguous(memory_format=torch.channels_last) if self.cfg.channels_last else x
+
+    def fit(self) -> dict[str, Any]:
+        """Train to the last epoch from wherever the state is (fresh, or a loaded checkpoint)."""
+        from tqdm import tqdm
+
+        cfg = self.cfg
+        show = cfg.progress and self.ctx.main
+        while self.epoch < cfg.epochs:
+            self.net.train()
+            plan = self.preprocess.plan(len(self.train_loader.dataset), cfg.seed, self.epoch)
+            start = time.perf_counter()
+            seen_before = self.sums[2]
+            bar = tqdm(
+                total=self.steps_per_epoch,
+                initial=self.batch,
+                desc=f"epoch {self.epoch + 1}/{cfg.epochs}",
+                disable=None if show else True,
+                leave=False,
+                dynamic_ncols=True,
+                file=sys.stderr,
+            )
+            for batch in self.train_loader.epoch(self.epoch, start=self.batch):
+                result = self.train_step(self._prepare(batch, plan), batch.labels.to(self.device))
+                self.batch += 1
+                self.step += 1
+                self._account(result)
+                rate = (self.sums[2] - seen_before) * self.ctx.world / max(time.perf_counter() - start, 1e-9)
+                bar.update(1)
+                bar.set_postfix(
+                    loss=f"{result.loss:.3f}",
+                    acc=f"{100 * self.sums[1] / max(self.sums[2], 1):.1f}",
+                    img_s=f"{rate:.0f}",
+                    refresh=False,
+                )
+                if self.step % cfg.log_every == 0:
+                    self._log(
+                        {
+                            "kind": "train",
+                            "step": self.step,
+                            "epoch": self.epoch,
+                            "loss": result.loss,
+                            "lr": self.optimizer.param_groups[0]["lr"],
+                            "images_per_s": rate,
+                        }
+                    )
+                if (
+                    cfg.checkpoint_every
+                    and self.batch % cfg.checkpoint_every == 0
+                    and self.batch < self.steps_per_epoch
+                ):
+                    self.save_checkpoint()
+            bar.close()
+            record = self._end_epoch(time.perf_counter() - start)
+            self.on_epoch_end(self.epoch - 1, record)
+        return self.best
+
+    def _account(self, result: StepResult) -> None:
+        if result.skipped:
+            self.bad_steps += 1
+            print(
+                f"hwnas: warning: non-finite loss or gradient at step {self.step}; update skipped "
+                f"({self.bad_steps} in a row)",
+                file=sys.stderr,
+            )
+            if self.bad_steps >= self.cfg.max_bad_steps:
+                raise TrainingError(
+                    f"the loss or gradient was not finite for {self.bad_steps} steps in a row (epoch {self.epoch + 1}, "
+                    f"step {self.step}); stopped. The checkpoints hold the last good state: lower --lr, set "
+                    f"--grad-clip, or check the data"
+                )
+            return
+        self.bad_steps = 0
+        self.sums[0] += result.loss * result.count
+        self.sums[1] += result.correct
+        self.sums[2] += result.count
+
+    def _end_epoch(self, seconds: float) -> dict[str, Any]:
+        loss, correct, n = all_reduce_sum(self.sums, self.device, self.ctx)
+        record = {
+            "kind": "epoch",
+            "step": self.step,
+            "epoch": self.epoch + 1,
+            "train_loss": loss / max(n, 1),
+            "train_top1": 100 * correct / max(n, 1),
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "seconds": seconds,
+            **self.evaluate(),
+        }
+        self.epoch, self.batch, self.sums = self.epoch + 1, 0, [0.0, 0.0, 0.0]
+        improved = not self.best or record["val_top1"] > self.best["val_top1"]
+        if improved:
+            self.best = {k: record[k] for k in ("epoch", "val_top1", "val_top5", "val_loss")}
+        self._log(record)
+        self.history.append(record)
+        self.save_checkpoint(best=improved)
+        if self.ctx.main:
+            print(
+                f"epoch {record['epoch']}/{self.cfg.epochs}: train loss {record['train_loss']:.4f} "
+                f"top-1 {record['train_top1']:.2f}% | val loss {record['val_loss']:.4f} "
+                f"top-1 {record['val_top1']:.2f}% top-5 {record['val_top5']:.2f}% | {record['seconds']:.1f}s",
+                file=sys.stderr,
+            )
+        return record
+
+    def _log(self, record: dict[str, Any]) -> None:
+        if self.run is not None and self.ctx.main:
+            self.run.log(record)
