@@ -20,7 +20,7 @@ quickstart: $(VENV)/.installed
 	$(VENV)/bin/hwnas show fbnet_a
 	$(VENV)/bin/hwnas profile fbnet_a --latency --threads 2
 	$(VENV)/bin/hwnas export fbnet_a --format onnx -o $(RUN)/fbnet_a.onnx
-	$(VENV)/bin/hwnas train mobilenet_v2 --data digits --input 3x32x32 --epochs 3 --lr 0.02 --no-flip --run-dir $(RUN)/train
+	$(VENV)/bin/hwnas train mobilenet_v2 --data digits --input 3x32x32 --epochs 10 --lr 0.02 --no-flip --run-dir $(RUN)/train
 	$(VENV)/bin/hwnas eval mobilenet_v2 --weights $(RUN)/train/model.pt --run-dir $(RUN)/eval
 
 test: $(VENV)/.installed
