@@ -71,6 +71,9 @@ def test_export_onnx(tmp_path, capsys):
         (["profile", "nope"], "architecture 'nope' is neither a zoo model"),
         (["profile", "fbnet_a", "--input", "3x224"], "expected CxHxW"),
         (["export", "fbnet_a", "--format", "tflite", "-o", "x"], "invalid choice: 'tflite'"),
+        (["train", "fbnet_a", "--epochs", "ten"], "argument --epochs: invalid int value: 'ten'"),
+        (["train", "fbnet_a", "--optimizer", "adamw"], "optimizer: got 'adamw', expected one of sgd, adam, rmsprop"),
+        (["train", "fbnet_a", "--data", "cifar10:/nowhere"], "/nowhere is not a directory"),
     ],
 )
 def test_usage_errors_are_one_line_exit_2(args, message):
