@@ -106,24 +106,79 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train_config(args: argparse.Namespace, base: dict[str, Any] | None = None):
-    from .train.config import resolve_config
-
-    return resolve_config(args, base)
-
-
 def cmd_train(args: argparse.Namespace) -> int:
-    from .train.config import KEYS
+    from .train.config import explicit_keys, resolve_config
     from .train.session import train
 
-    explicit = {k for k in vars(args) if k in KEYS}
-    if args.config:
-        from .train.config import read_yaml_config
-
-        explicit |= set(read_yaml_config(args.config))
-    outcome = train(args.arch, _train_config(args), resume=args.resume, explicit=explicit)
+    outcome = train(args.arch, resolve_config(args), resume=args.resume, explicit=explicit_keys(args))
     if outcome.main_process:
         print(json.dumps({"run_dir": str(outcome.run_dir), "best": outcome.best}))
+    return 0
+
+
+def cmd_latency(args: argparse.Namespace) -> int:
+    from .cost.table import load_or_build
+    from .report.tables import latency_table
+    from .spaces import load_space
+
+    words = args.target
+    validate = words[0] == "validate"
+    if validate != (len(words) == 2) or not 1 <= len(words) <= 2:
+        raise HwnasError(f"latency: got {' '.join(words)!r}, expected SPACE or validate SPACE")
+    knobs = {"input_size": args.input} if args.input else {}
+    space = load_space(words[-1], **knobs)
+    table = load_or_build(
+        space,
+        device=args.device,
+        threads=args.threads,
+        batch=args.batch,
+        dtype=args.dtype,
+        table=args.table,
+        progress=not args.json,
+    )
+    if args.output:
+        table.save(args.output)
+    if not validate:
+        print(json.dumps(table.to_dict_for(space)) if args.json else latency_table(space, table))
+        return 0
+    from .cost.validate import validate_table
+
+    report = validate_table(space, table, samples=args.samples, seed=args.seed, progress=not args.json)
+    if args.save_offset and table.path is not None:
+        table.offset_ms = report.offset_ms
+        table.save(table.path)
+    if args.json:
+        print(json.dumps(report.to_dict()))
+        return 0
+    where = f"{table.meta.get('device')} ({table.meta.get('device_name')}), {table.meta.get('threads')} thread(s)"
+    print(
+        f"{report.samples} random {space.name} architectures at {'x'.join(map(str, space.input_size))}, "
+        f"batch {table.meta.get('batch')}, on {where}:"
+    )
+    print(
+        f"  sum of per-layer entries: mean error {report.mean_error_pct:.1f}%, max {report.max_error_pct:.1f}%; "
+        f"Spearman {report.spearman:.3f}, Kendall {report.kendall:.3f}"
+    )
+    print(
+        f"  with a per-model offset of {report.offset_ms:+.3f} ms (fitted on half the samples, judged on the "
+        f"other half): mean error {report.mean_error_pct_with_offset:.1f}%, "
+        f"max {report.max_error_pct_with_offset:.1f}%" + (" (saved in the table)" if args.save_offset else "")
+    )
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from .search.config import SearchConfig
+    from .search.session import search
+    from .train.config import explicit_keys, resolve_config
+
+    if args.resume is None and "space" not in vars(args):
+        raise HwnasError("search: give a space (built-in name or YAML path), or --resume RUN_DIR")
+    outcome = search(
+        resolve_config(args, cls=SearchConfig), resume=args.resume, explicit=explicit_keys(args, SearchConfig)
+    )
+    if outcome.main_process:
+        print(json.dumps({"run_dir": str(outcome.run_dir), "arch": str(outcome.arch_path), **outcome.summary}))
     return 0
 
 
@@ -136,7 +191,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     trained = RunDir(Path(args.weights).parent)
     base = trained.read_config() if trained.config_path.is_file() else {}
     base.pop("run_dir", None)
-    run_dir, metrics = evaluate(args.arch, args.weights, _train_config(args, base))
+    from .train.config import resolve_config
+
+    run_dir, metrics = evaluate(args.arch, args.weights, resolve_config(args, base))
     print(f"run directory: {run_dir}", file=sys.stderr)
     print(json.dumps({"run_dir": str(run_dir), **metrics}))
     return 0
@@ -192,6 +249,34 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", help="continue RUN_DIR from its latest good checkpoint, or from RUN_DIR/checkpoints/F.pt"
     )
     add_config_flags(p)
+
+    p = add(
+        "latency",
+        cmd_latency,
+        "build (or show the cached) latency/cost table of a space; `latency validate "
+        "SPACE` measures random architectures end to end against it",
+    )
+    p.add_argument("target", nargs="+", metavar="[validate] SPACE", help="built-in space name or space YAML path")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or onnxruntime")
+    p.add_argument("--threads", type=int, default=1, help="threads pinned while measuring")
+    p.add_argument("--batch", type=int, default=1, help="batch size of the measurements")
+    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
+    p.add_argument("--input", type=_input_size, help=input_help)
+    p.add_argument("--table", help="use this table file instead of the cache (it must cover the space)")
+    p.add_argument("-o", "--output", help="also write the table to this file")
+    p.add_argument("--samples", type=int, default=50, help="validate: random architectures to measure")
+    p.add_argument("--seed", type=int, default=0, help="validate: seed of the random architectures")
+    p.add_argument("--save-offset", action="store_true", help="validate: store the fitted offset in the table")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    from .search.config import SearchConfig
+
+    p = add("search", cmd_search, "differentiable search (FBNet DNAS) of a space, priced by a measured cost table")
+    p.add_argument("space", nargs="?", default=argparse.SUPPRESS, help="built-in space name or space YAML path")
+    p.add_argument(
+        "--resume", help="continue RUN_DIR from its latest good checkpoint, or from RUN_DIR/checkpoints/F.pt"
+    )
+    add_config_flags(p, skip=("space",), cls=SearchConfig)
 
     p = add("eval", cmd_eval, "accuracy of trained weights on a dataset's validation split")
     p.add_argument("arch", help=arch_help)

@@ -6,6 +6,7 @@ from hwnas.spaces import builtin_spaces, load_space
 EXPECTED_LAYERS = {
     "fbnet": 22,
     "fbnet_cifar": 22,
+    "fbnet_small": 7,
     "proxylessnas": 21,
     "spos": 20,
     "single_path": 21,

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ..arch import Architecture
     from ..cost import ModelProfile
+    from ..cost.table import CostTable
     from ..spaces import SpaceSpec
 
 
@@ -77,3 +78,29 @@ def profile_table(arch: Architecture, profile: ModelProfile) -> str:
     rows.append(["total", "", "", "", f"{profile.params:,}", f"{profile.macs:,}"])
     title = f"space {arch.spec.name}, input {_shape(arch.spec.input_size)}"
     return title + "\n" + render(["unit", "op", "input", "output", "params", "MACs"], rows)
+
+
+def latency_table(spec: SpaceSpec, table: CostTable) -> str:
+    """Per layer, each candidate's median latency (ms), and the range of whole-network predictions."""
+    fixed, rows = table.matrix(spec, "latency")
+    columns = list(dict.fromkeys(op for layer in spec.layers for op in layer.candidates))
+    body = []
+    for layer, row in zip(spec.layers, rows, strict=True):
+        cells = dict(zip(layer.candidates, row, strict=True))
+        body.append(
+            [
+                f"layers.{layer.index}",
+                "x".join(map(str, layer.input_shape)),
+                *(f"{cells[c]:.4f}" if c in cells else "-" for c in columns),
+            ]
+        )
+    lo = fixed + sum(min(r) for r in rows)
+    hi = fixed + sum(max(r) for r in rows)
+    meta = table.meta
+    title = (
+        f"latency (ms, median) of {spec.name} on {meta.get('device')} ({meta.get('device_name')}), "
+        f"{meta.get('threads')} thread(s) pinned, batch {meta.get('batch')}, {meta.get('dtype')}; "
+        f"file {table.path}"
+    )
+    footer = f"stem + head {fixed:.4f} ms (offset {table.offset_ms:+.4f}); networks from {lo:.3f} to {hi:.3f} ms"
+    return "\n".join([title, render(["layer", "input", *columns], body), footer])

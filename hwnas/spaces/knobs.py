@@ -42,7 +42,9 @@ KNOBS: dict[str, Knob] = {
     "round_to": Knob(
         "an integer >= 1", lambda v: _is_int(v) and v >= 1, 8, "scaled widths are rounded to a multiple of this"
     ),
-    "stem_stride": Knob("1 or 2", lambda v: v in (1, 2) and _is_int(v), None, "stride of the first stem layer"),
+    "stem_stride": Knob(
+        "null, 1 or 2", lambda v: v is None or (v in (1, 2) and _is_int(v)), None, "stride of the first stem layer"
+    ),
     "activation": Knob(
         f"one of {', '.join(ACTIVATIONS)}", lambda v: v in ACTIVATIONS, "relu", "activation in every block"
     ),

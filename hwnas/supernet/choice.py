@@ -1,4 +1,12 @@
-"""`ChoiceLayer`: every candidate op of one searchable layer, built through the registry."""
+"""`ChoiceLayer`: every candidate op of one searchable layer, built through the registry.
+
+A layer's choice is one of:
+- an index `i`: run candidate i alone (a sampled path);
+- a pair `(i, scale)`: run candidate i alone and multiply by `scale`, a scalar that carries the
+  straight-through gradient of hard Gumbel sampling to the architecture parameters;
+- a weight vector `w` (one entry per candidate): the mixed op `sum_i w_i * op_i(x)`, skipping
+  candidates whose weight is exactly zero.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +16,21 @@ from torch import nn
 from ..blocks import BlockConfig, build_block
 from ..spaces import SearchLayer
 
+Choice = int | tuple[int, torch.Tensor] | torch.Tensor
+
 
 class ChoiceLayer(nn.Module):
-    """Holds one module per candidate; `forward(x, index)` runs the chosen one."""
+    """Holds one module per candidate; `forward(x, choice)` runs a path or mixes candidates."""
 
     def __init__(self, layer: SearchLayer, cfg: BlockConfig) -> None:
         super().__init__()
         self.ops = layer.candidates
         self.candidates = nn.ModuleList(build_block(op, layer.c_in, layer.c_out, layer.stride, cfg) for op in self.ops)
 
-    def forward(self, x: torch.Tensor, index: int) -> torch.Tensor:
-        return self.candidates[index](x)
+    def forward(self, x: torch.Tensor, choice: Choice) -> torch.Tensor:
+        if isinstance(choice, int):
+            return self.candidates[choice](x)
+        if isinstance(choice, tuple):
+            index, scale = choice
+            return scale * self.candidates[index](x)
+        return sum(w * op(x) for w, op in zip(choice, self.candidates, strict=True) if not w.eq(0).item())

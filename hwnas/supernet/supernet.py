@@ -10,14 +10,15 @@ from torch import nn
 from ..errors import ArchError
 from ..model import ClassifierHead, build_stem, init_weights
 from ..spaces import SpaceSpec
-from .choice import ChoiceLayer
+from .choice import Choice, ChoiceLayer
 
 
 class Supernet(nn.Module):
     """Weight-sharing network over `space`; `supernet(x, choices)` runs the path `choices`.
 
     `choices` holds one entry per searchable layer: an op name or its index in that
-    layer's candidate list. Stem and head are the standalone model's own modules.
+    layer's candidate list, or a mixing choice of `ChoiceLayer` (index with a gradient-
+    carrying scale, or a weight vector). Stem and head are the standalone model's own modules.
     """
 
     def __init__(self, space: SpaceSpec) -> None:
@@ -45,8 +46,25 @@ class Supernet(nn.Module):
             indices.append(int(choice))
         return indices
 
-    def forward(self, x: torch.Tensor, choices: Sequence[int | str]) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, choices: Sequence[int | str | Choice]) -> torch.Tensor:
+        if all(isinstance(c, int | str) for c in choices):
+            choices = self.path_indices(choices)
+        elif len(choices) != len(self.layers):
+            raise ArchError(f"path has {len(choices)} choices, expected {len(self.layers)} (one per searchable layer)")
         x = self.stem(x)
-        for layer, index in zip(self.layers, self.path_indices(choices), strict=True):
-            x = layer(x, index)
+        for layer, choice in zip(self.layers, choices, strict=True):
+            x = layer(x, choice)
         return self.head(x)
+
+
+class FixedPath(nn.Module):
+    """A supernet that always runs the same choices (a path, or fixed mixing weights), so it can be
+    evaluated like a plain model while sharing the supernet's weights."""
+
+    def __init__(self, supernet: Supernet, choices: Sequence[int | str | Choice]) -> None:
+        super().__init__()
+        self.supernet = supernet
+        self.choices = supernet.path_indices(choices) if all(isinstance(c, int | str) for c in choices) else choices
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.supernet(x, self.choices)

@@ -148,12 +148,15 @@ class TrainConfig:
         return check_config(dataclasses.replace(self, **changes))
 
 
-KEYS = {f.name: f for f in fields(TrainConfig)}
-_TYPES = {"str": str, "int": int, "float": float, "bool": bool, "str | None": str}
+_TYPES = {"str": str, "int": int, "float": float, "bool": bool, "str | None": str, "float | None": float}
 
 
-def _coerce(name: str, value: Any, where: str) -> Any:
-    f = KEYS[name]
+def keys(cls: type = TrainConfig) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in fields(cls)}
+
+
+def _coerce(f: dataclasses.Field, value: Any, where: str) -> Any:
+    name = f.name
     kind = _TYPES[str(f.type)]
     if value is None and "None" in str(f.type):
         return None
@@ -183,10 +186,10 @@ def _expected(f: dataclasses.Field) -> str:
     return {"bool": "true or false", "int": "an integer", "float": "a number"}.get(str(f.type), "a string")
 
 
-def check_config(cfg: TrainConfig, where: str = "config") -> TrainConfig:
+def check_config(cfg: Any, where: str = "config") -> Any:
     """Raise one HwnasError line for the first value that is out of range."""
-    for name, f in KEYS.items():
-        value = _coerce(name, getattr(cfg, name), where)
+    for name, f in keys(type(cfg)).items():
+        value = _coerce(f, getattr(cfg, name), where)
         setattr(cfg, name, value)
         if value is None:
             continue
@@ -197,7 +200,7 @@ def check_config(cfg: TrainConfig, where: str = "config") -> TrainConfig:
     return cfg
 
 
-def read_yaml_config(path: str | os.PathLike[str]) -> dict[str, Any]:
+def read_yaml_config(path: str | os.PathLike[str], cls: type = TrainConfig) -> dict[str, Any]:
     """Read a config file's keys (dashes or underscores), rejecting keys that do not exist."""
     try:
         data = yaml.safe_load(Path(path).read_text()) or {}
@@ -208,19 +211,20 @@ def read_yaml_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise HwnasError(f"config {path}: expected a mapping of option names to values")
     out = {}
+    known = keys(cls)
     for key, value in data.items():
         name = str(key).replace("-", "_")
-        if name not in KEYS:
-            raise HwnasError(f"config {path}: unknown key {key!r}; expected one of {', '.join(KEYS)}")
-        out[name] = _coerce(name, value, f"config {path}")
+        if name not in known:
+            raise HwnasError(f"config {path}: unknown key {key!r}; expected one of {', '.join(known)}")
+        out[name] = _coerce(known[name], value, f"config {path}")
     return out
 
 
-def add_config_flags(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
+def add_config_flags(parser: argparse.ArgumentParser, skip: tuple[str, ...] = (), cls: type = TrainConfig) -> None:
     """One flag per config key; flags not given stay absent from the parsed namespace."""
     parser.add_argument("--config", help="YAML file of options (keys as below, dashes or underscores)")
-    group = parser.add_argument_group("training options (also YAML keys)")
-    for name, f in KEYS.items():
+    group = parser.add_argument_group("options (also YAML keys)")
+    for name, f in keys(cls).items():
         if name in skip:
             continue
         flag = "--" + name.replace("_", "-")
@@ -232,10 +236,19 @@ def add_config_flags(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()
             group.add_argument(flag, type=kind, metavar=name.upper(), **common)
 
 
-def resolve_config(args: argparse.Namespace, base: dict[str, Any] | None = None) -> TrainConfig:
-    """Defaults, then `base` (e.g. a resumed run's config), then --config, then the flags given."""
-    values: dict[str, Any] = dict(base or {})
+def explicit_keys(args: argparse.Namespace, cls: type = TrainConfig) -> set[str]:
+    """The options the user set, by flag or in --config."""
+    given = {k for k in vars(args) if k in keys(cls)}
     if getattr(args, "config", None):
-        values.update(read_yaml_config(args.config))
-    values.update({k: v for k, v in vars(args).items() if k in KEYS})
-    return check_config(TrainConfig(**values), "options")
+        given |= set(read_yaml_config(args.config, cls))
+    return given
+
+
+def resolve_config(args: argparse.Namespace, base: dict[str, Any] | None = None, cls: type = TrainConfig) -> Any:
+    """Defaults, then `base` (e.g. a resumed run's config), then --config, then the flags given."""
+    known = keys(cls)
+    values: dict[str, Any] = {k: v for k, v in (base or {}).items() if k in known}
+    if getattr(args, "config", None):
+        values.update(read_yaml_config(args.config, cls))
+    values.update({k: v for k, v in vars(args).items() if k in known})
+    return check_config(cls(**values), "options")

@@ -54,8 +54,11 @@ class RunDir:
             self._tb = SummaryWriter(str(self.path / "tb"))
         step = record.get("step", 0)
         for key, value in record.items():
+            tag = f"{record.get('kind', 'run')}/{key}"
             if key not in ("kind", "step") and isinstance(value, int | float) and not isinstance(value, bool):
-                self._tb.add_scalar(f"{record.get('kind', 'run')}/{key}", value, step)
+                self._tb.add_scalar(tag, value, step)
+            elif isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+                self._tb.add_text(tag, " ".join(value), step)
         self._tb.flush()
 
     def truncate_metrics(self, step: int) -> None:

@@ -61,8 +61,8 @@ def prepare(arch: Architecture, cfg: TrainConfig) -> Prepared:
     return Prepared(arch, train, val, pools.classes, preprocess)
 
 
-def _check_resume(saved: dict[str, Any], cfg: TrainConfig, run: Path) -> None:
-    for f in fields(TrainConfig):
+def _check_resume(saved: dict[str, Any], cfg: Any, run: Path) -> None:
+    for f in fields(cfg):
         if f.name not in RESUME_MAY_CHANGE and f.name in saved and saved[f.name] != getattr(cfg, f.name):
             raise HwnasError(
                 f"--resume {run}: {f.name} was {saved[f.name]!r} in that run, got {getattr(cfg, f.name)!r}; "
@@ -87,6 +87,58 @@ class Outcome:
     main_process: bool = True
 
 
+def reopen_config(resume: str, cfg: Any, explicit: set[str] | None, needs: str) -> tuple[Any, Path, str | None]:
+    """The config of the run `resume` with the options the user set laid over it (only those a resumed
+    run may change), its directory, and the checkpoint file asked for (None: the latest good one)."""
+    run_path, checkpoint_name = _resume_target(resume)
+    saved_run = RunDir(run_path)
+    if not saved_run.config_path.is_file() or not (run_path / needs).is_file():
+        raise HwnasError(
+            f"--resume {resume}: {run_path} has no config.yaml and {needs} (not an hwnas run of this kind)"
+        )
+    saved = saved_run.read_config()
+    merged = {**saved, **{k: getattr(cfg, k) for k in (explicit or set())}}
+    known = type(cfg).__dataclass_fields__
+    cfg = check_config(type(cfg)(**{k: v for k, v in merged.items() if k in known}))
+    _check_resume(saved, cfg, run_path)
+    cfg.run_dir = str(run_path)
+    return cfg, run_path, checkpoint_name
+
+
+def open_run(kind: str, label: str, cfg: Any, ctx: Dist, resuming: bool) -> RunDir:
+    """The run directory every rank agrees on; a fresh run refuses one that already holds a run."""
+    run_path = _agree(Path(cfg.run_dir) if cfg.run_dir else RunDir.default_path(kind, label), ctx)
+    run = RunDir(run_path, cfg.keep_checkpoints, writer=ctx.main)
+    if not resuming and run.checkpoints.entries():
+        raise HwnasError(f"--run-dir {run_path} already holds a run; continue it with --resume {run_path}")
+    cfg.run_dir = str(run_path)
+    return run
+
+
+def start_or_resume(
+    trainer: Trainer,
+    run: RunDir,
+    cfg: Any,
+    ctx: Dist,
+    resume: str | None,
+    checkpoint_name: str | None,
+    files: dict[str, str],
+) -> None:
+    """Load the checkpoint to resume from, or write the new run's config and `files`."""
+    if resume is not None:
+        found = run.checkpoints.load_latest(upto=checkpoint_name)
+        if found is None:
+            raise HwnasError(f"--resume {resume}: no readable checkpoint in {run.checkpoints.directory}")
+        trainer.load_state_dict(found[1])
+        run.truncate_metrics(trainer.step)
+        _say(ctx, f"resuming {run.path} from {found[0].name} (epoch {trainer.epoch + 1}, step {trainer.step})")
+    else:
+        run.write_config(cfg.to_dict())
+        for name, text in files.items():
+            run.write_text(name, text)
+        _say(ctx, f"run directory: {run.path}")
+
+
 def train(
     arch: Architecture | str | None, cfg: TrainConfig, resume: str | None = None, explicit: set[str] | None = None
 ) -> Outcome:
@@ -96,18 +148,11 @@ def train(
     """
     checkpoint_name = None
     if resume is not None:
-        run_path, checkpoint_name = _resume_target(resume)
-        saved_run = RunDir(run_path)
-        if not saved_run.config_path.is_file() or not (run_path / "arch.json").is_file():
-            raise HwnasError(f"--resume {resume}: {run_path} has no config.yaml and arch.json (not an hwnas run)")
-        saved = saved_run.read_config()
-        merged = {**saved, **{k: getattr(cfg, k) for k in (explicit or set())}}
-        cfg = check_config(TrainConfig(**{k: v for k, v in merged.items() if k in TrainConfig.__dataclass_fields__}))
-        _check_resume(saved, cfg, run_path)
+        cfg, run_path, checkpoint_name = reopen_config(resume, cfg, explicit, "arch.json")
         run_arch = Architecture.load(run_path / "arch.json")
         if arch is not None and resolve_arch(arch).to_dict()["choices"] != run_arch.to_dict()["choices"]:
             raise HwnasError(f"--resume {run_path}: that run trains a different architecture than {arch}")
-        arch, cfg.run_dir = run_arch, str(run_path)
+        arch = run_arch
     elif arch is None:
         raise HwnasError("train: give an architecture (file or zoo name) or --resume RUN_DIR")
     label = arch.space if isinstance(arch, Architecture) else Path(str(arch)).stem
@@ -117,12 +162,7 @@ def train(
     try:
         torch.manual_seed(cfg.seed)
         data = prepare(arch, cfg)
-        run_path = Path(cfg.run_dir) if cfg.run_dir else RunDir.default_path("train", label)
-        run_path = _agree(run_path, ctx)
-        run = RunDir(run_path, cfg.keep_checkpoints, writer=ctx.main)
-        if resume is None and run.checkpoints.entries():
-            raise HwnasError(f"--run-dir {run_path} already holds a run; continue it with --resume {run_path}")
-        cfg.run_dir = str(run_path)
+        run = open_run("train", label, cfg, ctx, resume is not None)
         model = build_model(data.arch)
         trainer = Trainer(
             model,
@@ -135,21 +175,11 @@ def train(
             ctx=ctx,
             meta={"config": cfg.to_dict(), "arch": data.arch.to_dict()},
         )
-        if resume is not None:
-            found = run.checkpoints.load_latest(upto=checkpoint_name)
-            if found is None:
-                raise HwnasError(f"--resume {resume}: no readable checkpoint in {run.checkpoints.directory}")
-            trainer.load_state_dict(found[1])
-            run.truncate_metrics(trainer.step)
-            _say(ctx, f"resuming {run_path} from {found[0].name} (epoch {trainer.epoch + 1}, step {trainer.step})")
-        else:
-            run.write_config(cfg.to_dict())
-            run.write_text("arch.json", data.arch.to_json())
-            _say(ctx, f"run directory: {run_path}")
+        start_or_resume(trainer, run, cfg, ctx, resume, checkpoint_name, {"arch.json": data.arch.to_json()})
         trainer.fit()
         final = trainer.ema.module if trainer.ema is not None else trainer.model
         if ctx.main:
-            atomic_write(run_path / "model.pt", lambda f: torch.save(final.state_dict(), f))
+            atomic_write(run.path / "model.pt", lambda f: torch.save(final.state_dict(), f))
             run.write_text(
                 "result.json", json.dumps({"best": trainer.best, "last": trainer.history[-1:] or None}, indent=1)
             )
@@ -158,9 +188,9 @@ def train(
         _say(
             ctx,
             f"done: best val top-1 {trainer.best.get('val_top1', float('nan')):.2f}% "
-            f"(epoch {trainer.best.get('epoch')}); weights in {run_path / 'model.pt'}",
+            f"(epoch {trainer.best.get('epoch')}); weights in {run.path / 'model.pt'}",
         )
-        return Outcome(run_path, trainer.best, trainer.history, ctx.main)
+        return Outcome(run.path, trainer.best, trainer.history, ctx.main)
     finally:
         shutdown(ctx)
 

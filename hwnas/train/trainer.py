@@ -7,9 +7,11 @@ Strategies customise it through a small interface rather than copying it: overri
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +30,15 @@ from .rundir import RunDir
 
 class TrainingError(HwnasError):
     """A run that cannot go on (e.g. the loss stayed non-finite)."""
+
+
+@dataclass
+class Phase:
+    """A pass over one loader within an epoch, e.g. weights on one split, then θ on another."""
+
+    name: str
+    loader: EpochLoader
+    step: Callable[[torch.Tensor, torch.Tensor], StepResult]
 
 
 @dataclass
@@ -51,7 +62,40 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def evaluate_model(
+    model: nn.Module,
+    loader: EpochLoader,
+    preprocess: Preprocess,
+    device: torch.device,
+    autocast: Callable[[], Any] | None = None,
+    ctx: Dist | None = None,
+    channels_last: bool = False,
+) -> dict[str, float]:
+    """Loss, top-1 and top-5 accuracy (%) of `model` in eval mode over `loader` (all ranks summed)."""
+    ctx = ctx or Dist()
+    model.eval()
+    linear = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    k = min(5, linear[-1].out_features if linear else 5)
+    sums = [0.0, 0.0, 0.0, 0.0]
+    with torch.no_grad(), autocast() if autocast else contextlib.nullcontext():
+        for batch in loader.epoch(0):
+            x = preprocess(batch, device, None)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            y = batch.labels.to(device)
+            out = model(x).float()
+            top = out.topk(k, 1).indices
+            sums[0] += float(F.cross_entropy(out, y, reduction="sum"))
+            sums[1] += float((top[:, 0] == y).sum())
+            sums[2] += float((top == y[:, None]).any(1).sum())
+            sums[3] += len(y)
+    loss, top1, top5, n = all_reduce_sum(sums, device, ctx)
+    return {"val_loss": loss / max(n, 1), "val_top1": 100 * top1 / max(n, 1), "val_top5": 100 * top5 / max(n, 1)}
+
+
 class Trainer:
+    find_unused_parameters = False  # DDP: True when some parameters sit out a step (sampled paths)
+
     def __init__(
         self,
         model: nn.Module,
@@ -76,7 +120,11 @@ class Trainer:
         if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.net: nn.Module = (
-            DistributedDataParallel(self.model, device_ids=[device.index] if device.type == "cuda" else None)
+            DistributedDataParallel(
+                self.model,
+                device_ids=[device.index] if device.type == "cuda" else None,
+                find_unused_parameters=self.find_unused_parameters,
+            )
             if ctx.enabled
             else self.model
         )
@@ -100,8 +148,8 @@ class Trainer:
             if cfg.ema
             else None
         )
-        self.epoch, self.batch, self.step, self.bad_steps = 0, 0, 0, 0
-        self.sums = [0.0, 0.0, 0.0]  # loss * n, correct, n of the current epoch
+        self.epoch, self.phase, self.batch, self.step, self.bad_steps = 0, 0, 0, 0, 0
+        self.sums: dict[str, list[float]] = {}  # per phase of the current epoch: loss * n, correct, n
         self.best: dict[str, Any] = {}
         self.history: list[dict[str, Any]] = []
 
@@ -113,10 +161,14 @@ class Trainer:
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.cfg.amp)
         return torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None)
 
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """The training forward pass (a supernet strategy passes its path here)."""
+        return self.net(images)
+
     def train_step(self, images: torch.Tensor, labels: torch.Tensor) -> StepResult:
         """Forward, backward and update on one batch; a non-finite loss or gradient skips the update."""
         with self.autocast():
-            outputs = self.net(images)
+            outputs = self.forward(images)
             loss = self.loss(outputs, labels)
         self.scaler.scale(loss).backward()
         return self.apply_gradients(loss, outputs, labels)
@@ -163,10 +215,11 @@ class Trainer:
             "ema": self.ema.state_dict() if self.ema is not None else None,
             "rng": rng,
             "epoch": self.epoch,
+            "phase": self.phase,
             "batch": self.batch,
             "step": self.step,
             "bad_steps": self.bad_steps,
-            "sums": list(self.sums),
+            "sums": {k: list(v) for k, v in self.sums.items()},
             "best": dict(self.best),
             "extra": self.extra_state(),
             **self.meta,
@@ -184,103 +237,103 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         rng = state["rng"]
         _set_rng_state(rng[self.ctx.rank] if len(rng) == self.ctx.world else rng[0])
-        self.epoch, self.batch, self.step = state["epoch"], state["batch"], state["step"]
-        self.bad_steps, self.sums, self.best = state["bad_steps"], list(state["sums"]), dict(state["best"])
+        self.epoch, self.phase, self.batch, self.step = state["epoch"], state["phase"], state["batch"], state["step"]
+        self.bad_steps, self.best = state["bad_steps"], dict(state["best"])
+        self.sums = {k: list(v) for k, v in state["sums"].items()}
         self.load_extra_state(state.get("extra", {}))
 
     def save_checkpoint(self, best: bool = False) -> None:
         state = self.state_dict()  # every rank joins the RNG gather; only rank 0 writes
         if self.run is not None and self.ctx.main:
             name = (
-                f"epoch_{self.epoch:03d}.pt" if self.batch == 0 else f"epoch_{self.epoch:03d}_step_{self.step:07d}.pt"
+                f"epoch_{self.epoch:03d}.pt"
+                if self.batch == self.phase == 0
+                else f"epoch_{self.epoch:03d}_step_{self.step:07d}.pt"
             )
             self.run.checkpoints.save(state, name, best=best)
 
     # ---- the loop ---------------------------------------------------------------------------
-    def evaluate(self) -> dict[str, float]:
+    def evaluate(self, model: nn.Module | None = None) -> dict[str, float]:
         """Loss, top-1 and top-5 accuracy (%) on the validation set, summed over all ranks."""
-        model = self.ema.module if self.ema is not None else self.model
-        model.eval()
-        k = min(5, self._num_classes(model))
-        sums = [0.0, 0.0, 0.0, 0.0]
-        with torch.no_grad(), self.autocast():
-            for batch in self.val_loader.epoch(0):
-                x = self._prepare(batch, None)
-                y = batch.labels.to(self.device)
-                out = model(x).float()
-                top = out.topk(k, 1).indices
-                sums[0] += float(F.cross_entropy(out, y, reduction="sum"))
-                sums[1] += float((top[:, 0] == y).sum())
-                sums[2] += float((top == y[:, None]).any(1).sum())
-                sums[3] += len(y)
-        loss, top1, top5, n = all_reduce_sum(sums, self.device, self.ctx)
-        return {"val_loss": loss / max(n, 1), "val_top1": 100 * top1 / max(n, 1), "val_top5": 100 * top5 / max(n, 1)}
-
-    @staticmethod
-    def _num_classes(model: nn.Module) -> int:
-        last = [m for m in model.modules() if isinstance(m, nn.Linear)]
-        return last[-1].out_features if last else 5
+        if model is None:
+            model = self.ema.module if self.ema is not None else self.model
+        return evaluate_model(
+            model,
+            self.val_loader,
+            self.preprocess,
+            self.device,
+            self.autocast,
+            self.ctx,
+            channels_last=self.cfg.channels_last,
+        )
 
     def _prepare(self, batch, plan) -> torch.Tensor:
         x = self.preprocess(batch, self.device, plan)
         return x.contiguous(memory_format=torch.channels_last) if self.cfg.channels_last else x
 
+    def phases(self) -> list[Phase]:
+        """What one epoch runs, in order (resumable between and inside phases). Default: train."""
+        return [Phase("train", self.train_loader, self.train_step)]
+
     def fit(self) -> dict[str, Any]:
         """Train to the last epoch from wherever the state is (fresh, or a loaded checkpoint)."""
-        from tqdm import tqdm
-
-        cfg = self.cfg
-        show = cfg.progress and self.ctx.main
-        while self.epoch < cfg.epochs:
-            self.net.train()
-            plan = self.preprocess.plan(len(self.train_loader.dataset), cfg.seed, self.epoch)
+        while self.epoch < self.cfg.epochs:
             start = time.perf_counter()
-            seen_before = self.sums[2]
-            bar = tqdm(
-                total=self.steps_per_epoch,
-                initial=self.batch,
-                desc=f"epoch {self.epoch + 1}/{cfg.epochs}",
-                disable=None if show else True,
-                leave=False,
-                dynamic_ncols=True,
-                file=sys.stderr,
-            )
-            for batch in self.train_loader.epoch(self.epoch, start=self.batch):
-                result = self.train_step(self._prepare(batch, plan), batch.labels.to(self.device))
-                self.batch += 1
-                self.step += 1
-                self._account(result)
-                rate = (self.sums[2] - seen_before) * self.ctx.world / max(time.perf_counter() - start, 1e-9)
-                bar.update(1)
-                bar.set_postfix(
-                    loss=f"{result.loss:.3f}",
-                    acc=f"{100 * self.sums[1] / max(self.sums[2], 1):.1f}",
-                    img_s=f"{rate:.0f}",
-                    refresh=False,
-                )
-                if self.step % cfg.log_every == 0:
-                    self._log(
-                        {
-                            "kind": "train",
-                            "step": self.step,
-                            "epoch": self.epoch,
-                            "loss": result.loss,
-                            "lr": self.optimizer.param_groups[0]["lr"],
-                            "images_per_s": rate,
-                        }
-                    )
-                if (
-                    cfg.checkpoint_every
-                    and self.batch % cfg.checkpoint_every == 0
-                    and self.batch < self.steps_per_epoch
-                ):
-                    self.save_checkpoint()
-            bar.close()
-            record = self._end_epoch(time.perf_counter() - start)
+            phases = self.phases()
+            while self.phase < len(phases):
+                self._run_phase(phases[self.phase], phases)
+                self.phase, self.batch = self.phase + 1, 0
+            record = self._end_epoch([p.name for p in phases], time.perf_counter() - start)
             self.on_epoch_end(self.epoch - 1, record)
         return self.best
 
-    def _account(self, result: StepResult) -> None:
+    def _run_phase(self, phase: Phase, phases: list[Phase]) -> None:
+        from tqdm import tqdm
+
+        cfg = self.cfg
+        self.net.train()
+        plan = self.preprocess.plan(len(phase.loader.dataset), cfg.seed + 7919 * self.phase, self.epoch)
+        sums = self.sums.setdefault(phase.name, [0.0, 0.0, 0.0])
+        start, seen_before = time.perf_counter(), sums[2]
+        label = f" {phase.name}" if len(phases) > 1 else ""
+        bar = tqdm(
+            total=len(phase.loader),
+            initial=self.batch,
+            desc=f"epoch {self.epoch + 1}/{cfg.epochs}{label}",
+            disable=None if cfg.progress and self.ctx.main else True,
+            leave=False,
+            dynamic_ncols=True,
+            file=sys.stderr,
+        )
+        for batch in phase.loader.epoch(self.epoch, start=self.batch):
+            result = phase.step(self._prepare(batch, plan), batch.labels.to(self.device))
+            self.batch += 1
+            self.step += 1
+            self._account(result, sums)
+            rate = (sums[2] - seen_before) * self.ctx.world / max(time.perf_counter() - start, 1e-9)
+            bar.update(1)
+            bar.set_postfix(
+                loss=f"{result.loss:.3f}",
+                acc=f"{100 * sums[1] / max(sums[2], 1):.1f}",
+                img_s=f"{rate:.0f}",
+                refresh=False,
+            )
+            if self.step % cfg.log_every == 0:
+                self._log(
+                    {
+                        "kind": phase.name,
+                        "step": self.step,
+                        "epoch": self.epoch,
+                        "loss": result.loss,
+                        "lr": self.optimizer.param_groups[0]["lr"],
+                        "images_per_s": rate,
+                    }
+                )
+            if cfg.checkpoint_every and self.batch % cfg.checkpoint_every == 0 and self.batch < len(phase.loader):
+                self.save_checkpoint()
+        bar.close()
+
+    def _account(self, result: StepResult, sums: list[float]) -> None:
         if result.skipped:
             self.bad_steps += 1
             print(
@@ -296,37 +349,36 @@ class Trainer:
                 )
             return
         self.bad_steps = 0
-        self.sums[0] += result.loss * result.count
-        self.sums[1] += result.correct
-        self.sums[2] += result.count
+        sums[0] += result.loss * result.count
+        sums[1] += result.correct
+        sums[2] += result.count
 
-    def _end_epoch(self, seconds: float) -> dict[str, Any]:
-        loss, correct, n = all_reduce_sum(self.sums, self.device, self.ctx)
-        record = {
-            "kind": "epoch",
-            "step": self.step,
-            "epoch": self.epoch + 1,
-            "train_loss": loss / max(n, 1),
-            "train_top1": 100 * correct / max(n, 1),
-            "lr": self.optimizer.param_groups[0]["lr"],
-            "seconds": seconds,
-            **self.evaluate(),
-        }
-        self.epoch, self.batch, self.sums = self.epoch + 1, 0, [0.0, 0.0, 0.0]
+    def _end_epoch(self, names: list[str], seconds: float) -> dict[str, Any]:
+        record: dict[str, Any] = {"kind": "epoch", "step": self.step, "epoch": self.epoch + 1}
+        for name in names:
+            loss, correct, n = all_reduce_sum(self.sums.get(name, [0.0, 0.0, 0.0]), self.device, self.ctx)
+            record[f"{name}_loss"], record[f"{name}_top1"] = loss / max(n, 1), 100 * correct / max(n, 1)
+        record.update({"lr": self.optimizer.param_groups[0]["lr"], "seconds": seconds, **self.evaluate()})
+        self.epoch, self.phase, self.batch, self.sums = self.epoch + 1, 0, 0, {}
         improved = not self.best or record["val_top1"] > self.best["val_top1"]
         if improved:
             self.best = {k: record[k] for k in ("epoch", "val_top1", "val_top5", "val_loss")}
+        record.update(self.epoch_report())
         self._log(record)
         self.history.append(record)
         self.save_checkpoint(best=improved)
         if self.ctx.main:
+            trained = " | ".join(f"{n} loss {record[n + '_loss']:.4f} top-1 {record[n + '_top1']:.2f}%" for n in names)
             print(
-                f"epoch {record['epoch']}/{self.cfg.epochs}: train loss {record['train_loss']:.4f} "
-                f"top-1 {record['train_top1']:.2f}% | val loss {record['val_loss']:.4f} "
+                f"epoch {record['epoch']}/{self.cfg.epochs}: {trained} | val loss {record['val_loss']:.4f} "
                 f"top-1 {record['val_top1']:.2f}% top-5 {record['val_top5']:.2f}% | {record['seconds']:.1f}s",
                 file=sys.stderr,
             )
         return record
+
+    def epoch_report(self) -> dict[str, Any]:
+        """Extra numbers for the epoch record (metrics.jsonl, TensorBoard); strategies add theirs."""
+        return {}
 
     def _log(self, record: dict[str, Any]) -> None:
         if self.run is not None and self.ctx.main:

@@ -1,0 +1,103 @@
+"""Hardware-aware losses over the differentiable expected cost `Σ_l softmax(θ_l) · cost_l`.
+
+- `mul` (FBNet): `CE · α · log(cost)^β`, α = 0.2, β = 0.6; needs a cost above 1 in its unit.
+- `add`: `CE + λ · penalty`, penalty = cost, or with a target: `max(0, cost − target)` (`above`)
+  or `|cost − target|` (`abs`); λ = 0.005 as in seed 002's `--hc-weight`.
+
+Units: latency in ms, MACs and params in millions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from ..choices import HW_LOSS_FORMS, TARGET_MODES
+from ..errors import HwnasError
+from ..spaces import SpaceSpec
+from .table import CostTable
+
+UNITS = {"latency": ("ms", 1.0), "macs": ("M MACs", 1e-6), "params": ("M params", 1e-6)}
+FORMS = HW_LOSS_FORMS
+
+
+@dataclass
+class CostModel:
+    """Fixed cost plus one row of candidate costs per searchable layer, in the metric's unit."""
+
+    metric: str
+    fixed: float
+    rows: list[torch.Tensor]
+
+    @classmethod
+    def from_table(cls, table: CostTable, space: SpaceSpec, metric: str, device: torch.device | str = "cpu"):
+        fixed, rows = table.matrix(space, metric)
+        scale = UNITS[metric][1]
+        return cls(metric, fixed * scale, [torch.tensor(r, dtype=torch.float32, device=device) * scale for r in rows])
+
+    @property
+    def unit(self) -> str:
+        return UNITS[self.metric][0]
+
+    def expected(self, probs: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Σ_l p_l · cost_l + fixed, differentiable in p."""
+        return self.fixed + sum((p * row).sum() for p, row in zip(probs, self.rows, strict=True))
+
+    def of(self, indices: Sequence[int]) -> float:
+        return self.fixed + sum(float(row[i]) for row, i in zip(self.rows, indices, strict=True))
+
+    def cheapest(self) -> tuple[float, list[int]]:
+        picks = [int(row.argmin()) for row in self.rows]
+        return self.of(picks), picks
+
+
+@dataclass(frozen=True)
+class HardwareLoss:
+    form: str = "mul"
+    alpha: float = 0.2
+    beta: float = 0.6
+    weight: float = 0.005
+    target: float | None = None
+    target_mode: str = "above"
+
+    def check(self, cost: CostModel, ops: Sequence[Sequence[str]]) -> None:
+        """One clear line for settings no architecture can satisfy or the loss cannot use."""
+        if self.form not in FORMS:
+            raise HwnasError(f"--hw-loss {self.form!r}: expected one of {', '.join(FORMS)}")
+        if self.target_mode not in TARGET_MODES:
+            raise HwnasError(f"--target-mode {self.target_mode!r}: expected one of {', '.join(TARGET_MODES)}")
+        for name, value in (("alpha", self.alpha), ("beta", self.beta)):
+            if not (value > 0 and math.isfinite(value)):
+                raise HwnasError(f"--{name} {value}: expected a number > 0")
+        if not (self.weight >= 0 and math.isfinite(self.weight)):
+            raise HwnasError(f"--hc-weight {self.weight}: expected a number >= 0")
+        cheapest, picks = cost.cheapest()
+        if self.target is not None:
+            if not (self.target > 0 and math.isfinite(self.target)):
+                raise HwnasError(f"--target {self.target}: expected a number > 0 ({cost.unit})")
+            if self.target < cheapest:
+                arch = ", ".join(row[i] for row, i in zip(ops, picks, strict=True))
+                raise HwnasError(
+                    f"--target {self.target:g} {cost.unit}: no architecture in this space meets it; "
+                    f"the cheapest costs {cheapest:.4g} {cost.unit} ({arch})"
+                )
+        if self.form == "mul" and cheapest <= 1:
+            raise HwnasError(
+                f"--hw-loss mul needs a cost above 1 {cost.unit} (log(cost)^beta), but the cheapest "
+                f"architecture costs {cheapest:.4g}; use --hw-loss add"
+            )
+
+    def penalty(self, cost: torch.Tensor) -> torch.Tensor:
+        if self.target is None:
+            return cost
+        if self.target_mode == "above":
+            return torch.relu(cost - self.target)
+        return (cost - self.target).abs()
+
+    def __call__(self, ce: torch.Tensor, cost: torch.Tensor) -> torch.Tensor:
+        if self.form == "mul":
+            return ce * self.alpha * cost.log().pow(self.beta)
+        return ce + self.weight * self.penalty(cost)

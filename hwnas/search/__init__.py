@@ -1,0 +1,1 @@
+"""Search strategies over supernets: DNAS (FBNet) so far."""

@@ -1,0 +1,183 @@
+"""`search`: DNAS over a space on a dataset, priced by a cost table, ending in an architecture file."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..arch import Architecture
+from ..cost.hardware_loss import UNITS, CostModel, HardwareLoss
+from ..cost.latency import measure_latency
+from ..cost.table import load_or_build
+from ..data import EpochLoader, Preprocess, open_dataset, search_split, train_val
+from ..model import build_model
+from ..report.plots import theta_heatmap
+from ..spaces import load_space
+from ..supernet import Supernet, extract_model
+from ..train.distributed import Dist, barrier, init_distributed, shutdown
+from ..train.session import _say, open_run, parse_shape, reopen_config, start_or_resume
+from ..train.trainer import evaluate_model
+from .config import SearchConfig
+from .dnas import DNASTrainer
+from .evaluate import recalibrate_bn
+
+
+@dataclass
+class SearchOutcome:
+    run_dir: Path
+    arch_path: Path | None
+    summary: dict[str, Any]
+    main_process: bool = True
+
+
+def search(cfg: SearchConfig, resume: str | None = None, explicit: set[str] | None = None) -> SearchOutcome:
+    """Search `cfg.space` with DNAS (or continue the run `resume`); write arch.json and a report."""
+    checkpoint_name = None
+    if resume is not None:
+        cfg, _, checkpoint_name = reopen_config(resume, cfg, explicit, "config.yaml")
+    space = load_space(cfg.space)
+    ctx, device = init_distributed(cfg.device)
+    try:
+        torch.manual_seed(cfg.seed)
+        shape = parse_shape(cfg.input) if cfg.input else list(space.input_size)
+        pools = open_dataset(cfg.data, tuple(shape), cfg.classes, cfg.seed)
+        space = space.with_knobs(input_size=shape, num_classes=len(pools.classes))
+        train, val = train_val(pools.train, pools.test, cfg.val_split, cfg.seed)
+        weight_set, theta_set = search_split(train, cfg.train_portion, cfg.seed)
+        if ctx.main:  # rank 0 measures (or finds the cached table); the others then read the cache
+            table = load_or_build(
+                space,
+                device=cfg.latency_device,
+                threads=cfg.latency_threads,
+                batch=cfg.latency_batch,
+                table=cfg.latency_table,
+                progress=cfg.progress,
+            )
+        barrier(ctx)
+        if not ctx.main:
+            table = load_or_build(
+                space,
+                device=cfg.latency_device,
+                threads=cfg.latency_threads,
+                batch=cfg.latency_batch,
+                table=cfg.latency_table,
+                progress=False,
+            )
+        costs = {metric: CostModel.from_table(table, space, metric, device) for metric in UNITS}
+        loss = HardwareLoss(cfg.hw_loss, cfg.alpha, cfg.beta, cfg.hc_weight, cfg.target, cfg.target_mode)
+        loss.check(costs[cfg.cost], [layer.candidates for layer in space.layers])
+        preprocess = Preprocess(
+            tuple(shape), pools.mean, pools.std, cfg.crop_padding, cfg.flip, cfg.cutout_length if cfg.cutout else 0
+        )
+        run = open_run("search", space.name, cfg, ctx, resume is not None)
+        supernet = Supernet(space)
+        trainer = DNASTrainer(
+            supernet,
+            cfg,
+            weight_set=weight_set,
+            theta_set=theta_set,
+            val_set=val,
+            preprocess=preprocess,
+            device=device,
+            costs=costs,
+            hardware_loss=loss,
+            run=run,
+            ctx=ctx,
+            meta={"config": cfg.to_dict()},
+        )
+        start_or_resume(trainer, run, cfg, ctx, resume, checkpoint_name, {})
+        trainer.fit()
+        summary: dict[str, Any] = {}
+        arch_path = None
+        if ctx.main:
+            summary = _result(trainer, space, table, weight_set, val, preprocess, device, cfg, run.path)
+            arch_path = run.path / "arch.json"
+            run.write_text("result.json", json.dumps(summary, indent=1))
+        run.close()
+        barrier(ctx)
+        return SearchOutcome(run.path, arch_path, summary, ctx.main)
+    finally:
+        shutdown(ctx)
+
+
+def _result(
+    trainer: DNASTrainer, space, table, weight_set, val, preprocess, device, cfg: SearchConfig, run_path: Path
+) -> dict[str, Any]:
+    """Pick the architecture, evaluate it with inherited weights, measure it, write arch.json and the plots."""
+    single = Dist()
+    val_loader = EpochLoader(val, cfg.batch_size, train=False)
+    calib_loader = EpochLoader(weight_set, cfg.batch_size, train=True, seed=cfg.seed + 2)
+    candidates = [trainer.theta.argmax()]
+    generator = torch.Generator().manual_seed(cfg.seed)
+    for _ in range(cfg.sample):
+        drawn = trainer.theta.sample(generator)
+        if drawn not in candidates:
+            candidates.append(drawn)
+    scored = []
+    for choices in candidates:
+        model = extract_model(trainer.supernet, choices).to(device)
+        recalibrate_bn(model, calib_loader, preprocess, device, cfg.recalibrate_batches)
+        scored.append((evaluate_model(model, val_loader, preprocess, device, ctx=single)["val_top1"], choices))
+        _say(single, f"  candidate {len(scored)}/{len(candidates)}: val top-1 {scored[-1][0]:.2f}% (inherited weights)")
+    accuracy, choices = max(scored, key=lambda s: s[0])
+    expected = {
+        m: trainer.costs[m].of([la.candidates.index(op) for la, op in zip(space.layers, choices, strict=True)])
+        for m in trainer.costs
+    }
+    model = build_model(Architecture.from_space(space, choices))
+    measured = measure_latency(
+        model,
+        space.input_size,
+        device=cfg.latency_device,
+        batch=cfg.latency_batch,
+        threads=cfg.latency_threads,
+        min_run_time=0.5,
+    )
+    predicted_ms = table.predict(space, choices)
+    meta = {
+        "strategy": "dnas",
+        "mode": cfg.mode,
+        "run": str(run_path),
+        "picked": "argmax" if cfg.sample == 0 else f"best of argmax and {cfg.sample} samples",
+        "val_top1_inherited": accuracy,
+        "expected": {"latency_ms": expected["latency"], "macs_m": expected["macs"], "params_m": expected["params"]},
+        "measured_latency_ms": measured.median_ms,
+        "latency_device": cfg.latency_device,
+        "latency_threads": cfg.latency_threads,
+    }
+    arch = Architecture.from_space(space, choices, meta)
+    arch_path = arch.save(run_path / "arch.json")
+    probs = [p.detach().cpu().tolist() for p in trainer.theta.probs()]
+    theta_heatmap(
+        probs, trainer.theta.ops, run_path / "theta.png", f"softmax(θ) after {cfg.epochs} epochs, {space.name}"
+    )
+    retrain = (
+        f"hwnas train {shlex.quote(str(arch_path))} --data {shlex.quote(cfg.data)} "
+        f"--input {'x'.join(map(str, space.input_size))} --epochs {max(cfg.epochs, 10)}"
+    )
+    summary = {
+        "arch": str(arch_path),
+        "choices": choices,
+        "val_top1_inherited": accuracy,
+        "predicted_latency_ms": predicted_ms,
+        "measured_latency_ms": measured.median_ms,
+        "latency_error_pct": 100 * (predicted_ms - measured.median_ms) / measured.median_ms,
+        "macs": round(expected["macs"] * 1e6),
+        "params": round(expected["params"] * 1e6),
+        "theta_png": str(run_path / "theta.png"),
+        "retrain": retrain,
+    }
+    _say(single, f"architecture: {' '.join(choices)}")
+    _say(
+        single,
+        f"val top-1 with supernet weights {accuracy:.2f}% | latency predicted {predicted_ms:.3f} ms, "
+        f"measured {measured.median_ms:.3f} ms on {cfg.latency_device} ({cfg.latency_threads} thread(s)) | "
+        f"{summary['macs'] / 1e6:.2f}M MACs | {summary['params'] / 1e6:.3f}M params",
+    )
+    _say(single, f"wrote {arch_path} and {run_path / 'theta.png'}; retrain with:\n  {retrain}")
+    return summary

@@ -1,0 +1,1 @@
+"""The training engine: config, Trainer, optimizers and schedules, checkpoints, run directories, DDP."""
