@@ -182,6 +182,13 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_quickstart(args: argparse.Namespace) -> int:
+    from .quickstart import run_quickstart
+
+    run_quickstart(args.out, search_epochs=args.search_epochs, train_epochs=args.train_epochs)
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -249,6 +256,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", help="continue RUN_DIR from its latest good checkpoint, or from RUN_DIR/checkpoints/F.pt"
     )
     add_config_flags(p)
+
+    p = add(
+        "quickstart",
+        cmd_quickstart,
+        "search a small FBNet-like space on the bundled digits with a CPU latency table, retrain the result, "
+        "profile and export it (a few minutes on 2 CPU cores)",
+    )
+    p.add_argument("--out", default="runs/quickstart", help="folder for everything it writes")
+    p.add_argument("--search-epochs", type=int, default=8)
+    p.add_argument("--train-epochs", type=int, default=15)
 
     p = add(
         "latency",

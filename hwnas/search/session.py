@@ -173,6 +173,14 @@ def _result(
         "retrain": retrain,
     }
     _say(single, f"architecture: {' '.join(choices)}")
+    identity = sum(op in ("skip", "zero") for op in choices)
+    summary["identity_layers"] = identity
+    if identity * 2 >= len(choices):
+        _say(
+            single,
+            f"warning: {identity} of {len(choices)} layers chose skip/zero. Under a tight cost target that "
+            f"is the price; without one it is the skip collapse of differentiable search. Look at theta.png",
+        )
     _say(
         single,
         f"val top-1 with supernet weights {accuracy:.2f}% | latency predicted {predicted_ms:.3f} ms, "

@@ -1,0 +1,148 @@
+"""`hwnas quickstart`: search, sample, retrain, profile and export on the bundled digits, end to end."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .arch import Architecture
+from .cost import measure_latency, profile_arch
+from .cost.table import load_or_build
+from .cost.validate import validate_table
+from .errors import HwnasError
+from .export import export
+from .io import atomic_write_text
+from .search.config import SearchConfig
+from .search.session import search
+from .spaces import load_space
+from .train.config import TrainConfig
+from .train.session import train
+
+SPACE = "fbnet_small"
+MARKER = "quickstart.json"
+
+
+def _fresh(out: Path) -> None:
+    """Empty `out` if it is an earlier quickstart's folder (or empty); refuse anything else."""
+    if out.exists() and any(out.iterdir()):
+        if not (out / MARKER).is_file():
+            raise HwnasError(f"--out {out} is not empty and not an earlier quickstart's folder; choose another")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / MARKER, json.dumps({"started": time.strftime("%Y-%m-%dT%H:%M:%S")}))
+
+
+def _say(message: str) -> None:
+    print(f"\n== {message}", file=sys.stderr)
+
+
+def run_quickstart(out: str | Path = "runs/quickstart", search_epochs: int = 8, train_epochs: int = 15) -> dict:
+    out = Path(out)
+    start = time.time()
+    _fresh(out)
+    space = load_space(SPACE)
+    _say(f"1/5 latency table of {SPACE} on this CPU (1 thread pinned), and how well its sums predict networks")
+    table = load_or_build(space)
+    check = validate_table(space, table, samples=10, min_run_time=0.2)
+    table.offset_ms = check.offset_ms
+    table.save(table.path)
+    low = table.matrix(space)[0] + sum(min(r) for r in table.matrix(space)[1])
+    high = table.matrix(space)[0] + sum(max(r) for r in table.matrix(space)[1])
+    target = round(low + 0.6 * (high - low), 3)
+    _say(f"2/5 DNAS search of {SPACE} on digits, latency target {target} ms (networks span {low:.3f}-{high:.3f} ms)")
+    searched = search(
+        SearchConfig(
+            space=SPACE,
+            data="digits",
+            epochs=search_epochs,
+            weight_warmup_epochs=3,
+            lr=0.05,
+            flip=False,
+            crop_padding=2,
+            hw_loss="add",
+            hc_weight=0.5,
+            target=target,
+            a_lr=0.1,
+            train_portion=0.5,
+            run_dir=str(out / "search"),
+        )
+    )
+    arch = Architecture.load(searched.arch_path)
+    _say(f"3/5 retraining the found architecture from scratch ({train_epochs} epochs)")
+    trained = train(
+        searched.arch_path,
+        TrainConfig(
+            data="digits",
+            input="3x16x16",
+            epochs=train_epochs,
+            lr=0.05,
+            flip=False,
+            crop_padding=2,
+            run_dir=str(out / "train"),
+        ),
+    )
+    _say("4/5 profiling the retrained network")
+    deployed = Architecture.load(out / "train" / "arch.json")
+    profile = profile_arch(deployed)
+    from .model import build_model
+
+    latency = measure_latency(build_model(deployed), deployed.spec.input_size, threads=1, min_run_time=1.0)
+    predicted_sum = table.predict(space, arch.choices) - table.offset_ms
+    _say("5/5 exporting to ONNX and checking it in ONNX Runtime")
+    exported = export(deployed, out / "model.onnx", weights=out / "train" / "model.pt")
+    report: dict[str, Any] = {
+        "space": SPACE,
+        "architecture": list(arch.choices),
+        "latency_target_ms": target,
+        "val_top1_retrained": trained.best["val_top1"],
+        "params": profile.params,
+        "macs": profile.macs,
+        "latency_measured_ms": latency.median_ms,
+        "latency_predicted_sum_ms": predicted_sum,
+        "latency_predicted_with_offset_ms": predicted_sum + table.offset_ms,
+        "table_check": {
+            "samples": check.samples,
+            "mean_error_pct": check.mean_error_pct,
+            "spearman": check.spearman,
+            "offset_ms": check.offset_ms,
+            "mean_error_pct_with_offset": check.mean_error_pct_with_offset,
+        },
+        "onnx_max_abs_diff": exported["max_abs_diff"],
+        "seconds": round(time.time() - start, 1),
+        "files": {
+            "architecture": str(searched.arch_path),
+            "theta_heatmap": str(out / "search" / "theta.png"),
+            "weights": str(out / "train" / "model.pt"),
+            "onnx": str(out / "model.onnx"),
+            "report": str(out / "report.json"),
+        },
+    }
+    atomic_write_text(out / "report.json", json.dumps(report, indent=1))
+    print(_render(report, torch.get_num_threads()))
+    return report
+
+
+def _render(r: dict[str, Any], threads: int) -> str:
+    minutes, seconds = divmod(int(r["seconds"]), 60)
+    check = r["table_check"]
+    lines = [
+        f"quickstart report: {minutes}m{seconds:02d}s on {threads} CPU threads",
+        f"  searched    {r['space']} on digits with DNAS under a {r['latency_target_ms']} ms latency target",
+        f"  found       {' '.join(r['architecture'])}",
+        f"  retrained   val top-1 {r['val_top1_retrained']:.2f}%",
+        f"  latency     measured {r['latency_measured_ms']:.3f} ms (CPU, 1 thread, batch 1); table sum "
+        f"{r['latency_predicted_sum_ms']:.3f} ms, with the fitted offset "
+        f"{r['latency_predicted_with_offset_ms']:.3f} ms",
+        f"  table check {check['samples']} random networks: mean error {check['mean_error_pct']:.1f}% "
+        f"(with offset {check['mean_error_pct_with_offset']:.1f}%), Spearman {check['spearman']:.2f}",
+        f"  size        {r['params']:,} params, {r['macs'] / 1e6:.2f}M MACs",
+        f"  ONNX        max |diff| vs PyTorch {r['onnx_max_abs_diff']:.1e}",
+        "  files       " + "\n              ".join(r["files"].values()),
+    ]
+    return "\n".join(lines)
