@@ -189,6 +189,20 @@ def _units(space: SpaceSpec) -> dict[str, tuple[nn.Module, tuple[int, ...]]]:
     return units
 
 
+def _measure(
+    module: nn.Module, shape: tuple[int, ...], device: str, threads: int, batch: int, dtype: str, min_run_time: float
+) -> dict[str, Any]:
+    counted = count(module, shape, [("unit", "unit", module)])
+    lat = measure_latency(
+        module, shape, device=device, batch=batch, threads=threads, dtype=dtype, min_run_time=min_run_time
+    )
+    return {
+        "latency_ms": {"median": lat.median_ms, "mean": lat.mean_ms, "std": lat.std_ms, "count": lat.runs},
+        "macs": counted.macs,
+        "params": counted.params,
+    }
+
+
 def build_table(
     space: SpaceSpec,
     *,
@@ -213,17 +227,9 @@ def build_table(
     )
     entries: dict[str, dict[str, Any]] = {}
     start = time.time()
-    for key, (make, shape) in tqdm(units.items(), disable=None if progress else True, file=sys.stderr, leave=False):
-        module = make()
-        counted = count(module, shape, [("unit", key, module)])
-        lat = measure_latency(
-            module, shape, device=device, batch=batch, threads=threads, dtype=dtype, min_run_time=min_run_time
-        )
-        entries[key] = {
-            "latency_ms": {"median": lat.median_ms, "mean": lat.mean_ms, "std": lat.std_ms, "count": lat.runs},
-            "macs": counted.macs,
-            "params": counted.params,
-        }
+    with torch.random.fork_rng(devices=[]):  # measuring leaves the caller's random state as it was
+        for key, (make, shape) in tqdm(units.items(), disable=None if progress else True, file=sys.stderr, leave=False):
+            entries[key] = _measure(make(), shape, device, threads, batch, dtype, min_run_time)
     meta = {
         **table_key(space, device, threads, batch, dtype),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),

@@ -23,8 +23,7 @@ def theta_heatmap(probs: Sequence[Sequence[float]], ops: Sequence[Sequence[str]]
         for p, op in zip(row_p, row_ops, strict=True):
             grid[i, columns.index(op)] = p
     fig, ax = plt.subplots(figsize=(1.0 + 0.7 * len(columns), 1.2 + 0.32 * len(probs)))
-    cmap = plt.get_cmap("viridis").copy()
-    cmap.set_bad("#dddddd")
+    cmap = plt.get_cmap("viridis").with_extremes(bad="#dddddd")
     image = ax.imshow(grid, cmap=cmap, vmin=0, vmax=1, aspect="auto")
     for i, row_p in enumerate(probs):
         best = max(range(len(row_p)), key=row_p.__getitem__)

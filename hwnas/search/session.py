@@ -75,6 +75,7 @@ def search(cfg: SearchConfig, resume: str | None = None, explicit: set[str] | No
             tuple(shape), pools.mean, pools.std, cfg.crop_padding, cfg.flip, cfg.cutout_length if cfg.cutout else 0
         )
         run = open_run("search", space.name, cfg, ctx, resume is not None)
+        torch.manual_seed(cfg.seed)  # the same initial weights whether or not the table was measured just now
         supernet = Supernet(space)
         trainer = DNASTrainer(
             supernet,

@@ -1,0 +1,52 @@
+"""Runs a short DNAS search on digits with the tiny test space, alone or under torchrun, and saves every
+rank's θ and the path it sampled at each step (so a test can check that all ranks agree).
+
+    torchrun --nproc_per_node 2 tests/ddp_search_worker.py SPACE.yaml OUT_DIR MODE
+"""
+
+import sys
+from pathlib import Path
+
+import torch
+
+from hwnas.cost.hardware_loss import UNITS, CostModel, HardwareLoss
+from hwnas.cost.table import build_table
+from hwnas.data import Preprocess, open_dataset, search_split, train_val
+from hwnas.search.config import SearchConfig
+from hwnas.search.dnas import DNASTrainer
+from hwnas.spaces import load_space
+from hwnas.supernet import Supernet
+from hwnas.train.distributed import init_distributed, shutdown
+
+
+def main(space_path: str, out: str, mode: str) -> None:
+    ctx, device = init_distributed("cpu")
+    torch.manual_seed(0)
+    space = load_space(space_path)
+    pools = open_dataset("digits", space.input_size)
+    train, val = train_val(pools.train, None, 0.1, 0)
+    weights, theta = search_split(train, 0.5, 0)
+    table = build_table(space, min_run_time=0.01, progress=False)
+    costs = {m: CostModel.from_table(table, space, m) for m in UNITS}
+    cfg = SearchConfig(space=space_path, epochs=2, weight_warmup_epochs=1, batch_size=64, mode=mode, hw_loss="add",
+                       hc_weight=0.1, a_lr=0.1, progress=False, checkpoint_every=0)
+    pre = Preprocess(space.input_size, pools.mean, pools.std, crop_padding=1, flip=True)
+    trainer = DNASTrainer(Supernet(space), cfg, weight_set=weights, theta_set=theta, val_set=val, preprocess=pre,
+                          device=device, costs=costs, hardware_loss=HardwareLoss("add", weight=0.1), ctx=ctx)
+    paths = []
+    original = trainer.path
+
+    def recording(grad: bool):
+        choices = original(grad)
+        paths.append([c[0] if isinstance(c, tuple) else c.detach().tolist() for c in choices])
+        return choices
+
+    trainer.path = recording
+    trainer.fit()
+    torch.save({"theta": [t.detach() for t in trainer.theta.logits], "argmax": trainer.theta.argmax(),
+                "paths": paths}, Path(out) / f"rank{ctx.rank}.pt")
+    shutdown(ctx)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:4])

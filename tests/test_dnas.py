@@ -1,0 +1,268 @@
+import json
+import math
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from hwnas.arch import Architecture
+from hwnas.cli import main
+from hwnas.cost import profile_arch
+from hwnas.cost.hardware_loss import UNITS, CostModel, HardwareLoss
+from hwnas.cost.table import CostTable, build_table, load_or_build
+from hwnas.errors import HwnasError, SpaceError
+from hwnas.spaces import load_space
+from hwnas.supernet import Supernet
+from hwnas.supernet.mixing import MODES, ArchParams, temperature_at
+from tests.helpers import TINY_SPACE
+
+ROOT = Path(__file__).parents[1]
+
+
+@pytest.fixture
+def space_file(tmp_path) -> Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY_SPACE)
+    return path
+
+
+@pytest.fixture
+def table(space_file) -> CostTable:
+    return build_table(load_space(str(space_file)), min_run_time=0.01, progress=False)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_gradients_reach_theta(space_file, mode):
+    supernet = Supernet(load_space(str(space_file)))
+    theta = ArchParams(supernet)
+    with torch.no_grad():
+        for t in theta.logits:
+            t.normal_()
+    out = supernet(torch.randn(4, 1, 8, 8), theta.choices(mode, temperature=1.0, seed=3))
+    out.pow(2).mean().backward()
+    for t in theta.logits:
+        assert t.grad is not None and torch.isfinite(t.grad).all() and (t.grad != 0).all()
+
+
+def test_hard_gumbel_runs_one_candidate_per_layer(space_file):
+    supernet = Supernet(load_space(str(space_file)))
+    calls = []
+    for i, layer in enumerate(supernet.layers):
+        for j, op in enumerate(layer.candidates):
+            op.register_forward_hook(lambda m, a, o, i=i, j=j: calls.append((i, j)))
+    choices = ArchParams(supernet).choices("gumbel_hard", temperature=5.0, seed=1)
+    supernet(torch.randn(2, 1, 8, 8), choices)
+    assert [i for i, _ in calls] == [0, 1, 2]
+    assert [j for _, j in calls] == [c[0] for c in choices]
+    calls.clear()
+    supernet(torch.randn(2, 1, 8, 8), ArchParams(supernet).choices("gumbel", temperature=5.0, seed=1))
+    assert len(calls) == 9  # soft: every candidate of every layer
+
+
+def test_noise_is_a_function_of_the_seed(space_file):
+    theta = ArchParams(Supernet(load_space(str(space_file))))
+    a, b, c = (theta.choices("gumbel", 1.0, s) for s in (7, 7, 8))
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+    assert not all(torch.equal(x, y) for x, y in zip(a, c, strict=True))
+    assert temperature_at(0) == 5.0 and temperature_at(2) == pytest.approx(5.0 * 0.956**2)
+
+
+def test_expected_cost_is_differentiable_and_a_sum_for_one_hot_theta(space_file, table):
+    space = load_space(str(space_file))
+    rng = random.Random(0)
+    for _ in range(5):
+        choices = [rng.choice(layer.candidates) for layer in space.layers]
+        probs = [torch.nn.functional.one_hot(torch.tensor(la.candidates.index(op)), len(la.candidates)).float()
+                 for la, op in zip(space.layers, choices, strict=True)]
+        arch = Architecture.from_space(space, choices)
+        profile = profile_arch(arch)
+        costs = {m: CostModel.from_table(table, space, m) for m in UNITS}
+        assert float(costs["latency"].expected(probs)) == pytest.approx(table.predict(space, choices))
+        assert float(costs["macs"].expected(probs)) * 1e6 == pytest.approx(profile.macs)
+        assert float(costs["params"].expected(probs)) * 1e6 == pytest.approx(profile.params)
+    logits = [torch.zeros(len(la.candidates), requires_grad=True) for la in space.layers]
+    costs["latency"].expected([torch.softmax(t, -1) for t in logits]).backward()
+    assert all(t.grad.abs().sum() > 0 for t in logits)
+
+
+def test_table_file_is_self_describing(table, tmp_path):
+    path = table.save(tmp_path / "t.json")
+    data = json.loads(path.read_text())
+    assert data["format"] == "hwnas.costtable/1" and data["meta"]["threads"] == 1 and data["meta"]["device"] == "cpu"
+    key = "ir_k3_e3-input:8x8x8-output:16-stride:2-act:relu-e1:keep"
+    entry = data["entries"][key]
+    assert set(entry["latency_ms"]) == {"median", "mean", "std", "count"} and entry["macs"] > 0
+    assert CostTable.load(path).entries == table.entries
+
+
+def test_cache_rebuilds_when_the_space_changes_and_not_otherwise(space_file, monkeypatch):
+    import hwnas.cost.table as table_module
+
+    built = []
+    real = table_module.build_table
+
+    def counting(space, **kw):
+        built.append(space.name)
+        return real(space, **{**kw, "min_run_time": 0.01})
+
+    monkeypatch.setattr(table_module, "build_table", counting)
+    first = load_or_build(load_space(str(space_file)), progress=False)
+    again = load_or_build(load_space(str(space_file)), progress=False)
+    assert len(built) == 1 and again.entries == first.entries
+    space_file.write_text(TINY_SPACE.replace("channels: 32", "channels: 40"))
+    load_or_build(load_space(str(space_file)), progress=False)
+    assert len(built) == 2
+    load_or_build(load_space(str(space_file), activation="relu6"), progress=False)
+    assert len(built) == 3
+    load_or_build(load_space(str(space_file)), progress=False)
+    assert len(built) == 3
+
+
+def test_corrupt_cached_table_is_rebuilt_with_a_message(space_file, capsys):
+    space = load_space(str(space_file))
+    table = load_or_build(space, progress=False)
+    table.path.write_text('{"format": "hwnas.costtable/1", "entries": {"x": {}}}')
+    rebuilt = load_or_build(space, progress=False)
+    assert "lacks latency_ms.median" in capsys.readouterr().err and rebuilt.path == table.path
+    assert CostTable.load(table.path).entries.keys() == rebuilt.entries.keys()
+
+
+def test_a_table_for_another_space_is_refused(table, tmp_path, space_file):
+    path = table.save(tmp_path / "t.json")
+    other = load_space(str(space_file), width_mult=2.0)
+    with pytest.raises(HwnasError, match=r"t.json: no entry for 'stem-conv_k3/16"):
+        load_or_build(other, table=str(path))
+
+
+def test_hardware_losses(table, space_file):
+    space = load_space(str(space_file))
+    cost = CostModel.from_table(table, space, "latency")
+    ce, c = torch.tensor(2.0), torch.tensor(3.0)
+    assert float(HardwareLoss("mul", alpha=0.2, beta=0.6)(ce, c)) == pytest.approx(2.0 * 0.2 * math.log(3.0) ** 0.6)
+    assert float(HardwareLoss("add", weight=0.5)(ce, c)) == pytest.approx(3.5)
+    assert float(HardwareLoss("add", weight=0.5, target=4.0)(ce, c)) == pytest.approx(2.0)
+    assert float(HardwareLoss("add", weight=0.5, target=2.0, target_mode="abs")(ce, c)) == pytest.approx(2.5)
+    ops = [la.candidates for la in space.layers]
+    cheapest, _ = cost.cheapest()
+    with pytest.raises(HwnasError, match=r"no architecture in this space meets it; the cheapest costs .* \(skip, skip, skip\)"):
+        HardwareLoss("add", target=cheapest / 2).check(cost, ops)
+    with pytest.raises(HwnasError, match="--alpha -1"):
+        HardwareLoss("mul", alpha=-1).check(cost, ops)
+    with pytest.raises(HwnasError, match="--hc-weight -0.1"):
+        HardwareLoss("add", weight=-0.1).check(cost, ops)
+    with pytest.raises(HwnasError, match="needs a cost above 1 ms"):
+        HardwareLoss("mul").check(cost, ops)  # the tiny space runs well under 1 ms
+
+
+def test_latency_device_must_exist():
+    from hwnas.cost.latency import check_device
+
+    if not torch.cuda.is_available():
+        with pytest.raises(HwnasError, match="latency device cuda: no CUDA GPU on this machine"):
+            check_device("cuda")
+    with pytest.raises(HwnasError, match="expected one of cpu, cuda"):
+        check_device("tpu")
+
+
+def test_empty_candidate_list(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("candidates: []\nstages: [{channels: 8, layers: 1}]\n")
+    with pytest.raises(SpaceError, match=r"candidates: got \[\], expected a non-empty list of op names"):
+        load_space(str(path))
+
+
+def test_latency_cli(space_file, capsys):
+    assert main(["latency", str(space_file), "--json"]) == 0
+    grid = json.loads(capsys.readouterr().out)
+    assert len(grid["layers"]) == 3 and set(grid["layers"][0]) == {"ir_k3_e3", "ir_k5_e3", "skip"}
+    assert main(["latency", "validate", str(space_file), "--samples", "4", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["samples"] == 4 and len(report["measured_ms"]) == 4 and report["mean_error_pct"] >= 0
+    assert main(["latency", "show", str(space_file)]) == 2
+    assert "expected SPACE or validate SPACE" in capsys.readouterr().err
+
+
+SEARCH = ["--input", "1x8x8", "--epochs", "3", "--weight-warmup-epochs", "1", "--hw-loss", "add", "--hc-weight",
+          "0.1", "--a-lr", "0.1", "--train-portion", "0.5", "--no-progress", "--no-flip", "--crop-padding", "0"]
+
+
+def test_search_writes_an_architecture_that_trains(space_file, tmp_path, capsys):
+    run = tmp_path / "search"
+    assert main(["search", str(space_file), *SEARCH, "--run-dir", str(run), "--sample", "2"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    arch = Architecture.load(run / "arch.json")
+    assert list(arch.choices) == result["choices"] and arch.meta["strategy"] == "dnas"
+    assert set(arch.meta["expected"]) == {"latency_ms", "macs_m", "params_m"} and arch.meta["measured_latency_ms"] > 0
+    assert (run / "theta.png").read_bytes()[:4] == b"\x89PNG"
+    epochs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    epochs = [r for r in epochs if r["kind"] == "epoch"]
+    assert len(epochs) == 3 and "arch_loss" in epochs[1] and "arch_loss" not in epochs[0]
+    assert len(epochs[-1]["theta"]) == 3 and len(epochs[-1]["argmax"]) == 3 and epochs[-1]["theta_entropy"] > 0
+    assert "expected_latency" in epochs[-1]
+    assert main(["train", str(run / "arch.json"), "--epochs", "1", "--no-progress", "--run-dir", str(tmp_path / "t")]) == 0
+    assert json.loads(capsys.readouterr().out)["best"]["val_top1"] >= 0
+
+
+def test_search_refuses_an_unreachable_target(space_file, tmp_path):
+    with pytest.raises(HwnasError, match="no architecture in this space meets it"):
+        from hwnas.cli import build_parser
+
+        args = build_parser().parse_args(["search", str(space_file), *SEARCH, "--target", "0.0001",
+                                          "--run-dir", str(tmp_path / "r")])
+        args.func(args)
+    assert not (tmp_path / "r").exists()
+
+
+def _theta_of(run: Path) -> list[list[float]]:
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [r for r in records if r["kind"] == "epoch"][-1]["theta"]
+
+
+def test_search_resumes_after_sigkill_with_the_same_theta(space_file, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HWNAS_CACHE_DIR": str(tmp_path / "cache")}
+    args = [str(space_file), *SEARCH, "--epochs", "5", "--checkpoint-every", "3", "--batch-size", "32",
+            "--mode", "gumbel_hard"]
+    cmd = [sys.executable, "-m", "hwnas", "search"]
+    subprocess.run([*cmd, *args, "--run-dir", str(tmp_path / "ref")], env=env, check=True, capture_output=True)
+    run = tmp_path / "run"
+    proc = subprocess.Popen([*cmd, *args, "--run-dir", str(run)], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    index = run / "checkpoints" / "index.json"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            if any("epoch_002" in e["file"] for e in json.loads(index.read_text())["checkpoints"]):
+                break
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.01)
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL, "the search finished before it could be killed"
+    done = subprocess.run([*cmd, "--resume", str(run)], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert _theta_of(run) == _theta_of(tmp_path / "ref")
+    assert json.loads((run / "result.json").read_text())["choices"] == json.loads(
+        (tmp_path / "ref" / "result.json").read_text())["choices"]
+
+
+@pytest.mark.parametrize("mode", ["gumbel", "gumbel_hard"])
+def test_every_rank_ends_with_the_same_architecture(space_file, tmp_path, mode):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HWNAS_CACHE_DIR": str(tmp_path / "cache")}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         str(ROOT / "tests" / "ddp_search_worker.py"), str(space_file), str(tmp_path), mode],
+        env=env, capture_output=True, text=True, cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    assert ranks[0]["argmax"] == ranks[1]["argmax"]
+    assert all(torch.equal(a, b) for a, b in zip(ranks[0]["theta"], ranks[1]["theta"], strict=True))
+    assert ranks[0]["paths"] == ranks[1]["paths"] and len(ranks[0]["paths"]) > 10
+    assert any(t.abs().sum() > 0 for t in ranks[0]["theta"])  # θ did train
