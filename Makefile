@@ -15,13 +15,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 quickstart: $(VENV)/.installed
-	rm -rf $(RUN)
-	$(VENV)/bin/hwnas zoo
-	$(VENV)/bin/hwnas show fbnet_a
-	$(VENV)/bin/hwnas profile fbnet_a --latency --threads 2
-	$(VENV)/bin/hwnas export fbnet_a --format onnx -o $(RUN)/fbnet_a.onnx
-	$(VENV)/bin/hwnas train mobilenet_v2 --data digits --input 3x32x32 --epochs 10 --lr 0.02 --no-flip --run-dir $(RUN)/train
-	$(VENV)/bin/hwnas eval mobilenet_v2 --weights $(RUN)/train/model.pt --run-dir $(RUN)/eval
+	$(VENV)/bin/hwnas quickstart --out $(RUN)
 
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
@@ -30,6 +24,8 @@ test: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) bench/profile_zoo.py
 	$(PY) bench/train_throughput.py
+	$(PY) bench/dnas_step.py
+	$(VENV)/bin/hwnas latency validate fbnet --samples 50
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
