@@ -28,11 +28,31 @@ def main(space_path: str, out: str, mode: str) -> None:
     weights, theta = search_split(train, 0.5, 0)
     table = build_table(space, min_run_time=0.01, progress=False)
     costs = {m: CostModel.from_table(table, space, m) for m in UNITS}
-    cfg = SearchConfig(space=space_path, epochs=2, weight_warmup_epochs=1, batch_size=64, mode=mode, hw_loss="add",
-                       hc_weight=0.1, a_lr=0.1, progress=False, checkpoint_every=0)
+    cfg = SearchConfig(
+        space=space_path,
+        epochs=2,
+        weight_warmup_epochs=1,
+        batch_size=64,
+        mode=mode,
+        hw_loss="add",
+        hc_weight=0.1,
+        a_lr=0.1,
+        progress=False,
+        checkpoint_every=0,
+    )
     pre = Preprocess(space.input_size, pools.mean, pools.std, crop_padding=1, flip=True)
-    trainer = DNASTrainer(Supernet(space), cfg, weight_set=weights, theta_set=theta, val_set=val, preprocess=pre,
-                          device=device, costs=costs, hardware_loss=HardwareLoss("add", weight=0.1), ctx=ctx)
+    trainer = DNASTrainer(
+        Supernet(space),
+        cfg,
+        weight_set=weights,
+        theta_set=theta,
+        val_set=val,
+        preprocess=pre,
+        device=device,
+        costs=costs,
+        hardware_loss=HardwareLoss("add", weight=0.1),
+        ctx=ctx,
+    )
     paths = []
     original = trainer.path
 
@@ -43,8 +63,10 @@ def main(space_path: str, out: str, mode: str) -> None:
 
     trainer.path = recording
     trainer.fit()
-    torch.save({"theta": [t.detach() for t in trainer.theta.logits], "argmax": trainer.theta.argmax(),
-                "paths": paths}, Path(out) / f"rank{ctx.rank}.pt")
+    torch.save(
+        {"theta": [t.detach() for t in trainer.theta.logits], "argmax": trainer.theta.argmax(), "paths": paths},
+        Path(out) / f"rank{ctx.rank}.pt",
+    )
     shutdown(ctx)
 
 
