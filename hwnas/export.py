@@ -18,27 +18,34 @@ from .errors import HwnasError
 from .model import build_model, load_weights
 
 
-def _export_onnx(model: nn.Module, x: torch.Tensor, path: Path) -> None:
-    batch = torch.export.Dim("batch", min=1, max=1024)
+@contextlib.contextmanager
+def quiet_onnx_export():
+    """Silence torch.onnx's progress prints, warnings and registration log lines."""
     onnx_log = logging.getLogger("torch.onnx")
     level = onnx_log.level
     onnx_log.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
-            torch.onnx.export(
-                model,
-                (x,),
-                str(path),
-                dynamo=True,
-                external_data=False,
-                input_names=["input"],
-                output_names=["logits"],
-                dynamic_shapes=({0: batch},),
-                verbose=False,
-            )
+            yield
     finally:
         onnx_log.setLevel(level)
+
+
+def _export_onnx(model: nn.Module, x: torch.Tensor, path: Path) -> None:
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    with quiet_onnx_export():
+        torch.onnx.export(
+            model,
+            (x,),
+            str(path),
+            dynamo=True,
+            external_data=False,
+            input_names=["input"],
+            output_names=["logits"],
+            dynamic_shapes=({0: batch},),
+            verbose=False,
+        )
     import onnx
 
     onnx.checker.check_model(str(path), full_check=True)

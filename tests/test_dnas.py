@@ -316,3 +316,9 @@ def test_every_rank_ends_with_the_same_architecture(space_file, tmp_path, mode):
     assert all(torch.equal(a, b) for a, b in zip(ranks[0]["theta"], ranks[1]["theta"], strict=True))
     assert ranks[0]["paths"] == ranks[1]["paths"] and len(ranks[0]["paths"]) > 10
     assert any(t.abs().sum() > 0 for t in ranks[0]["theta"])  # θ did train
+
+
+def test_onnxruntime_table(space_file):
+    table = build_table(load_space(str(space_file)), device="onnxruntime", min_run_time=0.01, progress=False)
+    assert table.meta["device"] == "onnxruntime" and "onnxruntime" in table.meta["device_name"]
+    assert all(e["latency_ms"]["median"] > 0 and e["latency_ms"]["count"] > 0 for e in table.entries.values())

@@ -7,13 +7,10 @@ is exported to ONNX and timed in an ONNX Runtime CPU session with the same threa
 from __future__ import annotations
 
 import contextlib
-import io
-import logging
 import os
 import platform
 import statistics
 import tempfile
-import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -73,19 +70,14 @@ def device_name(device: str) -> str:
 def _onnx_runner(model: nn.Module, x: torch.Tensor, threads: int) -> Callable[[], object]:
     import onnxruntime
 
+    from ..export import quiet_onnx_export
+
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "m.onnx")
-        onnx_log = logging.getLogger("torch.onnx")
-        level = onnx_log.level
-        onnx_log.setLevel(logging.ERROR)
-        try:
-            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-                warnings.simplefilter("ignore")
-                # the TorchScript-based exporter: ~100x faster per module than dynamo, which matters
-                # when a table exports every candidate of every layer
-                torch.onnx.export(model, (x,), path, dynamo=False)
-        finally:
-            onnx_log.setLevel(level)
+        with quiet_onnx_export():
+            # the TorchScript-based exporter: ~100x faster per module than dynamo, which matters
+            # when a table exports every candidate of every layer
+            torch.onnx.export(model, (x,), path, dynamo=False)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1

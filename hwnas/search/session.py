@@ -49,25 +49,17 @@ def search(cfg: SearchConfig, resume: str | None = None, explicit: set[str] | No
         space = space.with_knobs(input_size=shape, num_classes=len(pools.classes))
         train, val = train_val(pools.train, pools.test, cfg.val_split, cfg.seed)
         weight_set, theta_set = search_split(train, cfg.train_portion, cfg.seed)
-        if ctx.main:  # rank 0 measures (or finds the cached table); the others then read the cache
-            table = load_or_build(
-                space,
-                device=cfg.latency_device,
-                threads=cfg.latency_threads,
-                batch=cfg.latency_batch,
-                table=cfg.latency_table,
-                progress=cfg.progress,
-            )
-        barrier(ctx)
-        if not ctx.main:
-            table = load_or_build(
-                space,
-                device=cfg.latency_device,
-                threads=cfg.latency_threads,
-                batch=cfg.latency_batch,
-                table=cfg.latency_table,
-                progress=False,
-            )
+        for measuring in (True, False):  # rank 0 measures (or reads the cache) first, then the others read it
+            if ctx.main == measuring:
+                table = load_or_build(
+                    space,
+                    device=cfg.latency_device,
+                    threads=cfg.latency_threads,
+                    batch=cfg.latency_batch,
+                    table=cfg.latency_table,
+                    progress=cfg.progress and ctx.main,
+                )
+            barrier(ctx)
         costs = {metric: CostModel.from_table(table, space, metric, device) for metric in UNITS}
         loss = HardwareLoss(cfg.hw_loss, cfg.alpha, cfg.beta, cfg.hc_weight, cfg.target, cfg.target_mode)
         loss.check(costs[cfg.cost], [layer.candidates for layer in space.layers])
