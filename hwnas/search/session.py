@@ -14,13 +14,13 @@ from ..arch import Architecture
 from ..cost.hardware_loss import UNITS, CostModel, HardwareLoss
 from ..cost.latency import measure_latency
 from ..cost.table import load_or_build
-from ..data import EpochLoader, Preprocess, open_dataset, search_split, train_val
+from ..data import EpochLoader, search_split
 from ..model import build_model
 from ..report.plots import theta_heatmap
 from ..spaces import load_space
 from ..supernet import Supernet, extract_model
 from ..train.distributed import Dist, barrier, init_distributed, shutdown
-from ..train.session import _say, open_run, parse_shape, reopen_config, start_or_resume
+from ..train.session import _say, open_run, open_run_data, reopen_config, start_or_resume
 from ..train.trainer import evaluate_model
 from .config import SearchConfig
 from .dnas import DNASTrainer
@@ -44,11 +44,9 @@ def search(cfg: SearchConfig, resume: str | None = None, explicit: set[str] | No
     ctx, device = init_distributed(cfg.device)
     try:
         torch.manual_seed(cfg.seed)
-        shape = parse_shape(cfg.input) if cfg.input else list(space.input_size)
-        pools = open_dataset(cfg.data, tuple(shape), cfg.classes, cfg.seed)
-        space = space.with_knobs(input_size=shape, num_classes=len(pools.classes))
-        train, val = train_val(pools.train, pools.test, cfg.val_split, cfg.seed)
-        weight_set, theta_set = search_split(train, cfg.train_portion, cfg.seed)
+        data = open_run_data(cfg, space.input_size)
+        space = space.with_knobs(input_size=data.shape, num_classes=len(data.classes))
+        weight_set, theta_set = search_split(data.train, cfg.train_portion, cfg.seed)
         for measuring in (True, False):  # rank 0 measures (or reads the cache) first, then the others read it
             if ctx.main == measuring:
                 table = load_or_build(
@@ -63,9 +61,6 @@ def search(cfg: SearchConfig, resume: str | None = None, explicit: set[str] | No
         costs = {metric: CostModel.from_table(table, space, metric, device) for metric in UNITS}
         loss = HardwareLoss(cfg.hw_loss, cfg.alpha, cfg.beta, cfg.hc_weight, cfg.target, cfg.target_mode)
         loss.check(costs[cfg.cost], [layer.candidates for layer in space.layers])
-        preprocess = Preprocess(
-            tuple(shape), pools.mean, pools.std, cfg.crop_padding, cfg.flip, cfg.cutout_length if cfg.cutout else 0
-        )
         run = open_run("search", space.name, cfg, ctx, resume is not None)
         torch.manual_seed(cfg.seed)  # the same initial weights whether or not the table was measured just now
         supernet = Supernet(space)
@@ -74,8 +69,8 @@ def search(cfg: SearchConfig, resume: str | None = None, explicit: set[str] | No
             cfg,
             weight_set=weight_set,
             theta_set=theta_set,
-            val_set=val,
-            preprocess=preprocess,
+            val_set=data.val,
+            preprocess=data.preprocess,
             device=device,
             costs=costs,
             hardware_loss=loss,
@@ -88,7 +83,7 @@ def search(cfg: SearchConfig, resume: str | None = None, explicit: set[str] | No
         summary: dict[str, Any] = {}
         arch_path = None
         if ctx.main:
-            summary = _result(trainer, space, table, weight_set, val, preprocess, device, cfg, run.path)
+            summary = _result(trainer, space, table, weight_set, data.val, data.preprocess, device, cfg, run.path)
             arch_path = run.path / "arch.json"
             run.write_text("result.json", json.dumps(summary, indent=1))
         run.close()

@@ -49,16 +49,31 @@ class Prepared:
     preprocess: Preprocess  # augments only when given an epoch's plan (training batches)
 
 
-def prepare(arch: Architecture, cfg: TrainConfig) -> Prepared:
-    """Open the data and fit the architecture to it (input size, number of classes)."""
-    shape = parse_shape(cfg.input) if cfg.input else list(arch.spec.input_size)
+@dataclass
+class RunData:
+    shape: list[int]
+    train: ImageSet
+    val: ImageSet
+    classes: list[str]
+    preprocess: Preprocess  # augments only when given an epoch's plan (training batches)
+
+
+def open_run_data(cfg: TrainConfig, default_shape: tuple[int, ...]) -> RunData:
+    """The run's dataset at `--input` (else `default_shape`), its train/validation split and preprocessing."""
+    shape = parse_shape(cfg.input) if cfg.input else list(default_shape)
     pools = open_dataset(cfg.data, tuple(shape), cfg.classes, cfg.seed)
-    arch = arch.with_space_args(input_size=shape, num_classes=len(pools.classes))
     train, val = train_val(pools.train, pools.test, cfg.val_split, cfg.seed)
     preprocess = Preprocess(
         tuple(shape), pools.mean, pools.std, cfg.crop_padding, cfg.flip, cfg.cutout_length if cfg.cutout else 0
     )
-    return Prepared(arch, train, val, pools.classes, preprocess)
+    return RunData(shape, train, val, pools.classes, preprocess)
+
+
+def prepare(arch: Architecture, cfg: TrainConfig) -> Prepared:
+    """Open the data and fit the architecture to it (input size, number of classes)."""
+    data = open_run_data(cfg, arch.spec.input_size)
+    arch = arch.with_space_args(input_size=data.shape, num_classes=len(data.classes))
+    return Prepared(arch, data.train, data.val, data.classes, data.preprocess)
 
 
 def _check_resume(saved: dict[str, Any], cfg: Any, run: Path) -> None:
