@@ -189,6 +189,21 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_supernet_train(args: argparse.Namespace) -> int:
+    from .search.config import SupernetConfig
+    from .search.session import train_supernet
+    from .train.config import explicit_keys, resolve_config
+
+    if args.resume is None and "space" not in vars(args):
+        raise HwnasError("supernet train: give a space (built-in name or YAML path), or --resume RUN_DIR")
+    outcome = train_supernet(
+        resolve_config(args, cls=SupernetConfig), resume=args.resume, explicit=explicit_keys(args, SupernetConfig)
+    )
+    if outcome.main_process:
+        print(json.dumps({"run_dir": str(outcome.run_dir), "best": outcome.summary["best"]}))
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -213,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     arch_help = "architecture file or zoo name (see `hwnas zoo`)"
     input_help = "input size CxHxW, overriding the space's (e.g. 3x224x224)"
 
-    def add(name: str, func: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
+    def add(name: str, func: Callable[[argparse.Namespace], int] | None, help: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
         p.set_defaults(func=func)
         return p
@@ -286,7 +301,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-offset", action="store_true", help="validate: store the fitted offset in the table")
     p.add_argument("--json", action="store_true", help="print JSON")
 
-    from .search.config import SearchConfig
+    from .search.config import SearchConfig, SupernetConfig
+
+    p = add("supernet", None, "single-path one-shot supernets: `hwnas supernet train SPACE --sampling uniform|fair`")
+    supernet_sub = p.add_subparsers(dest="supernet_command", required=True, metavar="SUBCOMMAND")
+    p = supernet_sub.add_parser("train", help="train a supernet with uniform (SPOS) or strictly fair (FairNAS) paths")
+    p.set_defaults(func=cmd_supernet_train)
+    p.add_argument("space", nargs="?", default=argparse.SUPPRESS, help="built-in space name or space YAML path")
+    p.add_argument("--resume", help="continue RUN_DIR from its latest good checkpoint")
+    add_config_flags(p, skip=("space",), cls=SupernetConfig)
 
     p = add("search", cmd_search, "differentiable search (FBNet DNAS) of a space, priced by a measured cost table")
     p.add_argument("space", nargs="?", default=argparse.SUPPRESS, help="built-in space name or space YAML path")

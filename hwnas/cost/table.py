@@ -192,12 +192,20 @@ def _units(space: SpaceSpec) -> dict[str, tuple[nn.Module, tuple[int, ...]]]:
 def _measure(
     module: nn.Module, shape: tuple[int, ...], device: str, threads: int, batch: int, dtype: str, min_run_time: float
 ) -> dict[str, Any]:
-    counted = count(module, shape, [("unit", "unit", module)])
     lat = measure_latency(
         module, shape, device=device, batch=batch, threads=threads, dtype=dtype, min_run_time=min_run_time
     )
+    counted = _count_only(module, shape)
     return {
+        **counted,
         "latency_ms": {"median": lat.median_ms, "mean": lat.mean_ms, "std": lat.std_ms, "count": lat.runs},
+    }
+
+
+def _count_only(module: nn.Module, shape: tuple[int, ...]) -> dict[str, Any]:
+    counted = count(module, shape, [("unit", "unit", module)])
+    return {
+        "latency_ms": {"median": 0.0, "mean": 0.0, "std": 0.0, "count": 0},
         "macs": counted.macs,
         "params": counted.params,
     }
@@ -212,14 +220,22 @@ def build_table(
     dtype: str = "float32",
     min_run_time: float = 0.2,
     progress: bool = True,
+    measure: bool = True,
 ) -> CostTable:
-    """Measure every distinct (op, input shape) of `space` on `device`; count its MACs and params."""
+    """Measure every distinct (op, input shape) of `space` on `device`; count its MACs and params.
+
+    With `measure=False` only MACs and params are counted (latency entries are 0, `meta.measured` false).
+    """
     from tqdm import tqdm
 
     check_device(device)
     if dtype not in DTYPES:
         raise HwnasError(f"dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
     units = _units(space)
+    if not measure:
+        with torch.random.fork_rng(devices=[]):
+            entries = {key: _count_only(make(), shape) for key, (make, shape) in units.items()}
+        return CostTable({"space": space.name, "space_fingerprint": space.fingerprint(), "measured": False}, entries)
     print(
         f"hwnas: measuring {len(units)} layer/candidate shapes of {space.name} on {device} "
         f"({device_name(device)}), {threads} thread(s) pinned, batch {batch}, {dtype}",

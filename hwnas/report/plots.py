@@ -37,3 +37,27 @@ def theta_heatmap(probs: Sequence[Sequence[float]], ops: Sequence[Sequence[str]]
     fig.savefig(buffer, format="png", dpi=110)
     plt.close(fig)
     return atomic_write(path, lambda f: f.write(buffer.getvalue()))
+
+
+def pareto_plot(points, front, cost_name: str, path: str | Path, title: str) -> Path:
+    """Accuracy against cost of every evaluated candidate; the non-dominated front highlighted."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.scatter([p[1] for p in points], [p[0] for p in points], s=10, c="#8899aa", label="evaluated")
+    ordered = sorted(front, key=lambda i: points[i][1])
+    ax.plot(
+        [points[i][1] for i in ordered], [points[i][0] for i in ordered], "o-", c="#d62728", ms=4, label="Pareto front"
+    )
+    ax.set_xlabel(cost_name)
+    ax.set_ylabel("val top-1 (%)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    return atomic_write(path, lambda f: f.write(buffer.getvalue()))

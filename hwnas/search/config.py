@@ -1,18 +1,98 @@
-"""`SearchConfig`: the training options plus those of differentiable search (DNAS)."""
+"""Options of one-shot supernet training (`SupernetConfig`) and of search (`SearchConfig`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..choices import COST_METRICS, HW_LOSS_FORMS, MIXING_MODES, TARGET_MODES
+from ..choices import COST_METRICS, HW_LOSS_FORMS, MIXING_MODES, SAMPLINGS, STRATEGIES, TARGET_MODES
 from ..train.config import TrainConfig, _opt
 
 
+def _limit(what: str) -> object:
+    return _opt(f"hard limit on {what} (none: no limit)", default=None, check=lambda v: v > 0, expected="a number > 0")
+
+
 @dataclass
-class SearchConfig(TrainConfig):
-    """Options of `hwnas search` (DNAS: w and θ trained in turns on two splits)."""
+class SupernetConfig(TrainConfig):
+    """Options of `hwnas supernet train` (single-path one-shot) and the base of `hwnas search`."""
 
     space: str = _opt("search space: a built-in name or a space YAML path", default="fbnet")
+    sampling: str = _opt(
+        "supernet paths per step: uniform (SPOS, one random path) or fair (FairNAS: m paths that "
+        "use every candidate once, one update)",
+        default="uniform",
+        choices=SAMPLINGS,
+    )
+    max_macs: float | None = _limit("MACs (millions), for sampled paths and searched architectures")
+    max_params: float | None = _limit("parameters (millions), for sampled paths and searched architectures")
+    max_latency: float | None = _limit(
+        "latency (ms, from the cost table), for sampled paths and searched architectures"
+    )
+    latency_device: str = _opt("where the latency table is measured: cpu, cuda, cuda:N, onnxruntime", default="cpu")
+    latency_threads: int = _opt(
+        "threads pinned while measuring latency", default=1, check=lambda v: v >= 1, expected="an integer >= 1"
+    )
+    latency_batch: int = _opt(
+        "batch size of the latency measurements", default=1, check=lambda v: v >= 1, expected="an integer >= 1"
+    )
+    latency_table: str | None = _opt(
+        "use this cost table file instead of measuring (it must cover the space)", default=None
+    )
+
+
+@dataclass
+class SearchConfig(SupernetConfig):
+    """Options of `hwnas search`: DNAS (w and θ trained in turns), or random, evolutionary or Pareto
+    search over a trained one-shot supernet (`--supernet RUN_DIR`)."""
+
+    strategy: str = _opt(
+        "dnas (differentiable, FBNet; with --mode softmax it is seed 002's differentiable search), "
+        "random, evolution or pareto (these three need --supernet)",
+        default="dnas",
+        choices=STRATEGIES,
+    )
+    supernet: str | None = _opt("run directory of `hwnas supernet train` (random, evolution, pareto)", default=None)
+    random_iteration: int = _opt(
+        "random: architectures to evaluate", default=1000, check=lambda v: v >= 1, expected="an integer >= 1"
+    )
+    generation_num: int = _opt(
+        "evolution/pareto: generations", default=20, check=lambda v: v >= 1, expected="an integer >= 1"
+    )
+    population: int = _opt(
+        "evolution/pareto: population size", default=60, check=lambda v: v >= 2, expected="an integer >= 2"
+    )
+    parent_num: int = _opt(
+        "evolution/pareto: parents kept each generation (SPOS's select_num)",
+        default=10,
+        check=lambda v: v >= 1,
+        expected="an integer >= 1",
+    )
+    mutation_num: int = _opt(
+        "evolution/pareto: children made by mutation each generation",
+        default=25,
+        check=lambda v: v >= 0,
+        expected="an integer >= 0",
+    )
+    crossover_num: int = _opt(
+        "evolution/pareto: children made by crossover each generation",
+        default=25,
+        check=lambda v: v >= 0,
+        expected="an integer >= 0",
+    )
+    mutation_prob: float = _opt(
+        "evolution/pareto: chance that a layer mutates",
+        default=0.1,
+        check=lambda v: 0 <= v <= 1,
+        expected="a number in [0, 1]",
+    )
+    pareto_cost: str = _opt("pareto: the cost traded against accuracy", default="latency", choices=COST_METRICS)
+    eval_images: int = _opt(
+        "evaluate candidates on the first this many validation images (0: all)",
+        default=0,
+        check=lambda v: v >= 0,
+        expected="an integer >= 0",
+    )
+
     mode: str = _opt(
         "how θ mixes the candidates: gumbel (soft, FBNet), gumbel_hard (straight-through, one path runs), softmax",
         default="gumbel",
@@ -56,16 +136,6 @@ class SearchConfig(TrainConfig):
     )
     target_mode: str = _opt(
         "above: penalise only cost above the target; abs: |cost - target|", default="above", choices=TARGET_MODES
-    )
-    latency_device: str = _opt("where the latency table is measured: cpu, cuda, cuda:N, onnxruntime", default="cpu")
-    latency_threads: int = _opt(
-        "threads pinned while measuring latency", default=1, check=lambda v: v >= 1, expected="an integer >= 1"
-    )
-    latency_batch: int = _opt(
-        "batch size of the latency measurements", default=1, check=lambda v: v >= 1, expected="an integer >= 1"
-    )
-    latency_table: str | None = _opt(
-        "use this cost table file instead of measuring (it must cover the space)", default=None
     )
     sample: int = _opt(
         "draw this many architectures from θ and keep the best on validation (0: argmax of θ)",

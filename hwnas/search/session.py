@@ -15,6 +15,8 @@ from ..cost.hardware_loss import UNITS, CostModel, HardwareLoss
 from ..cost.latency import measure_latency
 from ..cost.table import load_or_build
 from ..data import EpochLoader, search_split
+from ..errors import HwnasError
+from ..io import atomic_write
 from ..model import build_model
 from ..report.plots import theta_heatmap
 from ..spaces import load_space
@@ -22,9 +24,11 @@ from ..supernet import Supernet, extract_model
 from ..train.distributed import Dist, barrier, init_distributed, shutdown
 from ..train.session import _say, open_run, open_run_data, reopen_config, start_or_resume
 from ..train.trainer import evaluate_model
-from .config import SearchConfig
+from .config import SearchConfig, SupernetConfig
+from .constraints import FLAGS, constraints_for
 from .dnas import DNASTrainer
 from .evaluate import recalibrate_bn
+from .oneshot import OneShotTrainer
 
 
 @dataclass
@@ -35,11 +39,70 @@ class SearchOutcome:
     main_process: bool = True
 
 
+def train_supernet(cfg: SupernetConfig, resume: str | None = None, explicit: set[str] | None = None) -> SearchOutcome:
+    """Train a single-path one-shot supernet of `cfg.space` (uniform or fair sampling); writes supernet.pt."""
+    checkpoint_name = None
+    if resume is not None:
+        cfg, _, checkpoint_name = reopen_config(resume, cfg, explicit, "config.yaml")
+    if cfg.sampling == "fair" and any(getattr(cfg, f"max_{m}") is not None for m in FLAGS):
+        raise HwnasError(
+            "--sampling fair uses every candidate once per step and cannot honour a budget; "
+            "use --sampling uniform with --max-macs/--max-params/--max-latency"
+        )
+    space = load_space(cfg.space)
+    ctx, device = init_distributed(cfg.device)
+    try:
+        data = open_run_data(cfg, space.input_size)
+        space = space.with_knobs(input_size=data.shape, num_classes=len(data.classes))
+        constraints = constraints_for(space, cfg, progress=cfg.progress and ctx.main)
+        run = open_run("supernet", space.name, cfg, ctx, resume is not None)
+        torch.manual_seed(cfg.seed)
+        supernet = Supernet(space)
+        trainer = OneShotTrainer(
+            supernet,
+            cfg,
+            train_set=data.train,
+            val_set=data.val,
+            preprocess=data.preprocess,
+            device=device,
+            constraints=constraints,
+            run=run,
+            ctx=ctx,
+            meta={"config": cfg.to_dict(), "space_fingerprint": space.fingerprint()},
+        )
+        start_or_resume(trainer, run, cfg, ctx, resume, checkpoint_name, {})
+        trainer.fit()
+        summary = {"best": trainer.best, "trained_per_candidate": trainer.trained}
+        if ctx.main:
+            atomic_write(
+                run.path / "supernet.pt",
+                lambda f: torch.save(
+                    {"model": supernet.state_dict(), "space_fingerprint": space.fingerprint(), "config": cfg.to_dict()},
+                    f,
+                ),
+            )
+            run.write_text("result.json", json.dumps(summary, indent=1))
+            _say(
+                ctx,
+                f"supernet weights in {run.path / 'supernet.pt'}; search it with:\n  hwnas search {cfg.space} "
+                f"--strategy evolution --supernet {run.path}",
+            )
+        run.close()
+        barrier(ctx)
+        return SearchOutcome(run.path, None, summary, ctx.main)
+    finally:
+        shutdown(ctx)
+
+
 def search(cfg: SearchConfig, resume: str | None = None, explicit: set[str] | None = None) -> SearchOutcome:
     """Search `cfg.space` with DNAS (or continue the run `resume`); write arch.json and a report."""
     checkpoint_name = None
     if resume is not None:
         cfg, _, checkpoint_name = reopen_config(resume, cfg, explicit, "config.yaml")
+    if cfg.strategy != "dnas":
+        from .evolution import search_supernet
+
+        return search_supernet(cfg, resuming=resume is not None)
     space = load_space(cfg.space)
     ctx, device = init_distributed(cfg.device)
     try:

@@ -148,7 +148,15 @@ class TrainConfig:
         return check_config(dataclasses.replace(self, **changes))
 
 
-_TYPES = {"str": str, "int": int, "float": float, "bool": bool, "str | None": str, "float | None": float}
+_TYPES = {
+    "str": str,
+    "int": int,
+    "float": float,
+    "bool": bool,
+    "str | None": str,
+    "float | None": float,
+    "int | None": int,
+}
 
 
 def keys(cls: type = TrainConfig) -> dict[str, dataclasses.Field]:

@@ -1,0 +1,99 @@
+"""Single-path one-shot supernet training (SPOS uniform sampling, FairNAS strict fairness) on the Trainer.
+
+Each step draws its path(s) from a generator seeded by the step, so every DDP rank trains the
+same paths and a resumed run draws what the uninterrupted one would have. `fair` runs m paths
+(m = the most candidates of any layer) that use every candidate of every such layer once,
+accumulates their gradients (summed, as FairNAS does) and updates once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from typing import Any
+
+import torch
+
+from ..data import ImageSet, Preprocess
+from ..supernet import FixedPath, Supernet
+from ..train.distributed import Dist
+from ..train.rundir import RunDir
+from ..train.trainer import StepResult, Trainer
+from .config import SupernetConfig
+from .constraints import Constraints
+from .paths import Path, fair_paths, uniform_path, within_budget
+
+
+class OneShotTrainer(Trainer):
+    find_unused_parameters = True
+
+    def __init__(
+        self,
+        supernet: Supernet,
+        cfg: SupernetConfig,
+        *,
+        train_set: ImageSet,
+        val_set: ImageSet,
+        preprocess: Preprocess,
+        device: torch.device,
+        constraints: Constraints | None = None,
+        run: RunDir | None = None,
+        ctx: Dist | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(
+            supernet,
+            cfg,
+            train_set=train_set,
+            val_set=val_set,
+            preprocess=preprocess,
+            device=device,
+            run=run,
+            ctx=ctx,
+            meta=meta,
+        )
+        self.supernet = supernet
+        self.counts = [len(layer.ops) for layer in supernet.layers]
+        self.constraints = constraints if constraints is not None and constraints.limits else None
+        self.trained = [[0] * n for n in self.counts]  # how often each candidate was trained
+
+    def paths(self) -> list[Path]:
+        """This step's paths: one uniform path (within the budget), or FairNAS's m fair paths."""
+        rng = random.Random(self.cfg.seed * 1_000_003 + self.step)
+        if self.cfg.sampling == "fair":
+            return fair_paths(self.counts, rng)
+        if self.constraints is None:
+            return [uniform_path(self.counts, rng)]
+        return [within_budget(lambda: uniform_path(self.counts, rng), self.constraints.fits)]
+
+    def train_step(self, images: torch.Tensor, labels: torch.Tensor) -> StepResult:
+        paths = self.paths()
+        losses = []
+        for k, path in enumerate(paths):
+            last = k == len(paths) - 1
+            quiet = self.net.no_sync() if self.ctx.enabled and not last else contextlib.nullcontext()
+            with quiet:
+                with self.autocast():
+                    outputs = self.net(images, path)
+                    loss = self.loss(outputs, labels)
+                self.scaler.scale(loss).backward()
+            losses.append(loss.detach())
+            for layer, index in enumerate(path):
+                self.trained[layer][index] += 1
+        return self.apply_gradients(torch.stack(losses).mean(), outputs, labels)
+
+    def reference_path(self) -> Path:
+        """The path validated each epoch: drawn once from the seed (within the budget)."""
+        rng = random.Random(self.cfg.seed)
+        if self.constraints is None:
+            return uniform_path(self.counts, rng)
+        return within_budget(lambda: uniform_path(self.counts, rng), self.constraints.fits)
+
+    def evaluate(self, model: torch.nn.Module | None = None) -> dict[str, float]:
+        return super().evaluate(model or FixedPath(self.supernet, self.reference_path()))
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"trained": [list(row) for row in self.trained]}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        self.trained = [list(row) for row in state["trained"]]
