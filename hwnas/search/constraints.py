@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import torch
+
 from ..cost.hardware_loss import UNITS, CostModel
-from ..cost.table import build_table, load_or_build
+from ..cost.table import CostTable, build_table, load_or_build
 from ..errors import HwnasError
 from ..spaces import SpaceSpec
 
@@ -36,11 +38,10 @@ class Constraints:
                 )
 
 
-def constraints_for(space: SpaceSpec, cfg, progress: bool = True) -> Constraints:
-    """Cost models of `space` (latency measured only when a latency limit or table asks for it)."""
-    limits = {m: getattr(cfg, f"max_{m}") for m in FLAGS if getattr(cfg, f"max_{m}") is not None}
-    if "latency" in limits or cfg.latency_table:
-        table = load_or_build(
+def cost_table(space: SpaceSpec, cfg, need_latency: bool, progress: bool = True) -> CostTable:
+    """The measured (cached) table when latency is needed or a table file is given, else MACs and params only."""
+    if need_latency or cfg.latency_table:
+        return load_or_build(
             space,
             device=cfg.latency_device,
             threads=cfg.latency_threads,
@@ -48,9 +49,18 @@ def constraints_for(space: SpaceSpec, cfg, progress: bool = True) -> Constraints
             table=cfg.latency_table,
             progress=progress,
         )
-    else:
-        table = build_table(space, measure=False, progress=False)
+    return build_table(space, measure=False, progress=False)
+
+
+def cost_models(table: CostTable, space: SpaceSpec, device: torch.device | str = "cpu") -> dict[str, CostModel]:
     metrics = UNITS if table.meta.get("measured", True) else ("macs", "params")
-    constraints = Constraints(limits, {m: CostModel.from_table(table, space, m) for m in metrics})
+    return {m: CostModel.from_table(table, space, m, device) for m in metrics}
+
+
+def constraints_for(space: SpaceSpec, cfg, progress: bool = True, need_latency: bool = False) -> Constraints:
+    """Cost models of `space` (latency measured only when a latency limit, a table or the caller asks for it)."""
+    limits = {m: getattr(cfg, f"max_{m}") for m in FLAGS if getattr(cfg, f"max_{m}") is not None}
+    table = cost_table(space, cfg, need_latency or "latency" in limits, progress)
+    constraints = Constraints(limits, cost_models(table, space))
     constraints.check_feasible(space)
     return constraints

@@ -231,7 +231,8 @@ def search_supernet(cfg: SearchConfig, resuming: bool = False) -> Any:
                 f"--supernet {cfg.supernet}: it was trained on another space, input size or number of "
                 f"classes than {cfg.space} with --data {cfg.data}"
             )
-        constraints = constraints_for(space, cfg, progress=cfg.progress and ctx.main)
+        need_latency = cfg.strategy == "pareto" and cfg.pareto_cost == "latency"
+        constraints = constraints_for(space, cfg, progress=cfg.progress and ctx.main, need_latency=need_latency)
         supernet = Supernet(space)
         supernet.load_state_dict(state["model"])
         run_dir = Path(cfg.run_dir) if cfg.run_dir else Path("runs") / f"search-{cfg.strategy}-{space.name}"

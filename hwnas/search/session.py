@@ -11,9 +11,8 @@ from typing import Any
 import torch
 
 from ..arch import Architecture
-from ..cost.hardware_loss import UNITS, CostModel, HardwareLoss
+from ..cost.hardware_loss import HardwareLoss
 from ..cost.latency import measure_latency
-from ..cost.table import load_or_build
 from ..data import EpochLoader, search_split
 from ..errors import HwnasError
 from ..io import atomic_write
@@ -25,7 +24,7 @@ from ..train.distributed import Dist, barrier, init_distributed, shutdown
 from ..train.session import _say, open_run, open_run_data, reopen_config, start_or_resume
 from ..train.trainer import evaluate_model
 from .config import SearchConfig, SupernetConfig
-from .constraints import FLAGS, constraints_for
+from .constraints import FLAGS, constraints_for, cost_models, cost_table
 from .dnas import DNASTrainer
 from .evaluate import recalibrate_bn
 from .oneshot import OneShotTrainer
@@ -112,16 +111,9 @@ def search(cfg: SearchConfig, resume: str | None = None, explicit: set[str] | No
         weight_set, theta_set = search_split(data.train, cfg.train_portion, cfg.seed)
         for measuring in (True, False):  # rank 0 measures (or reads the cache) first, then the others read it
             if ctx.main == measuring:
-                table = load_or_build(
-                    space,
-                    device=cfg.latency_device,
-                    threads=cfg.latency_threads,
-                    batch=cfg.latency_batch,
-                    table=cfg.latency_table,
-                    progress=cfg.progress and ctx.main,
-                )
+                table = cost_table(space, cfg, cfg.cost == "latency", progress=cfg.progress and ctx.main)
             barrier(ctx)
-        costs = {metric: CostModel.from_table(table, space, metric, device) for metric in UNITS}
+        costs = cost_models(table, space, device)
         loss = HardwareLoss(cfg.hw_loss, cfg.alpha, cfg.beta, cfg.hc_weight, cfg.target, cfg.target_mode)
         loss.check(costs[cfg.cost], [layer.candidates for layer in space.layers])
         run = open_run("search", space.name, cfg, ctx, resume is not None)
@@ -189,14 +181,14 @@ def _result(
         threads=cfg.latency_threads,
         min_run_time=0.5,
     )
-    predicted_ms = table.predict(space, choices)
+    predicted_ms = table.predict(space, choices) if "latency" in trainer.costs else None
     meta = {
         "strategy": "dnas",
         "mode": cfg.mode,
         "run": str(run_path),
         "picked": "argmax" if cfg.sample == 0 else f"best of argmax and {cfg.sample} samples",
         "val_top1_inherited": accuracy,
-        "expected": {"latency_ms": expected["latency"], "macs_m": expected["macs"], "params_m": expected["params"]},
+        "expected": {"latency_ms": expected.get("latency"), "macs_m": expected["macs"], "params_m": expected["params"]},
         "measured_latency_ms": measured.median_ms,
         "latency_device": cfg.latency_device,
         "latency_threads": cfg.latency_threads,
@@ -217,7 +209,7 @@ def _result(
         "val_top1_inherited": accuracy,
         "predicted_latency_ms": predicted_ms,
         "measured_latency_ms": measured.median_ms,
-        "latency_error_pct": 100 * (predicted_ms - measured.median_ms) / measured.median_ms,
+        "latency_error_pct": None if predicted_ms is None else 100 * (predicted_ms / measured.median_ms - 1),
         "macs": round(expected["macs"] * 1e6),
         "params": round(expected["params"] * 1e6),
         "theta_png": str(run_path / "theta.png"),
@@ -234,8 +226,9 @@ def _result(
         )
     _say(
         single,
-        f"val top-1 with supernet weights {accuracy:.2f}% | latency predicted {predicted_ms:.3f} ms, "
-        f"measured {measured.median_ms:.3f} ms on {cfg.latency_device} ({cfg.latency_threads} thread(s)) | "
+        f"val top-1 with supernet weights {accuracy:.2f}% | latency predicted "
+        f"{'(not measured)' if predicted_ms is None else f'{predicted_ms:.3f} ms'}, measured "
+        f"{measured.median_ms:.3f} ms on {cfg.latency_device} ({cfg.latency_threads} thread(s)) | "
         f"{summary['macs'] / 1e6:.2f}M MACs | {summary['params'] / 1e6:.3f}M params",
     )
     _say(single, f"wrote {arch_path} and {run_path / 'theta.png'}; retrain with:\n  {retrain}")

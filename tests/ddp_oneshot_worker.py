@@ -1,0 +1,49 @@
+"""Trains a one-shot supernet of the tiny test space on digits, alone or under torchrun, and saves the
+paths each rank trained and its final weights.
+
+    torchrun --nproc_per_node 2 tests/ddp_oneshot_worker.py SPACE.yaml OUT_DIR uniform|fair
+"""
+
+import sys
+from pathlib import Path
+
+import torch
+
+from hwnas.data import Preprocess, open_dataset, train_val
+from hwnas.search.config import SupernetConfig
+from hwnas.search.oneshot import OneShotTrainer
+from hwnas.spaces import load_space
+from hwnas.supernet import Supernet
+from hwnas.train.distributed import init_distributed, shutdown
+
+
+def main(space_path: str, out: str, sampling: str) -> None:
+    ctx, device = init_distributed("cpu")
+    torch.manual_seed(0)
+    space = load_space(space_path)
+    pools = open_dataset("digits", space.input_size)
+    train, val = train_val(pools.train, None, 0.1, 0)
+    cfg = SupernetConfig(
+        space=space_path, sampling=sampling, epochs=1, batch_size=64, progress=False, checkpoint_every=0
+    )
+    pre = Preprocess(space.input_size, pools.mean, pools.std, crop_padding=1, flip=True)
+    trainer = OneShotTrainer(Supernet(space), cfg, train_set=train, val_set=val, preprocess=pre, device=device, ctx=ctx)
+    seen = []
+    original = trainer.paths
+
+    def recording():
+        paths = original()
+        seen.append(paths)
+        return paths
+
+    trainer.paths = recording
+    trainer.fit()
+    torch.save(
+        {"paths": seen, "model": trainer.model.state_dict(), "trained": trainer.trained},
+        Path(out) / f"rank{ctx.rank}.pt",
+    )
+    shutdown(ctx)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:4])

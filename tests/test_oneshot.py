@@ -1,0 +1,299 @@
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from hwnas.cli import main
+from hwnas.errors import HwnasError
+from hwnas.search.config import SearchConfig, SupernetConfig
+from hwnas.search.constraints import constraints_for
+from hwnas.search.evolution import non_dominated_sort
+from hwnas.search.paths import fair_paths, uniform_path, within_budget
+from hwnas.search.session import search, train_supernet
+from hwnas.spaces import load_space
+from tests.helpers import TINY_SPACE
+
+ROOT = Path(__file__).parents[1]
+FAST = {"flip": False, "crop_padding": 0, "progress": False, "checkpoint_every": 0}
+
+
+@pytest.fixture
+def space_file(tmp_path) -> Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY_SPACE)
+    return path
+
+
+def test_fair_paths_use_every_candidate_once():
+    rng = random.Random(0)
+    counts = [4, 4, 3, 1]
+    for _ in range(20):
+        paths = fair_paths(counts, rng)
+        assert len(paths) == 4
+        for layer, n in enumerate(counts):
+            used = sorted(p[layer] for p in paths)
+            assert set(used) == set(range(n)) and (n < 4 or used == [0, 1, 2, 3])
+
+
+def test_strict_fairness_holds_in_training(space_file, tmp_path):
+    out = train_supernet(
+        SupernetConfig(
+            space=str(space_file), sampling="fair", epochs=1, batch_size=128, run_dir=str(tmp_path / "sup"), **FAST
+        )
+    )
+    trained = out.summary["trained_per_candidate"]
+    steps = 1617 // 128
+    assert trained == [[steps] * 3] * 3  # every candidate of every layer, once per step
+
+
+def test_uniform_paths_respect_allowed_ops_and_budgets():
+    space = load_space("proxylessnas", input_size=[3, 32, 32])
+    counts = [len(la.candidates) for la in space.layers]
+    cfg = SupernetConfig(space="proxylessnas", max_macs=9.0)
+    constraints = constraints_for(space, cfg, progress=False)
+    rng = random.Random(1)
+    for _ in range(200):
+        path = within_budget(lambda: uniform_path(counts, rng), constraints.fits)
+        assert all(0 <= i < n for i, n in zip(path, counts, strict=True))
+        assert all(
+            space.layers[k].candidates[i] != "zero" or space.layers[k].c_in == space.layers[k].c_out
+            for k, i in enumerate(path)
+        )
+        assert constraints.cost(path)["macs"] <= 9.0
+
+
+def test_infeasible_constraint_names_the_cheapest():
+    space = load_space("fbnet_small")
+    with pytest.raises(
+        HwnasError,
+        match=r"--max-macs 0.01: no architecture in fbnet_small meets it; the cheapest "
+        r"costs .* \(skip, skip",
+    ):
+        constraints_for(space, SupernetConfig(space="fbnet_small", max_macs=0.01), progress=False)
+
+
+def test_non_dominated_sort():
+    rng = random.Random(3)
+    points = [(rng.random(), rng.random()) for _ in range(60)]
+    fronts = non_dominated_sort(points)
+    assert sorted(i for f in fronts for i in f) == list(range(60))
+    first = fronts[0]
+    for i in first:
+        assert not any(
+            points[j][0] >= points[i][0] and points[j][1] <= points[i][1] and points[j] != points[i] for j in range(60)
+        )
+    for i in fronts[1]:
+        assert any(points[j][0] >= points[i][0] and points[j][1] <= points[i][1] for j in first)
+
+
+@pytest.fixture
+def supernet_run(space_file, tmp_path) -> Path:
+    run = tmp_path / "sup"
+    train_supernet(SupernetConfig(space=str(space_file), epochs=2, run_dir=str(run), **FAST))
+    return run
+
+
+def run_search(space_file, supernet_run, run_dir, **kw) -> dict:
+    cfg = SearchConfig(
+        space=str(space_file),
+        supernet=str(supernet_run),
+        run_dir=str(run_dir),
+        eval_images=90,
+        recalibrate_batches=2,
+        **FAST,
+        **kw,
+    )
+    return search(cfg).summary
+
+
+EVOLUTION = {
+    "strategy": "evolution",
+    "generation_num": 4,
+    "population": 6,
+    "parent_num": 2,
+    "mutation_num": 3,
+    "crossover_num": 3,
+}
+
+
+def test_evolution_is_deterministic_and_never_gets_worse(space_file, supernet_run, tmp_path):
+    a = run_search(space_file, supernet_run, tmp_path / "a", **EVOLUTION)
+    b = run_search(space_file, supernet_run, tmp_path / "b", **EVOLUTION)
+    assert a["history"] == b["history"] and a["choices"] == b["choices"]
+    best = [h["best_val_top1"] for h in a["history"]]
+    assert best == sorted(best) and len(best) == 4
+    lines = (tmp_path / "a" / "candidates.jsonl").read_text().splitlines()
+    assert len({tuple(json.loads(line)["path"]) for line in lines}) == len(lines)  # nothing evaluated twice
+
+
+def test_pareto_front_is_non_dominated(space_file, supernet_run, tmp_path):
+    summary = run_search(
+        space_file, supernet_run, tmp_path / "p", **{**EVOLUTION, "strategy": "pareto", "pareto_cost": "macs"}
+    )
+    records = [json.loads(line) for line in (tmp_path / "p" / "candidates.jsonl").read_text().splitlines()]
+    front = [r for r in records if r["choices"] in summary["front"]]
+    assert front and len(list((tmp_path / "p").glob("front_*.json"))) == len(front)
+    for f in front:
+        assert not any(
+            r["val_top1"] >= f["val_top1"]
+            and r["macs"] <= f["macs"]
+            and (r["val_top1"], r["macs"]) != (f["val_top1"], f["macs"])
+            for r in records
+        )
+    assert (tmp_path / "p" / "search.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "p" / "candidates.csv").read_text().startswith("val_top1,macs,params")
+
+
+def test_search_inputs_are_checked(space_file, supernet_run, tmp_path):
+    with pytest.raises(HwnasError, match="--population 2 is smaller than --parent-num 5"):
+        run_search(space_file, supernet_run, tmp_path / "x", strategy="evolution", population=2, parent_num=5)
+    with pytest.raises(HwnasError, match="needs --supernet RUN_DIR"):
+        search(SearchConfig(space=str(space_file), strategy="random"))
+    with pytest.raises(HwnasError, match="trained on another space"):
+        search(SearchConfig(space="fbnet_small", strategy="random", supernet=str(supernet_run), **FAST))
+    assert main(["search", str(space_file), "--strategy", "annealing"]) == 2
+    assert not (tmp_path / "x").exists()
+
+
+def test_search_resumes_after_sigkill_with_the_same_result(space_file, supernet_run, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    args = [
+        sys.executable,
+        "-m",
+        "hwnas",
+        "search",
+        str(space_file),
+        "--strategy",
+        "evolution",
+        "--supernet",
+        str(supernet_run),
+        "--generation-num",
+        "8",
+        "--population",
+        "6",
+        "--parent-num",
+        "2",
+        "--mutation-num",
+        "3",
+        "--crossover-num",
+        "3",
+        "--eval-images",
+        "90",
+        "--recalibrate-batches",
+        "4",
+        "--no-progress",
+    ]
+    subprocess.run([*args, "--run-dir", str(tmp_path / "ref")], env=env, check=True, capture_output=True)
+    run = tmp_path / "run"
+    proc = subprocess.Popen(
+        [*args, "--run-dir", str(run)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            if json.loads((run / "search_state.json").read_text())["generation"] >= 2:
+                break
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.01)
+    time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL, "the search finished before it could be killed"
+    done = subprocess.run([*args[:4], "--resume", str(run)], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    ref = json.loads((tmp_path / "ref" / "result.json").read_text())
+    got = json.loads((run / "result.json").read_text())
+    assert got["history"] == ref["history"] and got["choices"] == ref["choices"]
+
+
+@pytest.mark.parametrize("sampling", ["uniform", "fair"])
+def test_every_rank_trains_the_same_paths(space_file, tmp_path, sampling):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            str(ROOT / "tests" / "ddp_oneshot_worker.py"),
+            str(space_file),
+            str(tmp_path),
+            sampling,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    assert ranks[0]["paths"] == ranks[1]["paths"] and len(ranks[0]["paths"]) == 25
+    assert all(
+        torch.equal(ranks[0]["model"][k], ranks[1]["model"][k])
+        for k in ranks[0]["model"]
+        if "running" not in k and "num_batches" not in k
+    )
+
+
+def small(space: str, tmp_path: Path) -> Path:
+    path = tmp_path / f"{space}_small.yaml"
+    path.write_text(
+        f"extends: {space}\nname: {space}_small\nknobs: {{width_mult: 0.25, input_size: [3, 16, 16], "
+        f"num_classes: 10, last_channels: 64}}\n"
+    )
+    return path
+
+
+@pytest.mark.parametrize("space", ["proxylessnas", "fbnet", "spos", "single_path"])
+def test_seed_002_matrix_runs_end_to_end(space, tmp_path):
+    space_file = small(space, tmp_path)
+    common = {**FAST, "classes": "3", "batch_size": 64}
+    for sampling in ("uniform", "fair"):
+        sup = tmp_path / f"sup-{sampling}"
+        train_supernet(SupernetConfig(space=str(space_file), sampling=sampling, epochs=1, run_dir=str(sup), **common))
+        for strategy, extra in (
+            ("random", {"random_iteration": 3}),
+            ("evolution", {}),
+            ("pareto", {"pareto_cost": "macs"}),
+        ):
+            evo = {"generation_num": 2, "population": 3, "parent_num": 2, "mutation_num": 2, "crossover_num": 1}
+            out = search(
+                SearchConfig(
+                    space=str(space_file),
+                    strategy=strategy,
+                    supernet=str(sup),
+                    run_dir=str(tmp_path / f"{sampling}-{strategy}"),
+                    recalibrate_batches=1,
+                    **common,
+                    **extra,
+                    **({} if strategy == "random" else evo),
+                )
+            )
+            assert len(out.summary["choices"]) == load_space(str(space_file)).num_layers
+    for mode in ("softmax", "gumbel"):
+        out = search(
+            SearchConfig(
+                space=str(space_file),
+                strategy="dnas",
+                mode=mode,
+                epochs=1,
+                weight_warmup_epochs=0,
+                a_optimizer="sgd",
+                a_lr=0.05,
+                a_weight_decay=4e-4,
+                hw_loss="add",
+                hc_weight=0.005,
+                cost="macs",
+                run_dir=str(tmp_path / f"dnas-{mode}"),
+                **common,
+            )
+        )
+        assert (tmp_path / f"dnas-{mode}" / "arch.json").is_file() and out.summary["choices"]
