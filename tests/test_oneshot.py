@@ -297,3 +297,99 @@ def test_seed_002_matrix_runs_end_to_end(space, tmp_path):
             )
         )
         assert (tmp_path / f"dnas-{mode}" / "arch.json").is_file() and out.summary["choices"]
+
+
+def test_evaluation_spread_over_ranks_gives_the_same_search(space_file, supernet_run, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    args = [
+        "-m",
+        "hwnas",
+        "search",
+        str(space_file),
+        "--strategy",
+        "evolution",
+        "--supernet",
+        str(supernet_run),
+        "--generation-num",
+        "3",
+        "--population",
+        "6",
+        "--parent-num",
+        "2",
+        "--mutation-num",
+        "3",
+        "--crossover-num",
+        "3",
+        "--eval-images",
+        "90",
+        "--recalibrate-batches",
+        "2",
+        "--no-progress",
+        "--device",
+        "cpu",
+    ]
+    subprocess.run(
+        [sys.executable, *args, "--run-dir", str(tmp_path / "one")], env=env, check=True, capture_output=True
+    )
+    two = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            *args,
+            "--run-dir",
+            str(tmp_path / "two"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert two.returncode == 0, two.stderr[-3000:]
+    one_result = json.loads((tmp_path / "one" / "result.json").read_text())
+    two_result = json.loads((tmp_path / "two" / "result.json").read_text())
+    assert two_result["history"] == one_result["history"] and two_result["choices"] == one_result["choices"]
+
+
+MID_SPACE = """
+name: mid
+knobs: {input_size: [1, 8, 8], num_classes: 10, dropout: 0.0}
+stem: [{op: conv_k3, channels: 16, stride: 1}]
+candidates: [ir_k3_e3, ir_k5_e3, skip]
+stages:
+  - {channels: 16, layers: 2, stride: 1}
+  - {channels: 24, layers: 3, stride: 2}
+head: {op: conv_k1, channels: 64}
+"""
+
+
+def test_evolution_beats_or_matches_random_at_equal_budget(tmp_path, capsys):
+    """A 5-layer, 3-choice space on digits: random search gets as many evaluations as evolution made."""
+    space = tmp_path / "mid.yaml"
+    space.write_text(MID_SPACE)
+    sup = tmp_path / "sup"
+    train_supernet(SupernetConfig(space=str(space), epochs=4, lr=0.05, run_dir=str(sup), **FAST))
+    shared = {"space": str(space), "supernet": str(sup), "recalibrate_batches": 4, **FAST}
+    evo = search(
+        SearchConfig(
+            strategy="evolution",
+            generation_num=4,
+            population=6,
+            parent_num=2,
+            mutation_num=3,
+            crossover_num=3,
+            run_dir=str(tmp_path / "e"),
+            **shared,
+        )
+    )
+    budget = evo.summary["evaluated"]
+    rnd = search(SearchConfig(strategy="random", random_iteration=budget, run_dir=str(tmp_path / "r"), **shared))
+    with capsys.disabled():
+        print(
+            f"\n[evolution vs random, {budget} evaluations each] evolution best "
+            f"{evo.summary['val_top1_inherited']:.2f}%, random best {rnd.summary['val_top1_inherited']:.2f}% "
+            f"({rnd.summary['evaluated']} distinct)"
+        )
+    assert rnd.summary["evaluated"] <= budget
+    assert evo.summary["val_top1_inherited"] >= rnd.summary["val_top1_inherited"]

@@ -60,7 +60,8 @@ class PathEvaluator:
             gathered: list[Any] = [None] * ctx.world
             dist.all_gather_object(gathered, mine)
             mine = [pair for part in gathered for pair in part]
-        new = [(tuple(p), acc) for p, acc in mine]
+        order = {p: k for k, p in enumerate(todo)}
+        new = sorted(((tuple(p), acc) for p, acc in mine), key=lambda pair: order[pair[0]])  # as one process would
         self.cache.update(new)
         return new
 
@@ -170,9 +171,13 @@ class SupernetSearch:
         """Every evaluated path, best first: by accuracy (evolution) or by front, then accuracy (pareto)."""
         paths = list(self.evaluator.cache)
         if self.cfg.strategy != "pareto":
-            return sorted(paths, key=lambda p: -self.evaluator.cache[p])
+            return sorted(paths, key=lambda p: (-self.evaluator.cache[p], p))
         points = [(self.evaluator.cache[p], self.constraints.cost(p)[self.cfg.pareto_cost]) for p in paths]
-        return [paths[i] for front in non_dominated_sort(points) for i in sorted(front, key=lambda i: -points[i][0])]
+        return [
+            paths[i]
+            for front in non_dominated_sort(points)
+            for i in sorted(front, key=lambda i: (-points[i][0], paths[i]))
+        ]
 
     def run(self) -> None:
         cfg = self.cfg
