@@ -25,6 +25,7 @@ bench: $(VENV)/.installed
 	$(PY) bench/profile_zoo.py
 	$(PY) bench/train_throughput.py
 	$(PY) bench/dnas_step.py
+	$(PY) bench/oneshot_step.py
 	$(VENV)/bin/hwnas latency validate fbnet --samples 50
 
 clean:
