@@ -309,6 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_supernet_train)
     p.add_argument("space", nargs="?", default=argparse.SUPPRESS, help="built-in space name or space YAML path")
     p.add_argument("--resume", help="continue RUN_DIR from its latest good checkpoint")
+    p.add_argument("--strategy", dest="sampling", choices=("uniform", "fair"), default=argparse.SUPPRESS,
+                   help="the same as --sampling")
     add_config_flags(p, skip=("space",), cls=SupernetConfig)
 
     p = add("search", cmd_search, "differentiable search (FBNet DNAS) of a space, priced by a measured cost table")
