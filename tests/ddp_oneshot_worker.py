@@ -1,7 +1,7 @@
 """Trains a one-shot supernet of the tiny test space on digits, alone or under torchrun, and saves the
 paths each rank trained and its final weights.
 
-    torchrun --nproc_per_node 2 tests/ddp_oneshot_worker.py SPACE.yaml OUT_DIR uniform|fair
+    torchrun --nproc_per_node 2 tests/ddp_oneshot_worker.py SPACE.yaml uniform|fair OUT_DIR
 """
 
 import sys
@@ -17,7 +17,7 @@ from hwnas.supernet import Supernet
 from hwnas.train.distributed import init_distributed, shutdown
 
 
-def main(space_path: str, out: str, sampling: str) -> None:
+def main(space_path: str, sampling: str, out: str) -> None:
     ctx, device = init_distributed("cpu")
     torch.manual_seed(0)
     space = load_space(space_path)

@@ -1,7 +1,7 @@
 """Runs a short DNAS search on digits with the tiny test space, alone or under torchrun, and saves every
 rank's θ and the path it sampled at each step (so a test can check that all ranks agree).
 
-    torchrun --nproc_per_node 2 tests/ddp_search_worker.py SPACE.yaml OUT_DIR MODE
+    torchrun --nproc_per_node 2 tests/ddp_search_worker.py SPACE.yaml MODE OUT_DIR
 """
 
 import sys
@@ -19,7 +19,7 @@ from hwnas.supernet import Supernet
 from hwnas.train.distributed import init_distributed, shutdown
 
 
-def main(space_path: str, out: str, mode: str) -> None:
+def main(space_path: str, mode: str, out: str) -> None:
     ctx, device = init_distributed("cpu")
     torch.manual_seed(0)
     space = load_space(space_path)

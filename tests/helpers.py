@@ -29,3 +29,34 @@ def tiny_arch(directory, choices=("ir_k3_e3", "skip", "ir_k5_e3")) -> str:
     path = directory / "tiny_arch.json"
     path.write_text(json.dumps({"format": "hwnas.arch/1", "space": "tiny.yaml", "choices": list(choices)}))
     return str(path)
+
+
+def two_rank_results(worker: str, *args: str, out) -> list[dict]:
+    """Run tests/<worker> under torchrun with 2 gloo processes; load each rank's rank<N>.pt from `out`."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import torch
+
+    root = Path(__file__).parents[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HWNAS_CACHE_DIR": str(Path(out) / "cache")}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            str(root / "tests" / worker),
+            *args,
+            str(out),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=root,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return [torch.load(Path(out) / f"rank{r}.pt", weights_only=True) for r in range(2)]

@@ -20,7 +20,7 @@ from hwnas.errors import HwnasError, SpaceError
 from hwnas.spaces import load_space
 from hwnas.supernet import Supernet
 from hwnas.supernet.mixing import MODES, ArchParams, temperature_at
-from tests.helpers import TINY_SPACE
+from tests.helpers import TINY_SPACE, two_rank_results
 
 ROOT = Path(__file__).parents[1]
 
@@ -292,26 +292,7 @@ def test_search_resumes_after_sigkill_with_the_same_theta(space_file, tmp_path):
 
 @pytest.mark.parametrize("mode", ["gumbel", "gumbel_hard"])
 def test_every_rank_ends_with_the_same_architecture(space_file, tmp_path, mode):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HWNAS_CACHE_DIR": str(tmp_path / "cache")}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node=2",
-            str(ROOT / "tests" / "ddp_search_worker.py"),
-            str(space_file),
-            str(tmp_path),
-            mode,
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    ranks = two_rank_results("ddp_search_worker.py", str(space_file), mode, out=tmp_path)
     assert ranks[0]["argmax"] == ranks[1]["argmax"]
     assert all(torch.equal(a, b) for a, b in zip(ranks[0]["theta"], ranks[1]["theta"], strict=True))
     assert ranks[0]["paths"] == ranks[1]["paths"] and len(ranks[0]["paths"]) > 10

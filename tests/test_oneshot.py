@@ -18,7 +18,7 @@ from hwnas.search.evolution import non_dominated_sort
 from hwnas.search.paths import fair_paths, uniform_path, within_budget
 from hwnas.search.session import search, train_supernet
 from hwnas.spaces import load_space
-from tests.helpers import TINY_SPACE
+from tests.helpers import TINY_SPACE, two_rank_results
 
 ROOT = Path(__file__).parents[1]
 FAST = {"flip": False, "crop_padding": 0, "progress": False, "checkpoint_every": 0}
@@ -215,26 +215,7 @@ def test_search_resumes_after_sigkill_with_the_same_result(space_file, supernet_
 
 @pytest.mark.parametrize("sampling", ["uniform", "fair"])
 def test_every_rank_trains_the_same_paths(space_file, tmp_path, sampling):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node=2",
-            str(ROOT / "tests" / "ddp_oneshot_worker.py"),
-            str(space_file),
-            str(tmp_path),
-            sampling,
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    ranks = two_rank_results("ddp_oneshot_worker.py", str(space_file), sampling, out=tmp_path)
     assert ranks[0]["paths"] == ranks[1]["paths"] and len(ranks[0]["paths"]) == 25
     assert all(
         torch.equal(ranks[0]["model"][k], ranks[1]["model"][k])
