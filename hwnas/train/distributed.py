@@ -75,5 +75,9 @@ def barrier(ctx: Dist) -> None:
 
 
 def shutdown(ctx: Dist) -> None:
+    """Leave the process group together: a rank that tears gloo down while a peer still works aborts."""
     if ctx.enabled and dist.is_initialized():
-        dist.destroy_process_group()
+        try:
+            dist.barrier()
+        finally:
+            dist.destroy_process_group()
