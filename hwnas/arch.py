@@ -4,6 +4,8 @@
      "space_args": {"input_size": [3, 224, 224], "num_classes": 1000},
      "choices": ["ir_k3_e1", "ir_k3_e6", "skip", ...], "meta": {...}}
 
+A cell space (DARTS, CNAS) holds a `"genotype"` instead of `"choices"` (see `spaces.genotype`).
+
 Loading validates everything before anything is built; every failure is one `ArchError`
 line naming the file, the field, the value and what was expected.
 """
@@ -19,30 +21,44 @@ from typing import Any
 from .blocks import parse_op
 from .errors import ArchError, HwnasError
 from .io import atomic_write_text
-from .spaces import SpaceSpec, load_space
+from .spaces import CellSpaceSpec, Genotype, SpaceSpec, load_space
 
 FORMAT = "hwnas.arch/1"
-FIELDS = ("format", "space", "space_args", "choices", "meta")
+FIELDS = ("format", "space", "space_args", "choices", "genotype", "meta")
 
 
 @dataclass(frozen=True)
 class Architecture:
     """A validated architecture; `spec` is its space resolved with `space_args`.
 
-    Make one with `load`, `from_dict` or `from_space`, which validate; never half-built.
+    Layer-wise spaces fill `choices`; cell spaces fill `genotype` (and leave `choices` empty).
+    Make one with `load`, `from_dict`, `from_space` or `from_genotype`, which validate; never half-built.
     """
 
     space: str
     choices: tuple[str, ...]
     space_args: dict[str, Any]
     meta: dict[str, Any]
-    spec: SpaceSpec = field(repr=False, compare=False)
+    spec: SpaceSpec | CellSpaceSpec = field(repr=False, compare=False)
+    genotype: Genotype | None = None
+
+    @property
+    def is_cell(self) -> bool:
+        return self.genotype is not None
 
     @classmethod
     def from_space(cls, spec: SpaceSpec, choices: list[str], meta: dict[str, Any] | None = None) -> Architecture:
         """The architecture that picks `choices` in an already resolved space."""
         data = {"format": FORMAT, "space": spec.origin, "space_args": spec.knob_overrides(), "choices": list(choices)}
         return cls.from_dict({**data, "meta": dict(meta or {})})
+
+    @classmethod
+    def from_genotype(
+        cls, spec: CellSpaceSpec, genotype: Genotype, meta: dict[str, Any] | None = None
+    ) -> Architecture:
+        """The architecture of `genotype`'s cells in an already resolved cell space."""
+        data = {"format": FORMAT, "space": spec.origin, "space_args": spec.knob_overrides()}
+        return cls.from_dict({**data, "genotype": genotype.to_dict(), "meta": dict(meta or {})})
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "architecture", base_dir: Path | None = None) -> Architecture:
@@ -68,6 +84,13 @@ class Architecture:
         if not isinstance(meta, dict):
             raise ArchError(f"{where}: meta: got {meta!r}, expected an object")
         spec = _resolve(space, space_args, where)
+        if spec.kind == "cell":
+            if "choices" in data:
+                raise ArchError(f"{where}: choices: {spec.name} is a cell space; expected a genotype instead")
+            genotype = Genotype.from_dict(data.get("genotype"), spec.ops, f"{where}: genotype")
+            return cls(space, (), dict(space_args), dict(meta), spec, genotype)
+        if "genotype" in data:
+            raise ArchError(f"{where}: genotype: {spec.name} is a layer-wise space; expected choices instead")
         choices = data.get("choices")
         if not isinstance(choices, list):
             raise ArchError(
@@ -96,10 +119,16 @@ class Architecture:
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"format": FORMAT, "space": self.space, "space_args": self.space_args}
-        data["choices"] = list(self.choices)
+        data.update(self.structure())
         if self.meta:
             data["meta"] = self.meta
         return data
+
+    def structure(self) -> dict[str, Any]:
+        """What was chosen, without space or meta: `{"choices": [...]}` or `{"genotype": {...}}`."""
+        if self.genotype is not None:
+            return {"genotype": self.genotype.to_dict()}
+        return {"choices": list(self.choices)}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2) + "\n"
@@ -109,7 +138,7 @@ class Architecture:
         return atomic_write_text(path, self.to_json())
 
 
-def _resolve(space: str, space_args: dict[str, Any], where: str) -> SpaceSpec:
+def _resolve(space: str, space_args: dict[str, Any], where: str) -> SpaceSpec | CellSpaceSpec:
     try:
         return load_space(space, **space_args)
     except HwnasError as exc:

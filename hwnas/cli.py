@@ -18,6 +18,9 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
+CELL_TRAINING = ("init_channels", "layers", "auxiliary", "auxiliary_weight", "drop_path_prob")  # cell networks only
+
+
 def _input_size(text: str) -> list[int]:
     parts = text.lower().split("x")
     if len(parts) != 3 or not all(p.isdigit() and int(p) > 0 for p in parts):
@@ -41,19 +44,25 @@ def cmd_zoo(args: argparse.Namespace) -> int:
 
 
 def cmd_spaces(args: argparse.Namespace) -> int:
-    from .report.tables import space_table
+    from .report.tables import cell_space_table, space_table
     from .spaces import builtin_spaces, load_space
 
     if args.space is None:
         for name in builtin_spaces():
             spec = load_space(name)
-            choices = max(len(layer.candidates) for layer in spec.layers)
             size = "x".join(map(str, spec.input_size))
+            if spec.kind == "cell":
+                print(
+                    f"{name:14} {len(spec.cells):3} cells of {spec.nodes} nodes, {len(spec.ops)} ops per edge "
+                    f"(cell space), input {size}"
+                )
+                continue
+            choices = max(len(layer.candidates) for layer in spec.layers)
             print(f"{name:14} {spec.num_layers:3} layers, up to {choices} choices each, input {size}")
         return 0
     spec = load_space(args.space)
     print(spec.declaration.get("source", spec.origin))
-    print(space_table(spec))
+    print(cell_space_table(spec) if spec.kind == "cell" else space_table(spec))
     return 0
 
 
@@ -168,15 +177,23 @@ def cmd_latency(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from .search.config import SearchConfig
-    from .search.session import search
+    from .search.config import DartsConfig, SearchConfig
     from .train.config import explicit_keys, resolve_config
 
     if args.resume is None and "space" not in vars(args):
         raise HwnasError("search: give a space (built-in name or YAML path), or --resume RUN_DIR")
-    outcome = search(
-        resolve_config(args, cls=SearchConfig), resume=args.resume, explicit=explicit_keys(args, SearchConfig)
-    )
+    if args.search_config is DartsConfig:
+        from .search.darts_session import load_cell_space, search_cells, search_defaults
+
+        defaults = {} if args.resume else search_defaults(load_cell_space(args.space))
+        cfg = resolve_config(args, defaults, cls=DartsConfig)
+        outcome = search_cells(cfg, resume=args.resume, explicit=explicit_keys(args, DartsConfig))
+    else:
+        from .search.session import search
+
+        outcome = search(
+            resolve_config(args, cls=SearchConfig), resume=args.resume, explicit=explicit_keys(args, SearchConfig)
+        )
     if outcome.main_process:
         print(json.dumps({"run_dir": str(outcome.run_dir), "arch": str(outcome.arch_path), **outcome.summary}))
     return 0
@@ -221,7 +238,41 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _is_cell_space(name: str) -> bool:
+    """Whether `name` (a built-in space or YAML path) declares `kind: cell`; False when it cannot be read."""
+    from .spaces.spec import _read_declaration
+
+    try:
+        return _read_declaration(name)[2].get("kind") == "cell"
+    except (HwnasError, OSError):
+        return False
+
+
+def search_config_class(argv: Sequence[str]) -> type:
+    """`hwnas search` takes DARTS options when its space (or the resumed run's space) is a cell space."""
+    from .search.config import DartsConfig, SearchConfig
+
+    if "search" not in argv:
+        return SearchConfig
+    rest = list(argv[list(argv).index("search") + 1 :])
+    space = None
+    if "--resume" in rest and rest.index("--resume") + 1 < len(rest):
+        from pathlib import Path
+
+        import yaml
+
+        run = Path(rest[rest.index("--resume") + 1])
+        config = (run if run.is_dir() else run.parent.parent) / "config.yaml"
+        try:
+            space = (yaml.safe_load(config.read_text()) or {}).get("space")
+        except (OSError, yaml.YAMLError, AttributeError):
+            space = None
+    else:
+        space = next((a for a in rest if not a.startswith("-")), None)
+    return DartsConfig if isinstance(space, str) and _is_cell_space(space) else SearchConfig
+
+
+def build_parser(search_cls: type | None = None) -> argparse.ArgumentParser:
     parser = _Parser(prog="hwnas", description="Hardware-aware neural architecture search for PyTorch.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -311,14 +362,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", help="continue RUN_DIR from its latest good checkpoint")
     p.add_argument("--strategy", dest="sampling", choices=("uniform", "fair"), default=argparse.SUPPRESS,
                    help="the same as --sampling")
-    add_config_flags(p, skip=("space",), cls=SupernetConfig)
+    add_config_flags(p, skip=("space", *CELL_TRAINING), cls=SupernetConfig)
 
-    p = add("search", cmd_search, "differentiable search (FBNet DNAS) of a space, priced by a measured cost table")
+    search_cls = search_cls or SearchConfig
+    p = add(
+        "search",
+        cmd_search,
+        "search a space: FBNet DNAS or one-shot search on layer-wise spaces; DARTS on cell spaces "
+        "(darts, cnas: `hwnas search darts --help` lists those options)",
+    )
+    p.set_defaults(search_config=search_cls)
     p.add_argument("space", nargs="?", default=argparse.SUPPRESS, help="built-in space name or space YAML path")
     p.add_argument(
         "--resume", help="continue RUN_DIR from its latest good checkpoint, or from RUN_DIR/checkpoints/F.pt"
     )
-    add_config_flags(p, skip=("space",), cls=SearchConfig)
+    evaluation_only = ("auxiliary", "auxiliary_weight", "drop_path_prob")
+    skip = ("space", *evaluation_only) if search_cls is not SearchConfig else ("space", *CELL_TRAINING)
+    add_config_flags(p, skip=skip, cls=search_cls)
 
     p = add("eval", cmd_eval, "accuracy of trained weights on a dataset's validation split")
     p.add_argument("arch", help=arch_help)
@@ -330,7 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(search_config_class(argv))
     args = parser.parse_args(argv)
     try:
         return args.func(args)

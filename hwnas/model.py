@@ -80,6 +80,10 @@ def build_model(arch: Architecture | str) -> nn.Module:
     from .arch import resolve_arch
 
     arch = resolve_arch(arch)
+    if arch.genotype is not None:
+        from .cellnet import CellNet
+
+        return CellNet(arch.spec, arch.genotype)
     return LayerwiseNet(arch.spec, list(arch.choices))
 
 

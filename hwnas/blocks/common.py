@@ -19,6 +19,7 @@ class BlockConfig:
     bn_momentum: float = 0.1
     expand_at_e1: bool = True
     se_ratio: float = 0.25
+    bn_affine: bool = True
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
@@ -97,3 +98,28 @@ class SqueezeExcite(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s = x.mean((2, 3), keepdim=True)
         return x * self.gate(self.expand(self.act(self.reduce(s))))
+
+
+class DropPath(nn.Module):
+    """In training, zero a sample's whole branch with probability `p` and scale the kept ones by 1/(1-p).
+
+    `p` is set from outside (the trainer raises it linearly over the epochs, as DARTS does).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.p = 0.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p <= 0:
+            return x
+        keep = 1.0 - self.p
+        mask = torch.rand(x.shape[0], 1, 1, 1, device=x.device) < keep
+        return x * mask.to(x.dtype) / keep
+
+
+def set_drop_path(module: nn.Module, p: float) -> None:
+    """Set the drop probability of every `DropPath` inside `module`."""
+    for m in module.modules():
+        if isinstance(m, DropPath):
+            m.p = p

@@ -8,7 +8,7 @@ from functools import cache
 from torch import nn
 
 from ..errors import OpNameError
-from . import identity, inverted_residual, plain, shufflenet
+from . import cell_ops, identity, inverted_residual, plain, shufflenet
 from .common import BlockConfig
 from .family import OpFamily, Params
 
@@ -19,6 +19,7 @@ FAMILIES: tuple[OpFamily, ...] = (
     shufflenet.FAMILY,
     plain.CONV,
     plain.POOL,
+    cell_ops.FAMILY,
 )
 
 

@@ -46,9 +46,10 @@ def trainable_params(module: nn.Module) -> int:
 
 
 def count(model: nn.Module, input_shape: tuple[int, ...], units: list[tuple[str, str, nn.Module]]) -> ModelProfile:
-    """Run one image through `model` and attribute conv/linear MACs and params to `units`.
+    """Run one image through `model` in eval mode and attribute conv/linear MACs and params to `units`.
 
-    `units` lists (name, op, module) for the parts to report; they should cover the model.
+    `units` lists (name, op, module) for the parts to report; they cover the deployed classifier
+    (training-only parts such as an auxiliary head are left out of the units and of the total).
     """
     unit_of: dict[nn.Module, int] = {}
     for i, (_, _, unit) in enumerate(units):
@@ -62,7 +63,8 @@ def count(model: nn.Module, input_shape: tuple[int, ...], units: list[tuple[str,
 
     def on_unit(i: int):
         def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
-            shapes[i] = (tuple(args[0].shape[1:]), tuple(output.shape[1:]))
+            last = output[-1] if isinstance(output, tuple) else output  # a stem may return two states
+            shapes[i] = (tuple(args[-1].shape[1:]), tuple(last.shape[1:]))
 
         return hook
 
@@ -80,4 +82,5 @@ def count(model: nn.Module, input_shape: tuple[int, ...], units: list[tuple[str,
     rows = tuple(
         UnitProfile(name, op, *shapes[i], trainable_params(unit), macs[i]) for i, (name, op, unit) in enumerate(units)
     )
-    return ModelProfile(rows, trainable_params(model), sum(macs))
+    deployed = {id(p): p for _, _, unit in units for p in unit.parameters() if p.requires_grad}
+    return ModelProfile(rows, sum(p.numel() for p in deployed.values()), sum(macs))

@@ -64,7 +64,12 @@ class HardwareLoss:
     target_mode: str = "above"
 
     def check(self, cost: CostModel, ops: Sequence[Sequence[str]]) -> None:
-        """One clear line for settings no architecture can satisfy or the loss cannot use."""
+        """One clear line for settings no architecture of a layer-wise space can satisfy or the loss cannot use."""
+        cheapest, picks = cost.cheapest()
+        self.check_against(cheapest, cost.unit, ", ".join(row[i] for row, i in zip(ops, picks, strict=True)))
+
+    def check_against(self, cheapest: float, unit: str, cheapest_arch: str) -> None:
+        """`check` given the cheapest architecture's cost (in `unit`) and a description of it."""
         if self.form not in FORMS:
             raise HwnasError(f"--hw-loss {self.form!r}: expected one of {', '.join(FORMS)}")
         if self.target_mode not in TARGET_MODES:
@@ -74,19 +79,17 @@ class HardwareLoss:
                 raise HwnasError(f"--{name} {value}: expected a number > 0")
         if not (self.weight >= 0 and math.isfinite(self.weight)):
             raise HwnasError(f"--hc-weight {self.weight}: expected a number >= 0")
-        cheapest, picks = cost.cheapest()
         if self.target is not None:
             if not (self.target > 0 and math.isfinite(self.target)):
-                raise HwnasError(f"--target {self.target}: expected a number > 0 ({cost.unit})")
+                raise HwnasError(f"--target {self.target}: expected a number > 0 ({unit})")
             if self.target < cheapest:
-                arch = ", ".join(row[i] for row, i in zip(ops, picks, strict=True))
                 raise HwnasError(
-                    f"--target {self.target:g} {cost.unit}: no architecture in this space meets it; "
-                    f"the cheapest costs {cheapest:.4g} {cost.unit} ({arch})"
+                    f"--target {self.target:g} {unit}: no architecture in this space meets it; "
+                    f"the cheapest costs {cheapest:.4g} {unit} ({cheapest_arch})"
                 )
         if self.form == "mul" and cheapest <= 1:
             raise HwnasError(
-                f"--hw-loss mul needs a cost above 1 {cost.unit} (log(cost)^beta), but the cheapest "
+                f"--hw-loss mul needs a cost above 1 {unit} (log(cost)^beta), but the cheapest "
                 f"architecture costs {cheapest:.4g}; use --hw-loss add"
             )
 

@@ -5,12 +5,17 @@ from __future__ import annotations
 from torch import nn
 
 from ..arch import Architecture
-from ..model import LayerwiseNet, build_model
+from ..cellnet import CellNet
+from ..model import build_model
 from .counting import ModelProfile, count
 
 
-def network_units(model: LayerwiseNet, arch: Architecture) -> list[tuple[str, str, nn.Module]]:
+def network_units(model: nn.Module, arch: Architecture) -> list[tuple[str, str, nn.Module]]:
     spec = arch.spec
+    if isinstance(model, CellNet):
+        pairs = zip(spec.cells, model.cells, strict=True)
+        cells = [(f"cells.{i}", shape.kind, m) for i, (shape, m) in enumerate(pairs)]
+        return [("stem", spec.stem.kind, model.stem), *cells, ("head", "pool+fc", model.classifier)]
     units = [(f"stem.{i}", s.op, m) for i, (s, m) in enumerate(zip(spec.stem, model.stem, strict=True))]
     units += [(f"layers.{i}", op, m) for i, (op, m) in enumerate(zip(arch.choices, model.layers, strict=True))]
     head = f"{spec.head.op}+pool+fc" if spec.head.channels else "pool+fc"

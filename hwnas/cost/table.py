@@ -20,7 +20,7 @@ import hashlib
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
@@ -35,7 +35,7 @@ from ..choices import COST_METRICS
 from ..errors import HwnasError
 from ..io import atomic_write_text
 from ..model import ClassifierHead, build_stem
-from ..spaces import SpaceSpec
+from ..spaces import CellSpaceSpec, SpaceSpec
 from .counting import count
 from .latency import DTYPES, check_device, device_name, measure_latency
 
@@ -82,8 +82,8 @@ class CostTable:
         entry = self.entries[key]
         return float(entry["latency_ms"]["median"]) if metric == "latency" else float(entry[metric])
 
-    def check_covers(self, space: SpaceSpec, where: str) -> None:
-        keys = [stem_key(space), head_key(space), *(k for row in _layer_keys(space) for k in row)]
+    def check_covers(self, space: SpaceSpec | CellSpaceSpec, where: str) -> None:
+        keys = list(_units(space))
         missing = [k for k in keys if k not in self.entries]
         if missing:
             raise HwnasError(
@@ -151,12 +151,12 @@ class CostTable:
 
 def _blocks_fingerprint() -> str:
     digest = hashlib.sha256()
-    for path in [*sorted((PACKAGE_DIR / "blocks").glob("*.py")), PACKAGE_DIR / "model.py"]:
+    for path in [*sorted((PACKAGE_DIR / "blocks").glob("*.py")), PACKAGE_DIR / "model.py", PACKAGE_DIR / "cellnet.py"]:
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
 
 
-def table_key(space: SpaceSpec, device: str, threads: int, batch: int, dtype: str) -> dict[str, Any]:
+def table_key(space: SpaceSpec | CellSpaceSpec, device: str, threads: int, batch: int, dtype: str) -> dict[str, Any]:
     """Everything a latency table depends on."""
     key = {
         "space": space.name,
@@ -174,8 +174,12 @@ def table_key(space: SpaceSpec, device: str, threads: int, batch: int, dtype: st
     return key
 
 
-def _units(space: SpaceSpec) -> dict[str, tuple[nn.Module, tuple[int, ...]]]:
+def _units(space: SpaceSpec | CellSpaceSpec) -> dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]]:
     """Each distinct key of the space with a module to time and its input shape (built lazily)."""
+    if space.kind == "cell":
+        from .cells import cell_units
+
+        return cell_units(space)
     cfg = space.block_config
     units: dict[str, Any] = {stem_key(space): (lambda: build_stem(space), space.input_size)}
     for layer in space.layers:
@@ -212,7 +216,7 @@ def _count_only(module: nn.Module, shape: tuple[int, ...]) -> dict[str, Any]:
 
 
 def build_table(
-    space: SpaceSpec,
+    space: SpaceSpec | CellSpaceSpec,
     *,
     device: str = "cpu",
     threads: int = 1,
@@ -256,7 +260,7 @@ def build_table(
 
 
 def load_or_build(
-    space: SpaceSpec,
+    space: SpaceSpec | CellSpaceSpec,
     *,
     device: str = "cpu",
     threads: int = 1,

@@ -9,7 +9,7 @@ if TYPE_CHECKING:
     from ..arch import Architecture
     from ..cost import ModelProfile
     from ..cost.table import CostTable
-    from ..spaces import SpaceSpec
+    from ..spaces import CellSpaceSpec, SpaceSpec
 
 
 def render(header: Sequence[str], rows: Sequence[Sequence[object]], markdown: bool = False) -> str:
@@ -68,6 +68,24 @@ def space_table(spec: SpaceSpec) -> str:
     )
     title = f"space {spec.name}: {spec.num_layers} searchable layers, input {_shape(spec.input_size)}"
     return title + "\n" + render(["unit", "ops", "channels", "stride", "input"], rows)
+
+
+def cell_space_table(spec: CellSpaceSpec) -> str:
+    """The stem and each cell of a cell space: type, widths, resolution; then the ops of every edge."""
+    st = spec.stem
+    rows: list[list[object]] = [["stem", st.kind, f"{st.c_in}->{st.c_prev}", _shape(spec.input_size[1:])]]
+    rows += [
+        [f"cells.{c.index}", c.kind, f"{c.c_prev_prev}+{c.c_prev}->{c.multiplier}x{c.channels}", _shape(c.input_hw)]
+        for c in spec.cells
+    ]
+    last = spec.cells[-1]
+    rows.append(["head", f"pool, fc {spec.num_classes}", "", _shape(last.output_hw)])
+    title = (
+        f"cell space {spec.name}: {len(spec.cells)} cells, {spec.nodes} nodes each "
+        f"({sum(i + 2 for i in range(spec.nodes))} edges), input {_shape(spec.input_size)}"
+        + (", auxiliary head" if spec.knobs["auxiliary"] else "")
+    )
+    return f"{title}\n{render(['unit', 'type', 'channels', 'input'], rows)}\nops per edge: {' '.join(spec.ops)}"
 
 
 def profile_table(arch: Architecture, profile: ModelProfile) -> str:

@@ -1,4 +1,5 @@
-"""Options of one-shot supernet training (`SupernetConfig`) and of search (`SearchConfig`)."""
+"""Options of one-shot supernet training (`SupernetConfig`), of layer-wise search (`SearchConfig`) and of
+cell search (`DartsConfig`)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,23 @@ def _limit(what: str) -> object:
 
 
 @dataclass
-class SupernetConfig(TrainConfig):
+class LatencyOptions:
+    """Where and how latency tables are measured (or which table file to use instead)."""
+
+    latency_device: str = _opt("where the latency table is measured: cpu, cuda, cuda:N, onnxruntime", default="cpu")
+    latency_threads: int = _opt(
+        "threads pinned while measuring latency", default=1, check=lambda v: v >= 1, expected="an integer >= 1"
+    )
+    latency_batch: int = _opt(
+        "batch size of the latency measurements", default=1, check=lambda v: v >= 1, expected="an integer >= 1"
+    )
+    latency_table: str | None = _opt(
+        "use this cost table file instead of measuring (it must cover the space)", default=None
+    )
+
+
+@dataclass
+class SupernetConfig(TrainConfig, LatencyOptions):
     """Options of `hwnas supernet train` (single-path one-shot) and the base of `hwnas search`."""
 
     space: str = _opt("search space: a built-in name or a space YAML path", default="fbnet")
@@ -27,16 +44,6 @@ class SupernetConfig(TrainConfig):
     max_params: float | None = _limit("parameters (millions), for sampled paths and searched architectures")
     max_latency: float | None = _limit(
         "latency (ms, from the cost table), for sampled paths and searched architectures"
-    )
-    latency_device: str = _opt("where the latency table is measured: cpu, cuda, cuda:N, onnxruntime", default="cpu")
-    latency_threads: int = _opt(
-        "threads pinned while measuring latency", default=1, check=lambda v: v >= 1, expected="an integer >= 1"
-    )
-    latency_batch: int = _opt(
-        "batch size of the latency measurements", default=1, check=lambda v: v >= 1, expected="an integer >= 1"
-    )
-    latency_table: str | None = _opt(
-        "use this cost table file instead of measuring (it must cover the space)", default=None
     )
 
 
@@ -148,4 +155,119 @@ class SearchConfig(SupernetConfig):
         default=10,
         check=lambda v: v >= 0,
         expected="an integer >= 0",
+    )
+
+
+@dataclass
+class DartsConfig(TrainConfig, LatencyOptions):
+    """Options of `hwnas search` on a cell space: DARTS (first or second order), CNAS's sparse genotypes,
+    PC-DARTS's partial channels, P-DARTS's skip limit, and a hardware cost on α. Defaults are DARTS's;
+    a space's `search_defaults` (e.g. CNAS's lr_min 0.003) sit between these and --config."""
+
+    space: str = _opt("cell space: darts, cnas, or a space YAML path with kind: cell", default="darts")
+    epochs: int = _opt("number of epochs", default=50, check=lambda v: v >= 1, expected="an integer >= 1")
+    lr: float = _opt(
+        "learning rate of the weights (SGD)",
+        default=0.025,
+        check=lambda v: v > 0,
+        expected="a number > 0",
+        aliases=("--learning-rate",),
+    )
+    lr_min: float = _opt(
+        "final learning rate of the cosine schedule (DARTS 0.001, CNAS 0.003)",
+        default=0.001,
+        check=lambda v: v >= 0,
+        expected="a number >= 0",
+        aliases=("--learning-rate-min",),
+    )
+    weight_decay: float = _opt("weight decay", default=3e-4, check=lambda v: v >= 0, expected="a number >= 0")
+    grad_clip: float = _opt(
+        "clip the weights' gradient norm to this (0: off)",
+        default=5.0,
+        check=lambda v: v >= 0,
+        expected="a number >= 0",
+    )
+    init_channels: int = _opt(
+        "initial channels of the search network", default=16, check=lambda v: v >= 2, expected="an integer >= 2"
+    )
+    layers: int = _opt(
+        "cells of the search network",
+        default=8,
+        check=lambda v: v >= 3,
+        expected="an integer >= 3 (reduction cells sit at 1/3 and 2/3 of the depth)",
+    )
+    num_meta_node: int = _opt(
+        "intermediate nodes per cell", default=4, check=lambda v: v >= 1, expected="an integer >= 1"
+    )
+    ops: str | None = _opt(
+        "candidate ops: darts, cnas, or a comma-separated list of op names (default: the space's)", default=None
+    )
+    train_portion: float = _opt(
+        "share of the training images for the weights; the rest trains α",
+        default=0.5,
+        check=lambda v: 0 < v < 1,
+        expected="a number in (0, 1)",
+    )
+    arch_learning_rate: float = _opt(
+        "learning rate of α (Adam)", default=3e-4, check=lambda v: v > 0, expected="a number > 0"
+    )
+    arch_weight_decay: float = _opt("weight decay of α", default=1e-3, check=lambda v: v >= 0, expected="a number >= 0")
+    arch_beta1: float = _opt(
+        "Adam's beta1 for α (beta2 is 0.999)", default=0.5, check=lambda v: 0 <= v < 1, expected="a number in [0, 1)"
+    )
+    sec_approx: bool = _opt(
+        "second-order α gradient: one unrolled weight step, Hessian-vector product by finite differences",
+        default=False,
+    )
+    use_sparse: bool = _opt("derive the sparse genotype (CNAS): none competes like any other op", default=False)
+    max_skip: int | None = _opt(
+        "derive at most this many skip_connect in the normal cell (P-DARTS; none: no limit)",
+        default=None,
+        check=lambda v: v >= 0,
+        expected="an integer >= 0",
+    )
+    partial_channels: int = _opt(
+        "run each edge's ops on 1/K of the channels, with edge normalisation (PC-DARTS K=4; 1: off)",
+        default=1,
+        check=lambda v: v >= 1,
+        expected="an integer >= 1",
+    )
+    weight_warmup_epochs: int = _opt(
+        "epochs that train only the weights before α starts (PC-DARTS 15)",
+        default=0,
+        check=lambda v: v >= 0,
+        expected="an integer >= 0",
+    )
+    eval_init_channels: int = _opt(
+        "initial channels of the evaluation network written to arch.json and priced by the cost table",
+        default=36,
+        check=lambda v: v >= 2,
+        expected="an integer >= 2",
+    )
+    eval_layers: int = _opt(
+        "cells of the evaluation network written to arch.json and priced by the cost table",
+        default=20,
+        check=lambda v: v >= 3,
+        expected="an integer >= 3",
+    )
+    cost: str | None = _opt(
+        "add the evaluation network's expected cost to α's loss: latency (ms), macs or params (millions); "
+        "none: plain DARTS",
+        default=None,
+        choices=COST_METRICS,
+    )
+    hc_weight: float = _opt(
+        "λ: weight of the cost in α's loss (CE + λ·penalty)",
+        default=0.005,
+        check=lambda v: v >= 0,
+        expected="a number >= 0",
+    )
+    target: float | None = _opt(
+        "target cost, in the cost's unit (none: penalise all cost)",
+        default=None,
+        check=lambda v: v > 0,
+        expected="a number > 0",
+    )
+    target_mode: str = _opt(
+        "above: penalise only cost above the target; abs: |cost - target|", default="above", choices=TARGET_MODES
     )

@@ -24,7 +24,7 @@ from ..data import EpochLoader
 from ..errors import HwnasError
 from ..io import atomic_write_text
 from ..report.plots import pareto_plot
-from ..spaces import SpaceSpec, load_space
+from ..spaces import SpaceSpec, load_layerwise_space
 from ..supernet import Supernet, extract_model
 from ..train.distributed import Dist, init_distributed, shutdown
 from ..train.session import RunData, _say, open_run_data
@@ -226,7 +226,7 @@ def search_supernet(cfg: SearchConfig, resuming: bool = False) -> Any:
     if not weights.is_file():
         raise HwnasError(f"--supernet {cfg.supernet}: no supernet.pt (a finished `hwnas supernet train` run)")
     state = torch.load(weights, map_location="cpu", weights_only=True)
-    space = load_space(cfg.space)
+    space = load_layerwise_space(cfg.space, f"search --strategy {cfg.strategy}")
     ctx, device = init_distributed(cfg.device)
     try:
         data = open_run_data(cfg, space.input_size)

@@ -18,7 +18,7 @@ from ..errors import HwnasError
 from ..io import atomic_write
 from ..model import build_model
 from ..report.plots import theta_heatmap
-from ..spaces import load_space
+from ..spaces import load_layerwise_space
 from ..supernet import Supernet, extract_model
 from ..train.distributed import Dist, barrier, init_distributed, shutdown
 from ..train.session import _say, open_run, open_run_data, reopen_config, start_or_resume
@@ -43,12 +43,12 @@ def train_supernet(cfg: SupernetConfig, resume: str | None = None, explicit: set
     checkpoint_name = None
     if resume is not None:
         cfg, _, checkpoint_name = reopen_config(resume, cfg, explicit, "config.yaml")
+    space = load_layerwise_space(cfg.space, "supernet train")
     if cfg.sampling == "fair" and any(getattr(cfg, f"max_{m}") is not None for m in FLAGS):
         raise HwnasError(
             "--sampling fair uses every candidate once per step and cannot honour a budget; "
             "use --sampling uniform with --max-macs/--max-params/--max-latency"
         )
-    space = load_space(cfg.space)
     ctx, device = init_distributed(cfg.device)
     try:
         data = open_run_data(cfg, space.input_size)
@@ -102,7 +102,7 @@ def search(cfg: SearchConfig, resume: str | None = None, explicit: set[str] | No
         from .evolution import search_supernet
 
         return search_supernet(cfg, resuming=resume is not None)
-    space = load_space(cfg.space)
+    space = load_layerwise_space(cfg.space, "search")
     ctx, device = init_distributed(cfg.device)
     try:
         torch.manual_seed(cfg.seed)

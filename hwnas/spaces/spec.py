@@ -27,6 +27,7 @@ import yaml
 
 from ..blocks import BlockConfig, check_op, make_divisible
 from ..errors import HwnasError, SpaceError
+from .cells import CellSpaceSpec, resolve_cell_space
 from .knobs import resolve_knobs
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
@@ -83,6 +84,7 @@ class SpaceSpec:
     stem: tuple[FixedLayer, ...]
     layers: tuple[SearchLayer, ...]
     head: HeadSpec
+    kind: str = "layerwise"
 
     @property
     def input_size(self) -> tuple[int, int, int]:
@@ -137,12 +139,30 @@ def _read_declaration(name_or_path: str, seen: tuple[str, ...] = ()) -> tuple[st
     return str(name), origin, data
 
 
-def load_space(name_or_path: str, **knobs: Any) -> SpaceSpec:
-    """Load a built-in space by name or a user's space YAML by path, with knob overrides."""
+def load_space(name_or_path: str, **knobs: Any) -> SpaceSpec | CellSpaceSpec:
+    """Load a built-in space by name or a user's space YAML by path, with knob overrides.
+
+    A declaration with `kind: cell` is a DARTS-style cell space (`CellSpaceSpec`); any other is layer-wise.
+    """
     if not isinstance(name_or_path, str):
         raise SpaceError(f"space {name_or_path!r} is not a name or a path")
     name, origin, declaration = _read_declaration(name_or_path)
+    kind = declaration.get("kind", "layerwise")
+    if kind == "cell":
+        return resolve_cell_space(name, origin, declaration, knobs)
+    if kind != "layerwise":
+        raise SpaceError(f"space {name}: kind: got {kind!r}, expected layerwise (the default) or cell")
     return resolve_space(name, origin, declaration, knobs)
+
+
+def load_layerwise_space(name_or_path: str, command: str, **knobs: Any) -> SpaceSpec:
+    """`load_space` for commands that work on layer-wise spaces only; a cell space gets one clear line."""
+    space = load_space(name_or_path, **knobs)
+    if space.kind != "layerwise":
+        raise SpaceError(
+            f"{command}: space {space.name} is a cell space (DARTS/CNAS); search it with `hwnas search {name_or_path}`"
+        )
+    return space  # type: ignore[return-value]
 
 
 def _field(data: dict[str, Any], key: str, where: str, expected: str, check: Any, default: Any = ...) -> Any:

@@ -45,12 +45,43 @@ class TrainConfig:
         check=lambda v: 0 < v < 1,
         expected="a number in (0, 1)",
     )
+    init_channels: int | None = _opt(
+        "cell spaces: initial channels of the network (default: the architecture's; DARTS evaluates at 36)",
+        default=None,
+        check=lambda v: v >= 2,
+        expected="an integer >= 2",
+    )
+    layers: int | None = _opt(
+        "cell spaces: number of cells (default: the architecture's; DARTS evaluates with 20)",
+        default=None,
+        check=lambda v: v >= 3,
+        expected="an integer >= 3 (reduction cells sit at 1/3 and 2/3 of the depth)",
+    )
+    auxiliary: bool | None = _opt(
+        "cell spaces: add (--auxiliary) or drop (--no-auxiliary) the auxiliary head on the second reduction cell "
+        "(default: as the architecture file says)",
+        default=None,
+    )
+    auxiliary_weight: float = _opt(
+        "weight of the auxiliary head's loss (networks with one)",
+        default=0.4,
+        check=lambda v: v >= 0,
+        expected="a number >= 0",
+    )
+    drop_path_prob: float = _opt(
+        "drop-path probability of the last epoch, rising linearly from 0 (networks with drop-path; DARTS 0.2)",
+        default=0.0,
+        check=lambda v: 0 <= v < 1,
+        expected="a number in [0, 1)",
+    )
     epochs: int = _opt("number of epochs", default=10, check=lambda v: v >= 1, expected="an integer >= 1")
     batch_size: int = _opt(
         "global batch size (split over DDP ranks)", default=64, check=lambda v: v >= 1, expected="an integer >= 1"
     )
     optimizer: str = _opt("optimizer", default="sgd", choices=OPTIMIZERS)
-    lr: float = _opt("peak learning rate", default=0.05, check=lambda v: v > 0, expected="a number > 0")
+    lr: float = _opt(
+        "peak learning rate", default=0.05, check=lambda v: v > 0, expected="a number > 0", aliases=("--learning-rate",)
+    )
     momentum: float = _opt(
         "momentum (sgd, rmsprop); beta1 for adam",
         default=0.9,
@@ -62,7 +93,11 @@ class TrainConfig:
     no_decay_bn_bias: bool = _opt("exempt BatchNorm parameters and biases from weight decay", default=False)
     schedule: str = _opt("learning-rate schedule (per step)", default="cosine", choices=SCHEDULES)
     lr_min: float = _opt(
-        "final learning rate of the cosine schedule", default=0.0, check=lambda v: v >= 0, expected="a number >= 0"
+        "final learning rate of the cosine schedule",
+        default=0.0,
+        check=lambda v: v >= 0,
+        expected="a number >= 0",
+        aliases=("--learning-rate-min",),
     )
     warmup_epochs: float = _opt(
         "linear warm-up from 0 to --lr over this many epochs",
@@ -154,6 +189,7 @@ _TYPES = {
     "float": float,
     "bool": bool,
     "str | None": str,
+    "bool | None": bool,
     "float | None": float,
     "int | None": int,
 }
@@ -235,13 +271,13 @@ def add_config_flags(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()
     for name, f in keys(cls).items():
         if name in skip:
             continue
-        flag = "--" + name.replace("_", "-")
+        flags = ["--" + name.replace("_", "-"), *f.metadata.get("aliases", ())]
         kind = _TYPES[str(f.type)]
         common = {"dest": name, "default": argparse.SUPPRESS, "help": f"{f.metadata['help']} (default: {f.default})"}
         if kind is bool:
-            group.add_argument(flag, action=argparse.BooleanOptionalAction, **common)
+            group.add_argument(*flags, action=argparse.BooleanOptionalAction, **common)
         else:
-            group.add_argument(flag, type=kind, metavar=name.upper(), **common)
+            group.add_argument(*flags, type=kind, metavar=name.upper(), **common)
 
 
 def explicit_keys(args: argparse.Namespace, cls: type = TrainConfig) -> set[str]:

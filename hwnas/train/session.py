@@ -69,10 +69,17 @@ def open_run_data(cfg: TrainConfig, default_shape: tuple[int, ...]) -> RunData:
     return RunData(shape, train, val, pools.classes, preprocess)
 
 
+CELL_OVERRIDES = ("init_channels", "layers", "auxiliary")
+
+
 def prepare(arch: Architecture, cfg: TrainConfig) -> Prepared:
-    """Open the data and fit the architecture to it (input size, number of classes)."""
+    """Open the data and fit the architecture to it (input size, number of classes, cell-space sizes)."""
+    overrides = {k: getattr(cfg, k) for k in CELL_OVERRIDES if getattr(cfg, k) is not None}
+    if overrides and not arch.is_cell:
+        flag = "--" + next(iter(overrides)).replace("_", "-")
+        raise HwnasError(f"{flag} applies to cell-space architectures (DARTS, CNAS); {arch.space} is layer-wise")
     data = open_run_data(cfg, arch.spec.input_size)
-    arch = arch.with_space_args(input_size=data.shape, num_classes=len(data.classes))
+    arch = arch.with_space_args(input_size=data.shape, num_classes=len(data.classes), **overrides)
     return Prepared(arch, data.train, data.val, data.classes, data.preprocess)
 
 
@@ -165,7 +172,7 @@ def train(
     if resume is not None:
         cfg, run_path, checkpoint_name = reopen_config(resume, cfg, explicit, "arch.json")
         run_arch = Architecture.load(run_path / "arch.json")
-        if arch is not None and resolve_arch(arch).to_dict()["choices"] != run_arch.to_dict()["choices"]:
+        if arch is not None and resolve_arch(arch).structure() != run_arch.structure():
             raise HwnasError(f"--resume {run_path}: that run trains a different architecture than {arch}")
         arch = run_arch
     elif arch is None:

@@ -3,6 +3,10 @@
 Strategies customise it through a small interface rather than copying it: override
 `train_step` (what one batch does), `loss` (how outputs are scored), `extra_state` /
 `load_extra_state` (what else a checkpoint holds) and `on_epoch_end`.
+
+Models may return `AuxiliaryOutputs(logits, aux_logits)` in training mode: the loss then adds
+`--auxiliary-weight` times the auxiliary head's loss. Any `DropPath` module in the model gets
+the probability `--drop-path-prob * epoch / epochs` at the start of each epoch.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from ..blocks import set_drop_path
+from ..cellnet import AuxiliaryOutputs
 from ..data import EpochLoader, ImageSet, Preprocess
 from ..errors import HwnasError
 from .config import TrainConfig
@@ -154,8 +160,13 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
 
     # ---- the interface strategies customise -------------------------------------------------
-    def loss(self, outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(outputs.float(), labels, label_smoothing=self.cfg.label_smoothing)
+    def loss(self, outputs: torch.Tensor | AuxiliaryOutputs, labels: torch.Tensor) -> torch.Tensor:
+        smoothing = self.cfg.label_smoothing
+        if isinstance(outputs, AuxiliaryOutputs):
+            main = F.cross_entropy(outputs.logits.float(), labels, label_smoothing=smoothing)
+            aux = F.cross_entropy(outputs.aux_logits.float(), labels, label_smoothing=smoothing)
+            return main + self.cfg.auxiliary_weight * aux
+        return F.cross_entropy(outputs.float(), labels, label_smoothing=smoothing)
 
     def autocast(self):
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.cfg.amp)
@@ -187,7 +198,8 @@ class Trainer:
                 self.ema.update_parameters(self.model)
         self.optimizer.zero_grad(set_to_none=True)
         self.schedule.step()
-        correct = int((outputs.detach().argmax(1) == labels).sum()) if finite else 0
+        logits = outputs.logits if isinstance(outputs, AuxiliaryOutputs) else outputs
+        correct = int((logits.detach().argmax(1) == labels).sum()) if finite else 0
         return StepResult(float(loss.detach()) if finite else 0.0, correct, len(labels) if finite else 0, not finite)
 
     def extra_state(self) -> dict[str, Any]:
@@ -279,6 +291,7 @@ class Trainer:
         """Train to the last epoch from wherever the state is (fresh, or a loaded checkpoint)."""
         while self.epoch < self.cfg.epochs:
             start = time.perf_counter()
+            set_drop_path(self.model, self.cfg.drop_path_prob * self.epoch / self.cfg.epochs)
             phases = self.phases()
             while self.phase < len(phases):
                 self._run_phase(phases[self.phase], phases)
@@ -355,7 +368,7 @@ class Trainer:
 
     def _end_epoch(self, names: list[str], seconds: float) -> dict[str, Any]:
         record: dict[str, Any] = {"kind": "epoch", "step": self.step, "epoch": self.epoch + 1}
-        for name in names:
+        for name in dict.fromkeys([*names, *sorted(self.sums)]):  # phases, and what steps counted besides
             loss, correct, n = all_reduce_sum(self.sums.get(name, [0.0, 0.0, 0.0]), self.device, self.ctx)
             record[f"{name}_loss"], record[f"{name}_top1"] = loss / max(n, 1), 100 * correct / max(n, 1)
         record.update({"lr": self.optimizer.param_groups[0]["lr"], "seconds": seconds, **self.evaluate()})

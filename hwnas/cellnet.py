@@ -1,0 +1,157 @@
+"""The evaluation network of a genotype (DARTS's NetworkCIFAR / NetworkImageNet, CNAS's stems).
+
+stem -> `layers` cells (each reads the two cells before it) -> global pool -> linear. With
+`auxiliary`, an auxiliary classifier reads the second reduction cell; in training mode the
+network then returns `AuxiliaryOutputs(logits, aux_logits)`, in eval mode the logits alone,
+so an exported model is the plain classifier. Drop-path (`DropPath`, one per cell) zeroes
+whole op outputs per sample; its probability is set by the trainer.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from .blocks import BlockConfig, DropPath, build_block
+from .blocks.cell_ops import FactorizedReduce, ReLUConvBN
+from .spaces import CellShape, CellSpaceSpec, Genotype
+from .spaces.cells import StemShape
+
+
+class AuxiliaryOutputs(NamedTuple):
+    """What a network with an auxiliary head returns in training mode."""
+
+    logits: torch.Tensor
+    aux_logits: torch.Tensor
+
+
+def _conv_bn(c_in: int, c_out: int, stride: int, cfg: BlockConfig) -> list[nn.Module]:
+    return [nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out, affine=cfg.bn_affine)]
+
+
+class CellStem(nn.Module):
+    """The stem of a cell network; returns the two states the first cell reads.
+
+    cifar: 3x3 conv (stride 1) to stem_multiplier*C; cnas64: the same at stride 2; cnas128: 3x3 conv to
+    half that width, ReLU, 3x3 stride-2 conv; imagenet: DARTS's two-step stem (two stride-2 convs to C,
+    then ReLU and a third stride-2 conv), whose first output is the first cell's cell-two-back input.
+    """
+
+    def __init__(self, shape: StemShape, init_channels: int, cfg: BlockConfig) -> None:
+        super().__init__()
+        c_in, wide, c = shape.c_in, shape.c_prev, init_channels
+        self.two_step = shape.kind == "imagenet"
+        if shape.kind == "cifar":
+            self.first = nn.Sequential(*_conv_bn(c_in, wide, 1, cfg))
+        elif shape.kind == "cnas64":
+            self.first = nn.Sequential(*_conv_bn(c_in, wide, 2, cfg))
+        elif shape.kind == "cnas128":
+            self.first = nn.Sequential(
+                *_conv_bn(c_in, wide // 2, 1, cfg), nn.ReLU(True), *_conv_bn(wide // 2, wide, 2, cfg)
+            )
+        else:
+            self.first = nn.Sequential(*_conv_bn(c_in, c // 2, 2, cfg), nn.ReLU(True), *_conv_bn(c // 2, c, 2, cfg))
+        self.second = nn.Sequential(nn.ReLU(False), *_conv_bn(c, c, 2, cfg)) if self.two_step else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        s0 = self.first(x)
+        return s0, self.second(s0)
+
+
+def cell_preprocess(cell: CellShape, cfg: BlockConfig) -> tuple[nn.Module, nn.Module]:
+    """Bring both inputs of a cell to its width and resolution (factorized reduce after a reduction)."""
+    c = cell.channels
+    pre0 = (
+        FactorizedReduce(cell.c_prev_prev, c, cfg)
+        if cell.reduction_prev
+        else ReLUConvBN(cell.c_prev_prev, c, 1, 1, cfg)
+    )
+    return pre0, ReLUConvBN(cell.c_prev, c, 1, 1, cfg)
+
+
+class Cell(nn.Module):
+    """One cell of a genotype: preprocess both inputs, each node sums its two ops, concat the chosen nodes."""
+
+    def __init__(self, shape: CellShape, edges: tuple[tuple[str, int], ...], concat: tuple[int, ...], cfg: BlockConfig):
+        super().__init__()
+        self.preprocess0, self.preprocess1 = cell_preprocess(shape, cfg)
+        self.inputs = [state for _, state in edges]
+        self.ops = nn.ModuleList(
+            build_block(op, shape.channels, shape.channels, 2 if shape.reduction and state < 2 else 1, cfg)
+            for op, state in edges
+        )
+        self.active = [op != "none" for op, _ in edges]
+        self.droppable = [not isinstance(m, nn.Identity) for m in self.ops]
+        self.concat = list(concat)
+        self.drop_path = DropPath()
+
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
+        states = [self.preprocess0(s0), self.preprocess1(s1)]
+        for node in range(len(self.ops) // 2):
+            total = None
+            for e in (2 * node, 2 * node + 1):
+                if not self.active[e]:
+                    continue
+                h = self.ops[e](states[self.inputs[e]])
+                h = self.drop_path(h) if self.droppable[e] else h
+                total = h if total is None else total + h
+            states.append(total if total is not None else self.ops[2 * node](states[self.inputs[2 * node]]))
+        return torch.cat([states[i] for i in self.concat], 1)
+
+
+class AuxiliaryHead(nn.Module):
+    """DARTS's auxiliary classifier on the second reduction cell: ReLU, 5x5 average pool (stride 3 for
+    CIFAR-sized maps, 2 for ImageNet), 1x1 conv to 128, 2x2 conv to 768, linear."""
+
+    def __init__(self, channels: int, num_classes: int, pool_stride: int) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.ReLU(inplace=True),
+            nn.AvgPool2d(5, stride=pool_stride, padding=0, count_include_pad=False),
+            nn.Conv2d(channels, 128, 1, bias=False),
+            nn.BatchNorm2d(128),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(128, 768, 2, bias=False),
+            nn.BatchNorm2d(768),
+            nn.ReLU(inplace=True),
+            nn.AdaptiveAvgPool2d(1),
+        )
+        self.classifier = nn.Linear(768, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x).flatten(1))
+
+
+class CellNet(nn.Module):
+    """The network a genotype describes in a cell space (its knobs give widths, depth, stem, auxiliary)."""
+
+    def __init__(self, space: CellSpaceSpec, genotype: Genotype) -> None:
+        super().__init__()
+        cfg = space.block_config
+        shapes = space.shapes(len(genotype.normal_concat), len(genotype.reduce_concat))
+        self.stem = CellStem(space.stem, space.knobs["init_channels"], cfg)
+        self.cells = nn.ModuleList(Cell(s, genotype.edges(s.kind), genotype.concat(s.kind), cfg) for s in shapes)
+        self.auxiliary_index = space.auxiliary_index
+        last = shapes[-1]
+        self.auxiliary = (
+            AuxiliaryHead(
+                shapes[self.auxiliary_index].multiplier * shapes[self.auxiliary_index].channels,
+                space.num_classes,
+                2 if space.stem.kind == "imagenet" else 3,
+            )
+            if space.knobs["auxiliary"]
+            else None
+        )
+        self.classifier = nn.Linear(last.multiplier * last.channels, space.num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | AuxiliaryOutputs:
+        s0, s1 = self.stem(x)
+        aux = None
+        for i, cell in enumerate(self.cells):
+            s0, s1 = s1, cell(s0, s1)
+            if i == self.auxiliary_index and self.auxiliary is not None and self.training:
+                aux = self.auxiliary(s1)
+        logits = self.classifier(s1.mean((2, 3)))
+        return AuxiliaryOutputs(logits, aux) if aux is not None else logits

@@ -1,0 +1,236 @@
+"""DARTS on the one Trainer: each step updates α on a batch of the architecture split, then the weights.
+
+The weights train with SGD on their split under the run's cosine schedule; α (and β under
+edge normalisation) with Adam on the other split, first order by default or through one
+unrolled weight step (`--sec-approx`). With `--cost`, α's loss adds λ times the evaluation
+network's expected cost. α's gradient is averaged over DDP ranks and every rank starts from
+the same seeded α, so every rank holds the same α and derives the same genotype.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from ..cost.cells import CellCostModel
+from ..cost.hardware_loss import HardwareLoss
+from ..data import EpochLoader, ImageSet, Preprocess
+from ..errors import HwnasError
+from ..spaces import Genotype
+from ..supernet.cells import CellArchParams, CellSupernet, CellWeights
+from ..train.distributed import Dist, all_reduce_sum
+from ..train.rundir import RunDir
+from ..train.trainer import Phase, StepResult, Trainer
+from .config import DartsConfig
+from .derive import SKIP, derive_genotype
+from .unrolled import momentum_buffers, unrolled_arch_gradient
+
+
+class WithArchWeights(nn.Module):
+    """The search network with fixed mixing weights, evaluated like a plain model."""
+
+    def __init__(self, supernet: CellSupernet, weights: CellWeights) -> None:
+        super().__init__()
+        self.supernet, self.weights = supernet, weights
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.supernet(x, self.weights)
+
+
+class DartsTrainer(Trainer):
+    def __init__(
+        self,
+        supernet: CellSupernet,
+        cfg: DartsConfig,
+        *,
+        weight_set: ImageSet,
+        arch_set: ImageSet,
+        val_set: ImageSet,
+        preprocess: Preprocess,
+        device: torch.device,
+        cost: CellCostModel | None = None,
+        hardware_loss: HardwareLoss | None = None,
+        run: RunDir | None = None,
+        ctx: Dist | None = None,
+        meta: dict[str, Any] | None = None,
+        on_genotype: Callable[[int, Genotype, dict[str, Any]], None] | None = None,
+    ) -> None:
+        super().__init__(
+            supernet,
+            cfg,
+            train_set=weight_set,
+            val_set=val_set,
+            preprocess=preprocess,
+            device=device,
+            run=run,
+            ctx=ctx,
+            meta=meta,
+        )
+        self.supernet = supernet
+        self.arch = CellArchParams(supernet.space, edge_norm=cfg.partial_channels > 1).to(device)
+        self.arch_optimizer = torch.optim.Adam(
+            self.arch.parameters(),
+            lr=cfg.arch_learning_rate,
+            betas=(cfg.arch_beta1, 0.999),
+            weight_decay=cfg.arch_weight_decay,
+        )
+        self.arch_loader = EpochLoader(
+            arch_set,
+            cfg.batch_size // self.ctx.world,
+            train=True,
+            seed=cfg.seed + 1,
+            rank=self.ctx.rank,
+            world=self.ctx.world,
+            workers=cfg.workers,
+        )
+        if len(self.arch_loader) == 0:
+            raise HwnasError(f"--batch-size {cfg.batch_size} is larger than the {len(arch_set)} images of α's split")
+        self.cost, self.hardware_loss, self.on_genotype = cost, hardware_loss, on_genotype
+        self._arch_batches: Any = None
+        self._arch_next = (-1, -1)  # (epoch, batch index) the open iterator yields next
+
+    # ---- one step: α, then w ----------------------------------------------------------------
+    def phases(self) -> list[Phase]:
+        return [Phase("search", self.train_loader, self.search_step)]
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            weights = self.arch.weights()
+        return self.net(images, weights)
+
+    def search_step(self, images: torch.Tensor, labels: torch.Tensor) -> StepResult:
+        if self.epoch >= self.cfg.weight_warmup_epochs:
+            self.arch_step(*self._arch_batch(), images, labels)
+        return self.train_step(images, labels)
+
+    def _arch_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Batch `self.batch` (cycled) of α's split for this epoch, augmented with its own per-epoch plan."""
+        index = self.batch % len(self.arch_loader)
+        if self._arch_next != (self.epoch, index):
+            self._arch_batches = iter(self.arch_loader.epoch(self.epoch, start=index))
+            self._arch_plan = self.preprocess.plan(len(self.arch_loader.dataset), self.cfg.seed + 104_729, self.epoch)
+        batch = next(self._arch_batches)
+        self._arch_next = (self.epoch, index + 1)
+        images = self._prepare_plan(batch, self._arch_plan)
+        return images, batch.labels.to(self.device)
+
+    def _prepare_plan(self, batch, plan) -> torch.Tensor:
+        x = self.preprocess(batch, self.device, plan)
+        return x.contiguous(memory_format=torch.channels_last) if self.cfg.channels_last else x
+
+    def arch_loss(self, outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(outputs.float(), labels)
+
+    def cost_penalty(self) -> torch.Tensor | None:
+        """λ · penalty(expected cost) of the current α, or None without `--cost`."""
+        if self.cost is None or self.hardware_loss is None:
+            return None
+        expected = self.cost.expected(self.arch.op_probs(), self.arch.edge_probs())
+        return self.hardware_loss.weight * self.hardware_loss.penalty(expected)
+
+    def arch_step(
+        self, arch_images: torch.Tensor, arch_labels: torch.Tensor, images: torch.Tensor, labels: torch.Tensor
+    ) -> None:
+        params = list(self.arch.parameters())
+        with self.autocast():
+            if self.cfg.sec_approx:
+                grads, ce = unrolled_arch_gradient(
+                    self.model,
+                    params,
+                    lambda x: (x, self.arch.weights()),
+                    self.arch_loss,
+                    (images, labels),
+                    (arch_images, arch_labels),
+                    lr=self.optimizer.param_groups[0]["lr"],
+                    momentum=self.cfg.momentum,
+                    weight_decay=self.cfg.weight_decay,
+                    momentum_buffers=momentum_buffers(self.optimizer, self.model),
+                )
+                outputs = None
+            else:
+                outputs = self.model(arch_images, self.arch.weights())
+                ce = self.arch_loss(outputs, arch_labels)
+                grads = list(torch.autograd.grad(ce, params, allow_unused=True))
+        penalty = self.cost_penalty()
+        if penalty is not None:
+            extra = torch.autograd.grad(penalty, params, allow_unused=True)
+            grads = [g if e is None else (e if g is None else g + e) for g, e in zip(grads, extra, strict=True)]
+        grads = [torch.zeros_like(p) if g is None else g for g, p in zip(grads, params, strict=True)]
+        if self.ctx.enabled:
+            for g in grads:
+                dist.all_reduce(g)
+                g.div_(self.ctx.world)
+        finite = bool(torch.isfinite(ce)) and all(bool(torch.isfinite(g).all()) for g in grads)
+        finite = all_reduce_sum([float(not finite)], self.device, self.ctx)[0] == 0
+        if finite:
+            for p, g in zip(params, grads, strict=True):
+                p.grad = g
+            self.arch_optimizer.step()
+            sums = self.sums.setdefault("arch", [0.0, 0.0, 0.0])
+            sums[0] += float(ce.detach()) * len(arch_labels)
+            sums[1] += int((outputs.argmax(1) == arch_labels).sum()) if outputs is not None else 0
+            sums[2] += len(arch_labels)
+        self.arch_optimizer.zero_grad(set_to_none=True)
+
+    # ---- what comes out -----------------------------------------------------------------------
+    def genotype(self) -> Genotype:
+        space = self.supernet.space
+        return derive_genotype(
+            self.arch.strengths(), space.ops, space.nodes, sparse=self.cfg.use_sparse, max_skip=self.cfg.max_skip
+        )
+
+    def evaluate(self, model: nn.Module | None = None) -> dict[str, float]:
+        """Validation of the search network mixed by the current α."""
+        if model is None:
+            with torch.no_grad():
+                model = WithArchWeights(self.supernet, self.arch.weights())
+        return super().evaluate(model)
+
+    def epoch_report(self) -> dict[str, Any]:
+        genotype = self.genotype()
+        entropy = self.arch.entropy()
+        report: dict[str, Any] = {
+            "genotype": genotype.to_dict(),
+            "skip_normal": genotype.count(SKIP, "normal"),
+            "skip_reduce": genotype.count(SKIP, "reduce"),
+            **{f"alpha_entropy_{t}": sum(v) / len(v) for t, v in entropy.items()},
+            "edge_entropy": entropy,
+            "alpha": {t: p.tolist() for t, p in self.arch.strengths().items()},
+        }
+        if self.cost is not None:
+            with torch.no_grad():
+                expected = float(self.cost.expected(self.arch.op_probs(), self.arch.edge_probs()))
+            report[f"expected_{self.cost.metric}"] = expected
+            report[f"genotype_{self.cost.metric}"] = self.cost.of(genotype)
+        return report
+
+    def on_epoch_end(self, epoch: int, record: dict[str, Any]) -> None:
+        genotype = Genotype.from_dict(record["genotype"], self.supernet.space.ops)
+        if self.ctx.main:
+            skips = record["skip_normal"]
+            print(
+                f"  genotype: {genotype.describe()}\n  α entropy normal {record['alpha_entropy_normal']:.3f} "
+                f"reduce {record['alpha_entropy_reduce']:.3f} nats; skip_connect in the normal cell: {skips}",
+                file=sys.stderr,
+            )
+            if skips > 2:
+                print(
+                    f"hwnas: warning: the normal cell has {skips} skip_connect: DARTS drifting to parameter-free ops "
+                    f"(skip collapse). Consider --max-skip 2 (P-DARTS), fewer epochs, or --partial-channels 4",
+                    file=sys.stderr,
+                )
+        if self.on_genotype is not None:
+            self.on_genotype(epoch, genotype, record)
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"arch": self.arch.state_dict(), "arch_optimizer": self.arch_optimizer.state_dict()}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        self.arch.load_state_dict(state["arch"])
+        self.arch_optimizer.load_state_dict(state["arch_optimizer"])

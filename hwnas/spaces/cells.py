@@ -1,0 +1,225 @@
+"""`CellSpaceSpec`: a DARTS-style cell space (`kind: cell` in a space YAML) and the shapes of its cells.
+
+    name: darts
+    kind: cell
+    source: Liu et al., DARTS, ICLR 2019
+    knobs: {input_size: [3, 32, 32], num_classes: 10, init_channels: 16, layers: 8, nodes: 4, ops: darts}
+    search_defaults: {epochs: 50, lr_min: 0.001}     # options of `hwnas search` for this space
+
+A network is a stem, `layers` cells (reduction cells at layers//3 and 2*layers//3 double the
+channels and halve the resolution), global pooling and a classifier. Each cell reads the
+outputs of the two cells before it, and its nodes each sum two ops applied to earlier states.
+The search network and the evaluation network of a genotype are the same space with
+different knobs (init_channels 16 / 36, layers 8 / 20 in DARTS).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..blocks import BlockConfig, check_op
+from ..blocks.cell_ops import OP_SETS
+from ..errors import HwnasError, SpaceError
+
+STEMS = ("auto", "cifar", "cnas64", "cnas128", "imagenet")
+STEM_SIZES = (("cifar", 32), ("cnas64", 64), ("cnas128", 128), ("imagenet", 256))
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _ops_ok(v: Any) -> bool:
+    return v in OP_SETS or (isinstance(v, list) and len(v) >= 1 and all(isinstance(x, str) for x in v))
+
+
+CELL_KNOBS: dict[str, tuple[str, Any, Any]] = {
+    "input_size": (
+        "a list [channels, height, width] of positive integers",
+        lambda v: isinstance(v, list) and len(v) == 3 and all(_is_int(x) and x > 0 for x in v),
+        [3, 32, 32],
+    ),
+    "num_classes": ("an integer >= 1", lambda v: _is_int(v) and v >= 1, 10),
+    "init_channels": ("an integer >= 2", lambda v: _is_int(v) and v >= 2, 16),
+    "layers": (
+        "an integer >= 3 (reduction cells sit at layers//3 and 2*layers//3)",
+        lambda v: _is_int(v) and v >= 3,
+        8,
+    ),
+    "nodes": ("an integer >= 1 (intermediate nodes per cell)", lambda v: _is_int(v) and v >= 1, 4),
+    "ops": (f"an op set ({', '.join(OP_SETS)}) or a list of op names", _ops_ok, "darts"),
+    "stem": (f"one of {', '.join(STEMS)}", lambda v: v in STEMS, "auto"),
+    "stem_multiplier": ("an integer >= 1", lambda v: _is_int(v) and v >= 1, 3),
+    "auxiliary": ("true or false", lambda v: isinstance(v, bool), False),
+}
+
+
+@dataclass(frozen=True)
+class CellShape:
+    """One cell of a network: its inputs' widths, its own width C and the resolution it works at."""
+
+    index: int
+    reduction: bool
+    reduction_prev: bool
+    c_prev_prev: int
+    c_prev: int
+    channels: int
+    input_hw: tuple[int, int]  # resolution of the cell's input states after preprocessing
+    output_hw: tuple[int, int]
+    multiplier: int  # output channels = multiplier * channels
+
+    @property
+    def kind(self) -> str:
+        return "reduce" if self.reduction else "normal"
+
+
+@dataclass(frozen=True)
+class StemShape:
+    kind: str
+    c_in: int
+    c_prev_prev: int
+    c_prev: int
+    hw_prev_prev: tuple[int, int]
+    hw_prev: tuple[int, int]
+
+    @property
+    def reduction_prev(self) -> bool:
+        return self.hw_prev_prev != self.hw_prev
+
+
+@dataclass(frozen=True)
+class CellSpaceSpec:
+    name: str
+    origin: str
+    declaration: dict[str, Any] = field(repr=False)
+    knobs: dict[str, Any]
+    ops: tuple[str, ...]
+    stem: StemShape
+    cells: tuple[CellShape, ...]
+    block_config: BlockConfig
+    kind: str = "cell"
+
+    @property
+    def input_size(self) -> tuple[int, int, int]:
+        return tuple(self.knobs["input_size"])  # type: ignore[return-value]
+
+    @property
+    def nodes(self) -> int:
+        return self.knobs["nodes"]
+
+    @property
+    def num_classes(self) -> int:
+        return self.knobs["num_classes"]
+
+    @property
+    def auxiliary_index(self) -> int:
+        """The cell whose output feeds the auxiliary head (the second reduction cell)."""
+        return 2 * self.knobs["layers"] // 3
+
+    @property
+    def search_defaults(self) -> dict[str, Any]:
+        return dict(self.declaration.get("search_defaults") or {})
+
+    def shapes(self, normal_multiplier: int, reduce_multiplier: int) -> tuple[CellShape, ...]:
+        """The cells' shapes when normal and reduction cells concatenate these many states."""
+        return _cell_shapes(self.knobs, self.stem, normal_multiplier, reduce_multiplier)
+
+    def with_knobs(self, **overrides: Any) -> CellSpaceSpec:
+        return resolve_cell_space(self.name, self.origin, self.declaration, {**self.knobs, **overrides})
+
+    def knob_overrides(self) -> dict[str, Any]:
+        declared = resolve_cell_space(self.name, self.origin, self.declaration, {}).knobs
+        return {k: v for k, v in self.knobs.items() if declared.get(k) != v}
+
+    def fingerprint(self) -> str:
+        blob = json.dumps({"declaration": self.declaration, "knobs": self.knobs}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _stem(knobs: dict[str, Any], where: str) -> StemShape:
+    c_in, h, w = knobs["input_size"]
+    kind = knobs["stem"]
+    if kind == "auto":
+        side = max(h, w)
+        fitting = [name for name, size in STEM_SIZES if side <= size]
+        if not fitting:
+            sizes = ", ".join(f"<= {size} px ({name})" for name, size in STEM_SIZES)
+            raise SpaceError(
+                f"{where}: input_size {knobs['input_size']}: no cell-space stem is made for inputs of {side} px; "
+                f"expected {sizes}, or set the stem knob"
+            )
+        kind = fitting[0]
+    c = knobs["init_channels"]
+    wide = knobs["stem_multiplier"] * c
+
+    def down(hw: tuple[int, int], times: int = 1) -> tuple[int, int]:
+        for _ in range(times):
+            hw = (-(-hw[0] // 2), -(-hw[1] // 2))
+        return hw
+
+    if kind == "cifar":
+        return StemShape(kind, c_in, wide, wide, (h, w), (h, w))
+    if kind in ("cnas64", "cnas128"):
+        return StemShape(kind, c_in, wide, wide, down((h, w)), down((h, w)))
+    return StemShape(kind, c_in, c, c, down((h, w), 2), down((h, w), 3))
+
+
+def _cell_shapes(
+    knobs: dict[str, Any], stem: StemShape, normal_multiplier: int, reduce_multiplier: int
+) -> tuple[CellShape, ...]:
+    layers, c = knobs["layers"], knobs["init_channels"]
+    reductions = {layers // 3, 2 * layers // 3}
+    c_pp, c_p, hw, reduction_prev = stem.c_prev_prev, stem.c_prev, stem.hw_prev, stem.reduction_prev
+    cells = []
+    for i in range(layers):
+        reduction = i in reductions
+        if reduction:
+            c *= 2
+        out_hw = (-(-hw[0] // 2), -(-hw[1] // 2)) if reduction else hw
+        multiplier = reduce_multiplier if reduction else normal_multiplier
+        cells.append(CellShape(i, reduction, reduction_prev, c_pp, c_p, c, hw, out_hw, multiplier))
+        c_pp, c_p, hw, reduction_prev = c_p, multiplier * c, out_hw, reduction
+    return tuple(cells)
+
+
+def resolve_cell_space(
+    name: str, origin: str, declaration: dict[str, Any], knob_values: dict[str, Any]
+) -> CellSpaceSpec:
+    """Check the knobs of a cell space and work out its op set, stem and cells."""
+    where = f"space {name}"
+    knobs = {k: default for k, (_, _, default) in CELL_KNOBS.items()}
+    for source, values in (("knobs", declaration.get("knobs")), ("space_args", knob_values)):
+        if values is None:
+            continue
+        if not isinstance(values, dict):
+            raise SpaceError(f"{where}: {source}: got {values!r}, expected a mapping of knob names to values")
+        for key, value in values.items():
+            if key not in CELL_KNOBS:
+                raise SpaceError(f"{where}: {source}: unknown knob {key!r}; expected one of {', '.join(CELL_KNOBS)}")
+            expected, valid, _ = CELL_KNOBS[key]
+            if not valid(value):
+                raise SpaceError(f"{where}: {source}.{key}: got {value!r}, expected {expected}")
+            knobs[key] = value
+    ops = tuple(OP_SETS[knobs["ops"]] if isinstance(knobs["ops"], str) else knobs["ops"])
+    if len(set(ops)) != len(ops):
+        raise SpaceError(f"{where}: ops {list(ops)} repeat an op")
+    stem = _stem(knobs, where)
+    cells = _cell_shapes(knobs, stem, knobs["nodes"], knobs["nodes"])
+    for cell in cells:
+        for op in ops:
+            for stride in (1, 2) if cell.reduction else (1,):
+                try:
+                    check_op(op, cell.channels, cell.channels, stride)
+                except HwnasError as exc:
+                    raise SpaceError(f"{where}: cell {cell.index} ({cell.channels} channels): {exc}") from None
+    if knobs["auxiliary"]:
+        hw = cells[2 * knobs["layers"] // 3].output_hw
+        if min(hw) < 5:
+            raise SpaceError(
+                f"{where}: auxiliary: the auxiliary head reads cell {2 * knobs['layers'] // 3} at {hw[0]}x{hw[1]}, "
+                f"expected at least 5x5 (a larger input_size, or auxiliary: false)"
+            )
+    return CellSpaceSpec(name, origin, declaration, knobs, ops, stem, cells, BlockConfig())
