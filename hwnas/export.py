@@ -58,10 +58,16 @@ def _run_onnx(path: Path, x: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(session.run(None, {session.get_inputs()[0].name: x.numpy()})[0])
 
 
-def _export_torchscript(model: nn.Module, path: Path) -> None:
+def _export_torchscript(model: nn.Module, x: torch.Tensor, path: Path) -> None:
+    """Script the model; a model whose Python control flow TorchScript cannot compile (cell networks, which
+    index op lists by node) is traced instead, which is exact in eval mode where the flow is fixed."""
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.jit.script(model).save(str(path))
+        warnings.simplefilter("ignore")
+        try:
+            compiled = torch.jit.script(model)
+        except (RuntimeError, torch.jit.frontend.NotSupportedError):
+            compiled = torch.jit.trace(model, (x,))
+        compiled.save(str(path))
 
 
 def _run_torchscript(path: Path, x: torch.Tensor) -> torch.Tensor:
@@ -98,7 +104,7 @@ def export(
         if fmt == "onnx":
             _export_onnx(model, x[:1], tmp)
         else:
-            _export_torchscript(model, tmp)
+            _export_torchscript(model, x[:1], tmp)
         report: dict[str, Any] = {"output": str(output), "format": fmt, "bytes": tmp.stat().st_size}
         if verify:
             with torch.inference_mode():

@@ -47,7 +47,9 @@ def test_user_space_path_is_relative_to_the_file(tmp_path):
 
 
 def test_unknown_arch_name():
-    with pytest.raises(ArchError, match=r"architecture 'fbnet_z' is neither a zoo model \(fairnas_a"):
+    with pytest.raises(
+        ArchError, match=r"architecture 'fbnet_z' is neither a zoo model \(darts_v1, darts_v2, fairnas_a"
+    ):
         resolve_arch("fbnet_z")
 
 

@@ -16,7 +16,7 @@ EXPECTED_LAYERS = {
 
 
 def test_builtins():
-    assert builtin_spaces() == sorted(EXPECTED_LAYERS)
+    assert builtin_spaces() == sorted([*EXPECTED_LAYERS, "cnas", "darts"])  # plus the cell spaces
 
 
 @pytest.mark.parametrize("name,layers", EXPECTED_LAYERS.items())
@@ -89,7 +89,7 @@ def test_bad_knobs(knobs, match):
 
 
 def test_unknown_space():
-    with pytest.raises(SpaceError, match=r"space 'fbnet_x' is neither a built-in space \(fairnas, fbnet"):
+    with pytest.raises(SpaceError, match=r"space 'fbnet_x' is neither a built-in space \(cnas, darts, fairnas, fbnet"):
         load_space("fbnet_x")
 
 

@@ -33,7 +33,9 @@ def _is_int(v: Any) -> bool:
 
 
 def _ops_ok(v: Any) -> bool:
-    return v in OP_SETS or (isinstance(v, list) and len(v) >= 1 and all(isinstance(x, str) for x in v))
+    return (isinstance(v, str) and v in OP_SETS) or (
+        isinstance(v, list) and len(v) >= 1 and all(isinstance(x, str) for x in v)
+    )
 
 
 CELL_KNOBS: dict[str, tuple[str, Any, Any]] = {
@@ -216,10 +218,11 @@ def resolve_cell_space(
                 except HwnasError as exc:
                     raise SpaceError(f"{where}: cell {cell.index} ({cell.channels} channels): {exc}") from None
     if knobs["auxiliary"]:
-        hw = cells[2 * knobs["layers"] // 3].output_hw
-        if min(hw) < 5:
+        at = 2 * knobs["layers"] // 3
+        hw, need = cells[at].output_hw, 7 if stem.kind == "imagenet" else 8
+        if min(hw) < need:
             raise SpaceError(
-                f"{where}: auxiliary: the auxiliary head reads cell {2 * knobs['layers'] // 3} at {hw[0]}x{hw[1]}, "
-                f"expected at least 5x5 (a larger input_size, or auxiliary: false)"
+                f"{where}: auxiliary: the auxiliary head reads cell {at} at {hw[0]}x{hw[1]}, expected at least "
+                f"{need}x{need} (a larger input_size, or auxiliary: false)"
             )
     return CellSpaceSpec(name, origin, declaration, knobs, ops, stem, cells, BlockConfig())

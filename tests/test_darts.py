@@ -1,0 +1,303 @@
+"""DARTS/CNAS cell search: α gradients (first and second order), derivation, hardware cost, runs, resume, DDP."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call
+
+from hwnas.arch import Architecture
+from hwnas.cli import main
+from hwnas.cost.cells import CellCostModel
+from hwnas.cost.table import build_table
+from hwnas.model import build_model
+from hwnas.search.derive import derive_genotype
+from hwnas.search.unrolled import unrolled_arch_gradient
+from hwnas.spaces import load_space
+from hwnas.supernet.cells import CellArchParams, CellSupernet, edge_inputs
+from tests.fake_data import write_cifar
+from tests.helpers import two_rank_results
+
+TINY = {"input_size": [1, 8, 8], "init_channels": 4, "layers": 3, "nodes": 2}
+SEARCH = [
+    "--input", "3x8x8", "--init-channels", "4", "--layers", "3", "--num-meta-node", "2", "--batch-size", "16",
+    "--eval-init-channels", "4", "--eval-layers", "3", "--no-progress", "--device", "cpu", "--workers", "0",
+]  # fmt: skip
+OPS = ("none", "max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3")
+
+
+def _env(tmp_path) -> dict:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "HWNAS_CACHE_DIR": str(tmp_path / "cache")}
+
+
+@pytest.mark.parametrize("partial", [1, 2])
+def test_alpha_and_beta_get_gradients(partial):
+    torch.manual_seed(0)
+    space = load_space("darts", **{**TINY, "init_channels": 8})
+    net = CellSupernet(space, partial)
+    arch = CellArchParams(space, edge_norm=partial > 1)
+    F.cross_entropy(net(torch.randn(4, 1, 8, 8), arch.weights()), torch.arange(4)).backward()
+    params = dict(arch.named_parameters())
+    assert set(params) == (
+        {"alpha.normal", "alpha.reduce"} | ({"beta.normal", "beta.reduce"} if partial > 1 else set())
+    )
+    for name, p in params.items():
+        assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, name
+    edges = len(edge_inputs(2))
+    assert params["alpha.normal"].shape == (edges, len(space.ops))
+
+
+def test_second_order_gradient_matches_a_direct_autograd_computation():
+    torch.manual_seed(0)
+    space = load_space("darts", **TINY, ops=["none", "skip_connect", "sep_conv_3x3", "avg_pool_3x3"])
+    net = CellSupernet(space).double()
+    arch = CellArchParams(space).double()
+    with torch.no_grad():
+        for a in arch.parameters():
+            a.normal_()
+    x_t, x_v = torch.randn(6, 1, 8, 8, dtype=torch.float64), torch.randn(6, 1, 8, 8, dtype=torch.float64)
+    y_t, y_v = torch.randint(0, 10, (6,)), torch.randint(0, 10, (6,))
+    lr, momentum, decay = 0.1, 0.9, 3e-4
+    buffers = {n: 0.01 * torch.randn_like(p) for n, p in net.named_parameters()}
+    alphas = list(arch.parameters())
+    # a small finite-difference step: DARTS's 0.01 crosses ReLU / max-pool kinks of this tiny random network
+    approx, _ = unrolled_arch_gradient(
+        net, alphas, lambda x: (x, arch.weights()), F.cross_entropy, (x_t, y_t), (x_v, y_v),
+        lr=lr, momentum=momentum, weight_decay=decay, momentum_buffers=buffers, epsilon=1e-5,
+    )  # fmt: skip
+
+    params = dict(net.named_parameters())
+    train_loss = F.cross_entropy(functional_call(net, params, (x_t, arch.weights())), y_t)
+    grads = torch.autograd.grad(train_loss, list(params.values()), create_graph=True)
+    unrolled = {
+        n: p - lr * (g + decay * p + momentum * buffers[n]) for (n, p), g in zip(params.items(), grads, strict=True)
+    }
+    val_loss = F.cross_entropy(functional_call(net, unrolled, (x_v, arch.weights())), y_v)
+    exact = torch.autograd.grad(val_loss, alphas)
+    first_order = torch.autograd.grad(
+        F.cross_entropy(functional_call(net, {n: u.detach() for n, u in unrolled.items()}, (x_v, arch.weights())), y_v),
+        alphas,
+    )
+    for a, e, f in zip(approx, exact, first_order, strict=True):
+        assert torch.allclose(a, e, rtol=1e-3, atol=1e-7), (a - e).abs().max()
+        assert (e - f).abs().max() > 1e-3 * e.abs().max()  # the Hessian term matters: dropping it would fail
+
+
+def _strengths(picks: dict[tuple[int, int], tuple[str, float]], ops=OPS, nodes=3) -> torch.Tensor:
+    """[edges x ops] strengths: 0.01 everywhere, plus the given (node, input) -> (op, value)."""
+    inputs = edge_inputs(nodes)
+    w = torch.full((len(inputs), len(ops)), 0.01)
+    for (node, state), (op, value) in picks.items():
+        w[inputs.index((node, state)), ops.index(op)] = value
+    return w
+
+
+def test_derivation_keeps_the_two_strongest_non_none_edges_per_node():
+    normal = _strengths(
+        {
+            (0, 0): ("sep_conv_3x3", 0.5),
+            (0, 1): ("skip_connect", 0.4),
+            (1, 0): ("none", 0.9),  # strongest overall, but `none` does not count in DARTS mode
+            (1, 1): ("max_pool_3x3", 0.3),
+            (1, 2): ("dil_conv_3x3", 0.6),
+            (2, 3): ("sep_conv_5x5", 0.7),
+            (2, 1): ("avg_pool_3x3", 0.2),
+        }
+    )
+    g = derive_genotype({"normal": normal, "reduce": normal}, OPS, 3)
+    assert g.normal == (
+        ("sep_conv_3x3", 0),
+        ("skip_connect", 1),
+        ("dil_conv_3x3", 2),
+        ("max_pool_3x3", 1),
+        ("sep_conv_5x5", 3),
+        ("avg_pool_3x3", 1),
+    )
+    assert g.normal_concat == (2, 3, 4)
+    sparse = derive_genotype({"normal": normal, "reduce": normal}, OPS, 3, sparse=True)
+    assert sparse.normal[2:4] == (("none", 0), ("dil_conv_3x3", 2))
+
+
+def test_max_skip_strikes_the_weakest_skips():
+    normal = _strengths(
+        {
+            (0, 0): ("skip_connect", 0.5),
+            (0, 1): ("skip_connect", 0.6),
+            (1, 0): ("skip_connect", 0.3),
+            (1, 2): ("sep_conv_3x3", 0.4),
+            (2, 3): ("skip_connect", 0.9),
+            (2, 1): ("dil_conv_3x3", 0.2),
+        }
+    )
+    strengths = {"normal": normal, "reduce": normal}
+    assert derive_genotype(strengths, OPS, 3).count("skip_connect") == 4
+    capped = derive_genotype(strengths, OPS, 3, max_skip=2)
+    assert capped.count("skip_connect") == 2
+    assert {e for e in capped.normal if e[0] == "skip_connect"} == {("skip_connect", 1), ("skip_connect", 3)}
+    assert capped.count("skip_connect", "reduce") == 4  # P-DARTS limits the normal cell only
+
+
+def test_expected_cost_counts_two_inputs_per_node_and_prices_the_network_exactly():
+    space = load_space("darts", **{**TINY, "init_channels": 8})
+    table = build_table(space, measure=False, progress=False)
+    cost = CellCostModel.from_table(table, space, "macs")
+    arch = CellArchParams(space)
+    with torch.no_grad():  # every edge decided: max_pool on even edges, sep_conv on odd ones
+        for t in ("normal", "reduce"):
+            arch.alpha[t].fill_(-30)
+            for e in range(len(edge_inputs(space.nodes))):
+                arch.alpha[t][e, space.ops.index("sep_conv_3x3" if e % 2 else "max_pool_3x3")] = 30
+    probs = arch.op_probs()
+    share = torch.tensor([1, 1, 2 / 3, 2 / 3, 2 / 3])  # node 0 has 2 inputs, node 1 has 3 and keeps 2
+    by_hand = cost.fixed + sum(float((share * (probs[t] * cost.costs[t]).sum(-1)).sum().detach()) for t in probs)
+    assert float(cost.expected(probs, {"normal": None, "reduce": None}).detach()) == pytest.approx(by_hand, rel=1e-5)
+    genotype = derive_genotype(arch.strengths(), space.ops, space.nodes)  # ties: node 1 keeps inputs 0 and 1
+    assert genotype.normal == (("max_pool_3x3", 0), ("sep_conv_3x3", 1), ("max_pool_3x3", 0), ("sep_conv_3x3", 1))
+    kept = {t: torch.tensor([0.5, 0.5, 0.5, 0.5, 1e-12]) for t in probs}  # edge weights that keep those edges
+    assert float(cost.expected(probs, kept)) == pytest.approx(cost.of(genotype), rel=1e-5)
+    model = build_model(Architecture.from_genotype(space, genotype))
+    params = CellCostModel.from_table(table, space, "params").of(genotype) * 1e6
+    assert params == pytest.approx(sum(p.numel() for p in model.parameters()))
+
+
+def test_a_cost_on_alpha_moves_it_toward_cheaper_ops():
+    """The same α steps on the same batch lower the expected MACs when λ > 0, and not when λ = 0."""
+    from hwnas.cost.hardware_loss import HardwareLoss
+    from hwnas.data import Preprocess, open_dataset, search_split, train_val
+    from hwnas.search.config import DartsConfig
+    from hwnas.search.darts import DartsTrainer
+
+    space = load_space("darts", **{**TINY, "init_channels": 8})
+    cost = CellCostModel.from_table(build_table(space, measure=False, progress=False), space, "macs")
+    pools = open_dataset("digits", space.input_size)
+    weights, arch_set = search_split(train_val(pools.train, None, 0.1, 0)[0], 0.5, 0)
+    x, y = torch.randn(8, 1, 8, 8), torch.arange(8)
+    ends = []
+    for weight in (0.0, 10.0):
+        torch.manual_seed(0)
+        trainer = DartsTrainer(
+            CellSupernet(space), DartsConfig(batch_size=16, arch_learning_rate=0.1, progress=False),
+            weight_set=weights, arch_set=arch_set, val_set=weights, device=torch.device("cpu"),
+            preprocess=Preprocess(space.input_size, pools.mean, pools.std),
+            cost=cost, hardware_loss=HardwareLoss("add", weight=weight),
+        )  # fmt: skip
+        start = float(cost.expected(trainer.arch.op_probs(), trainer.arch.edge_probs()))
+        for _ in range(10):
+            trainer.arch_step(x, y, x, y)
+        ends.append(float(cost.expected(trainer.arch.op_probs(), trainer.arch.edge_probs())))
+    assert ends[1] < 0.9 * start and ends[1] < 0.9 * ends[0], (start, ends)
+
+
+def test_search_on_fake_cifar_writes_genotype_heat_map_and_drawings(tmp_path, capsys):
+    data = write_cifar(tmp_path / "cifar", per_batch=16)
+    run = tmp_path / "run"
+    code = main(["search", "darts", "--data", f"cifar10:{data}", *SEARCH, "--epochs", "1", "--run-dir", str(run)])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    arch = Architecture.load(run / "arch.json")
+    assert arch.is_cell and arch.space_args["init_channels"] == 4 and arch.meta["strategy"] == "darts"
+    assert Architecture.load(run / "genotypes" / "epoch_001.json").genotype == arch.genotype
+    assert (run / "alpha.png").read_bytes().startswith(b"\x89PNG")
+    for cell in ("normal", "reduce"):
+        assert "digraph" in (run / "cells" / f"{cell}.dot").read_text()
+        assert (run / "cells" / f"{cell}.png").read_bytes().startswith(b"\x89PNG")
+    epoch = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()][-1]
+    assert epoch["kind"] == "epoch" and "arch_loss" in epoch and "skip_normal" in epoch
+    assert len(epoch["edge_entropy"]["normal"]) == 5 and 0 < epoch["alpha_entropy_normal"] <= 2.08
+    assert summary["params"] > 0 and summary["measured_latency_ms"] > 0 and "hwnas train" in summary["retrain"]
+    assert build_model(arch)(torch.randn(2, 3, 8, 8)).shape == (2, 10)
+
+
+def test_cnas_sparse_search_with_a_latency_table_then_retrain_with_auxiliary_and_drop_path(tmp_path, capsys):
+    eval_space = load_space("cnas", input_size=[3, 16, 16], init_channels=16, layers=5, nodes=2, num_classes=4)
+    table = build_table(eval_space, min_run_time=0.01, progress=False).save(tmp_path / "table.json")
+    run = tmp_path / "run"
+    args = [*SEARCH, "--input", "3x16x16", "--init-channels", "16", "--eval-init-channels", "16", "--eval-layers", "5"]
+    code = main(
+        ["search", "cnas", *args, "--epochs", "1", "--use-sparse", "--cost", "latency", "--hc-weight", "0.1",
+         "--latency-table", str(table), "--classes", "4", "--run-dir", str(run)]
+    )  # fmt: skip
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["cost_metric"] == "latency" and summary["predicted_cost"] > 0
+    config = __import__("yaml").safe_load((run / "config.yaml").read_text())
+    assert config["lr_min"] == 0.003 and config["epochs"] == 1  # the space's search_defaults, under the flags
+    train_dir = tmp_path / "train"
+    code = main(
+        ["train", str(run / "arch.json"), "--data", "digits", "--classes", "3", "--input", "3x32x32", "--epochs", "1",
+         "--batch-size", "64", "--auxiliary", "--drop-path-prob", "0.2", "--no-progress", "--device", "cpu",
+         "--run-dir", str(train_dir)]
+    )  # fmt: skip
+    assert code == 0
+    trained = Architecture.load(train_dir / "arch.json")
+    assert trained.space_args["auxiliary"] is True and trained.space_args["input_size"] == [3, 32, 32]
+    assert trained.genotype == Architecture.load(run / "arch.json").genotype
+    assert json.loads(capsys.readouterr().out)["best"]["val_top1"] >= 0
+
+
+def test_bad_search_and_train_input_gets_one_line(tmp_path, capsys):
+    assert main(["search", "darts", *SEARCH, "--layers", "2"]) == 2
+    assert "layers: got 2, expected an integer >= 3" in capsys.readouterr().err
+    assert main(["search", "darts", *SEARCH, "--ops", "sep_conv_3x3,conv_7x1"]) == 2
+    assert "unknown op 'conv_7x1'" in capsys.readouterr().err
+    assert main(["search", "darts", *SEARCH, "--cost", "macs", "--target", "0.00001"]) == 2
+    assert "no architecture in this space meets it; the cheapest costs" in capsys.readouterr().err
+    assert main(["supernet", "train", "darts"]) == 2
+    assert "is a cell space" in capsys.readouterr().err
+    assert main(["train", "mobilenet_v2", "--layers", "8"]) == 2
+    assert "--layers applies to cell-space architectures" in capsys.readouterr().err
+
+
+def _alpha_of(run: Path) -> dict:
+    from hwnas.train.checkpoint import CheckpointStore
+
+    _, state = CheckpointStore(run / "checkpoints").load_latest()
+    return {k: v.tolist() for k, v in state["extra"]["arch"].items()}
+
+
+def test_search_resumes_after_sigkill_with_the_same_alpha(tmp_path):
+    args = [
+        "search", "darts", "--data", "digits", "--classes", "4", *SEARCH, "--input", "1x8x8", "--batch-size", "32",
+        "--epochs", "3", "--checkpoint-every", "3", "--arch-learning-rate", "0.01",
+    ]  # fmt: skip
+    cmd = [sys.executable, "-m", "hwnas"]
+    env = _env(tmp_path)
+    subprocess.run([*cmd, *args, "--run-dir", str(tmp_path / "ref")], env=env, check=True, capture_output=True)
+    run = tmp_path / "run"
+    proc = subprocess.Popen(
+        [*cmd, *args, "--run-dir", str(run)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    index = run / "checkpoints" / "index.json"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            if any("epoch_001" in e["file"] for e in json.loads(index.read_text())["checkpoints"]):
+                break
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.01)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL, "the search finished before it could be killed"
+    done = subprocess.run([*cmd, "search", "--resume", str(run)], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert _alpha_of(run) == _alpha_of(tmp_path / "ref")
+    assert (
+        json.loads((run / "result.json").read_text())["genotype"]
+        == json.loads((tmp_path / "ref" / "result.json").read_text())["genotype"]
+    )
+
+
+def test_every_rank_derives_the_same_genotype(tmp_path):
+    ranks = two_rank_results("ddp_darts_worker.py", out=tmp_path)
+    for key, value in ranks[0]["alpha"].items():
+        assert torch.equal(value, ranks[1]["alpha"][key]), key
+    assert ranks[0]["genotype"] == ranks[1]["genotype"]
+    assert any((v - v.mean()).abs().max() > 1e-3 for v in ranks[0]["alpha"].values())  # α did move
