@@ -127,7 +127,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_latency(args: argparse.Namespace) -> int:
     from .cost.table import load_or_build
-    from .report.tables import latency_table
+    from .report.tables import cell_latency_table, latency_table
     from .spaces import load_space
 
     words = args.target
@@ -135,6 +135,8 @@ def cmd_latency(args: argparse.Namespace) -> int:
     if validate != (len(words) == 2) or not 1 <= len(words) <= 2:
         raise HwnasError(f"latency: got {' '.join(words)!r}, expected SPACE or validate SPACE")
     knobs = {"input_size": args.input} if args.input else {}
+    cell_knobs = {"init_channels": args.init_channels, "layers": args.layers}
+    knobs.update({k: v for k, v in cell_knobs.items() if v is not None})
     space = load_space(words[-1], **knobs)
     table = load_or_build(
         space,
@@ -148,7 +150,14 @@ def cmd_latency(args: argparse.Namespace) -> int:
     if args.output:
         table.save(args.output)
     if not validate:
-        print(json.dumps(table.to_dict_for(space)) if args.json else latency_table(space, table))
+        if space.kind == "cell":
+            print(
+                json.dumps({"meta": table.meta, "entries": table.entries})
+                if args.json
+                else cell_latency_table(space, table)
+            )
+        else:
+            print(json.dumps(table.to_dict_for(space)) if args.json else latency_table(space, table))
         return 0
     from .cost.validate import validate_table
 
@@ -345,6 +354,8 @@ def build_parser(search_cls: type | None = None) -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=1, help="batch size of the measurements")
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
     p.add_argument("--input", type=_input_size, help=input_help)
+    p.add_argument("--init-channels", type=int, help="cell spaces: initial channels of the network to price")
+    p.add_argument("--layers", type=int, help="cell spaces: cells of the network to price")
     p.add_argument("--table", help="use this table file instead of the cache (it must cover the space)")
     p.add_argument("-o", "--output", help="also write the table to this file")
     p.add_argument("--samples", type=int, default=50, help="validate: random architectures to measure")
@@ -360,8 +371,13 @@ def build_parser(search_cls: type | None = None) -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_supernet_train)
     p.add_argument("space", nargs="?", default=argparse.SUPPRESS, help="built-in space name or space YAML path")
     p.add_argument("--resume", help="continue RUN_DIR from its latest good checkpoint")
-    p.add_argument("--strategy", dest="sampling", choices=("uniform", "fair"), default=argparse.SUPPRESS,
-                   help="the same as --sampling")
+    p.add_argument(
+        "--strategy",
+        dest="sampling",
+        choices=("uniform", "fair"),
+        default=argparse.SUPPRESS,
+        help="the same as --sampling",
+    )
     add_config_flags(p, skip=("space", *CELL_TRAINING), cls=SupernetConfig)
 
     search_cls = search_cls or SearchConfig

@@ -11,7 +11,7 @@ from scipy import stats
 
 from ..arch import Architecture
 from ..model import build_model
-from ..spaces import SpaceSpec
+from ..spaces import CellSpaceSpec, Genotype, SpaceSpec
 from .latency import measure_latency
 from .table import CostTable
 
@@ -37,8 +37,33 @@ def _errors(predicted: list[float], measured: list[float]) -> list[float]:
     return [abs(p - m) / m * 100 for p, m in zip(predicted, measured, strict=True)]
 
 
+def random_genotype(space: CellSpaceSpec, rng: random.Random) -> Genotype:
+    """A genotype as DARTS derives them: two distinct inputs per node, ops other than `none`."""
+    ops = [op for op in space.ops if op != "none"]
+    cells = []
+    for _ in range(2):
+        cells.append(tuple((rng.choice(ops), j) for node in range(space.nodes) for j in rng.sample(range(node + 2), 2)))
+    concat = tuple(range(2, space.nodes + 2))
+    return Genotype(cells[0], concat, cells[1], concat)
+
+
+def _random_network(
+    space: SpaceSpec | CellSpaceSpec, table: CostTable, rng: random.Random
+) -> tuple[Architecture, float]:
+    """A uniformly random architecture of the space and the table's prediction for it (without the offset)."""
+    if space.kind == "cell":
+        from .cells import CellCostModel
+
+        genotype = random_genotype(space, rng)
+        return Architecture.from_genotype(space, genotype), CellCostModel.from_table(table, space, "latency").of(
+            genotype
+        ) - table.offset_ms
+    choices = [rng.choice(layer.candidates) for layer in space.layers]
+    return Architecture.from_space(space, choices), table.predict(space, choices) - table.offset_ms
+
+
 def validate_table(
-    space: SpaceSpec,
+    space: SpaceSpec | CellSpaceSpec,
     table: CostTable,
     samples: int = 50,
     seed: int = 0,
@@ -55,8 +80,8 @@ def validate_table(
     device, threads, batch = meta.get("device", "cpu"), int(meta.get("threads", 1)), int(meta.get("batch", 1))
     measured, predicted = [], []
     for _ in tqdm(range(samples), disable=None if progress else True, file=sys.stderr, leave=False):
-        choices = [rng.choice(layer.candidates) for layer in space.layers]
-        model = build_model(Architecture.from_space(space, choices))
+        arch, prediction = _random_network(space, table, rng)
+        model = build_model(arch)
         lat = measure_latency(
             model,
             space.input_size,
@@ -67,7 +92,7 @@ def validate_table(
             min_run_time=min_run_time,
         )
         measured.append(lat.median_ms)
-        predicted.append(table.predict(space, choices) - table.offset_ms)
+        predicted.append(prediction)
     errors = _errors(predicted, measured)
     fit = [m - p for m, p in zip(measured[0::2], predicted[0::2], strict=True)]
     offset = statistics.median(fit) if fit else 0.0

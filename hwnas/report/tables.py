@@ -122,3 +122,34 @@ def latency_table(spec: SpaceSpec, table: CostTable) -> str:
     )
     footer = f"stem + head {fixed:.4f} ms (offset {table.offset_ms:+.4f}); networks from {lo:.3f} to {hi:.3f} ms"
     return "\n".join([title, render(["layer", "input", *columns], body), footer])
+
+
+def cell_latency_table(spec: CellSpaceSpec, table: CostTable) -> str:
+    """Per op, its median latency (ms) on each distinct edge shape of the cell space, and the fixed parts."""
+    from ..cost.cells import CellCostModel, edge_key, head_key, preprocess_keys, stem_key
+
+    shapes: dict[str, object] = {}
+    for cell in spec.cells:
+        for state in (0, 2) if cell.reduction else (0,):
+            stride = 2 if cell.reduction and state < 2 else 1
+            hw = cell.input_hw if state < 2 else cell.output_hw
+            shapes.setdefault(f"{cell.channels}x{hw[0]}x{hw[1]}/s{stride}", (cell, state))
+    ops = [op for op in spec.ops if op != "none"]
+    rows = [
+        [op, *(f"{table.value(edge_key(spec, c, s, op), 'latency'):.4f}" for c, s in shapes.values())] for op in ops
+    ]
+    fixed = table.value(stem_key(spec), "latency") + table.value(head_key(spec), "latency")
+    fixed += sum(table.value(k, "latency") for cell in spec.cells for k in preprocess_keys(spec, cell))
+    cost = CellCostModel.from_table(table, spec, "latency")
+    cheapest, _ = cost.cheapest()
+    meta = table.meta
+    title = (
+        f"latency table of {spec.name} ({len(spec.cells)} cells, C{spec.knobs['init_channels']}, input "
+        f"{_shape(spec.input_size)}) on {meta.get('device')} ({meta.get('device_name')}), "
+        f"{meta.get('threads')} thread(s), batch {meta.get('batch')}; median ms per edge op"
+    )
+    footer = (
+        f"fixed (stem, cell inputs, head): {fixed:.3f} ms; cheapest genotype {cheapest:.3f} ms "
+        f"(sums of entries; `hwnas latency validate` measures whole networks)"
+    )
+    return f"{title}\n{render(['op', *shapes], rows)}\n{footer}"
