@@ -249,10 +249,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def _is_cell_space(name: str) -> bool:
     """Whether `name` (a built-in space or YAML path) declares `kind: cell`; False when it cannot be read."""
-    from .spaces.spec import _read_declaration
+    from .spaces.spec import declared_kind
 
     try:
-        return _read_declaration(name)[2].get("kind") == "cell"
+        return declared_kind(name) == "cell"
     except (HwnasError, OSError):
         return False
 

@@ -301,3 +301,50 @@ def test_every_rank_derives_the_same_genotype(tmp_path):
         assert torch.equal(value, ranks[1]["alpha"][key]), key
     assert ranks[0]["genotype"] == ranks[1]["genotype"]
     assert any((v - v.mean()).abs().max() > 1e-3 for v in ranks[0]["alpha"].values())  # α did move
+
+
+@pytest.mark.parametrize(
+    ("name", "search"),
+    [("darts_cifar10_eval.yaml", False), ("darts_imagenet_eval.yaml", False), ("darts_search.yaml", True),
+     ("cnas_search.yaml", True)],
+)  # fmt: skip
+def test_ready_made_configs_parse(name, search):
+    from hwnas.search.config import DartsConfig
+    from hwnas.train.config import TrainConfig, check_config, read_yaml_config
+
+    cls = DartsConfig if search else TrainConfig
+    values = read_yaml_config(Path(__file__).parents[1] / "configs" / name, cls)
+    check_config(cls(**values))
+    if name == "darts_search.yaml":  # it says it holds the defaults
+        assert all(getattr(DartsConfig(), k) == v for k, v in values.items())
+
+
+def test_a_genotype_trains_under_torchrun_with_its_auxiliary_head(tmp_path):
+    run = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "hwnas", "train",
+         "darts_v2", "--input", "1x32x32", "--classes", "2", "--init-channels", "4", "--layers", "3", "--auxiliary",
+         "--drop-path-prob", "0.2", "--epochs", "1", "--batch-size", "32", "--device", "cpu", "--no-progress",
+         "--run-dir", str(run)],
+        env=_env(tmp_path), capture_output=True, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout)["run_dir"] == str(run)  # rank 0 alone reports
+    arch = Architecture.load(run / "arch.json")
+    assert arch.space_args["auxiliary"] is True and arch.space_args["layers"] == 3
+    model = build_model(arch)
+    model.load_state_dict(torch.load(run / "model.pt", weights_only=True))
+    assert model.eval()(torch.randn(2, 1, 32, 32)).shape == (2, 2)
+
+
+def test_latency_tables_of_cell_spaces_validate_against_whole_networks(capsys):
+    from hwnas.cost.validate import validate_table
+    from hwnas.report.tables import cell_latency_table
+
+    space = load_space("darts", **TINY)
+    table = build_table(space, min_run_time=0.01, progress=False)
+    report = validate_table(space, table, samples=4, min_run_time=0.01, progress=False)
+    assert len(report.measured_ms) == 4 and all(p > 0 for p in report.predicted_ms)
+    assert all(m > 0 for m in report.measured_ms) and -1 <= report.spearman <= 1
+    text = cell_latency_table(space, table)
+    assert "sep_conv_3x3" in text and "4x8x8/s1" in text and "cheapest genotype" in text

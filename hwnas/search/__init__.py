@@ -1,1 +1,1 @@
-"""Search strategies over supernets: DNAS (FBNet) so far."""
+"""Search strategies: DNAS (FBNet), DARTS cell search, and random/evolution/Pareto over one-shot supernets."""

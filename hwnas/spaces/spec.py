@@ -155,6 +155,11 @@ def load_space(name_or_path: str, **knobs: Any) -> SpaceSpec | CellSpaceSpec:
     return resolve_space(name, origin, declaration, knobs)
 
 
+def declared_kind(name_or_path: str) -> str:
+    """`layerwise` or `cell`: what a space file declares, without resolving it."""
+    return str(_read_declaration(name_or_path)[2].get("kind", "layerwise"))
+
+
 def load_layerwise_space(name_or_path: str, command: str, **knobs: Any) -> SpaceSpec:
     """`load_space` for commands that work on layer-wise spaces only; a cell space gets one clear line."""
     space = load_space(name_or_path, **knobs)

@@ -1,7 +1,17 @@
-"""Weight-sharing supernets over layer-wise spaces."""
+"""Weight-sharing supernets: layer-wise (one choice per layer) and DARTS cell search networks."""
 
+from .cells import CellArchParams, CellSupernet, MixedEdge
 from .choice import ChoiceLayer
 from .supernet import FixedPath, Supernet
 from .transfer import extract_model, path_state_dict
 
-__all__ = ["ChoiceLayer", "FixedPath", "Supernet", "extract_model", "path_state_dict"]
+__all__ = [
+    "CellArchParams",
+    "CellSupernet",
+    "ChoiceLayer",
+    "FixedPath",
+    "MixedEdge",
+    "Supernet",
+    "extract_model",
+    "path_state_dict",
+]
