@@ -60,3 +60,26 @@ def two_rank_results(worker: str, *args: str, out) -> list[dict]:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return [torch.load(Path(out) / f"rank{r}.pt", weights_only=True) for r in range(2)]
+
+
+def kill_after_checkpoint(command: list[str], run, marker: str, env: dict) -> None:
+    """Start `command` (which writes into the run directory `run`), SIGKILL it shortly after a checkpoint whose
+    file name holds `marker` is indexed, and check that it was killed rather than finished."""
+    import json
+    import signal
+    import subprocess
+    import time
+
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    index = run / "checkpoints" / "index.json"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            if any(marker in e["file"] for e in json.loads(index.read_text())["checkpoints"]):
+                break
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.01)
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL, "the run finished before it could be killed"

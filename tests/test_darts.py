@@ -2,10 +2,8 @@
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -23,7 +21,7 @@ from hwnas.search.unrolled import unrolled_arch_gradient
 from hwnas.spaces import load_space
 from hwnas.supernet.cells import CellArchParams, CellSupernet, edge_inputs
 from tests.fake_data import write_cifar
-from tests.helpers import two_rank_results
+from tests.helpers import kill_after_checkpoint, two_rank_results
 
 TINY = {"input_size": [1, 8, 8], "init_channels": 4, "layers": 3, "nodes": 2}
 SEARCH = [
@@ -271,21 +269,7 @@ def test_search_resumes_after_sigkill_with_the_same_alpha(tmp_path):
     env = _env(tmp_path)
     subprocess.run([*cmd, *args, "--run-dir", str(tmp_path / "ref")], env=env, check=True, capture_output=True)
     run = tmp_path / "run"
-    proc = subprocess.Popen(
-        [*cmd, *args, "--run-dir", str(run)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    index = run / "checkpoints" / "index.json"
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        try:
-            if any("epoch_001" in e["file"] for e in json.loads(index.read_text())["checkpoints"]):
-                break
-        except (OSError, ValueError, KeyError):
-            pass
-        time.sleep(0.01)
-    time.sleep(0.3)
-    proc.send_signal(signal.SIGKILL)
-    assert proc.wait() == -signal.SIGKILL, "the search finished before it could be killed"
+    kill_after_checkpoint([*cmd, *args, "--run-dir", str(run)], run, "epoch_001", env)
     done = subprocess.run([*cmd, "search", "--resume", str(run)], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert _alpha_of(run) == _alpha_of(tmp_path / "ref")

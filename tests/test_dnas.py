@@ -2,10 +2,8 @@ import json
 import math
 import os
 import random
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -20,7 +18,7 @@ from hwnas.errors import HwnasError, SpaceError
 from hwnas.spaces import load_space
 from hwnas.supernet import Supernet
 from hwnas.supernet.mixing import MODES, ArchParams, temperature_at
-from tests.helpers import TINY_SPACE, two_rank_results
+from tests.helpers import TINY_SPACE, kill_after_checkpoint, two_rank_results
 
 ROOT = Path(__file__).parents[1]
 
@@ -266,21 +264,7 @@ def test_search_resumes_after_sigkill_with_the_same_theta(space_file, tmp_path):
     cmd = [sys.executable, "-m", "hwnas", "search"]
     subprocess.run([*cmd, *args, "--run-dir", str(tmp_path / "ref")], env=env, check=True, capture_output=True)
     run = tmp_path / "run"
-    proc = subprocess.Popen(
-        [*cmd, *args, "--run-dir", str(run)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    index = run / "checkpoints" / "index.json"
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        try:
-            if any("epoch_002" in e["file"] for e in json.loads(index.read_text())["checkpoints"]):
-                break
-        except (OSError, ValueError, KeyError):
-            pass
-        time.sleep(0.01)
-    time.sleep(0.2)
-    proc.send_signal(signal.SIGKILL)
-    assert proc.wait() == -signal.SIGKILL, "the search finished before it could be killed"
+    kill_after_checkpoint([*cmd, *args, "--run-dir", str(run)], run, "epoch_002", env)
     done = subprocess.run([*cmd, "--resume", str(run)], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert _theta_of(run) == _theta_of(tmp_path / "ref")

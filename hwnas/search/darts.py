@@ -20,7 +20,7 @@ from torch import nn
 
 from ..cost.cells import CellCostModel
 from ..cost.hardware_loss import HardwareLoss
-from ..data import EpochLoader, ImageSet, Preprocess
+from ..data import ImageSet, Preprocess
 from ..errors import HwnasError
 from ..spaces import Genotype
 from ..supernet.cells import CellArchParams, CellSupernet, CellWeights
@@ -80,15 +80,7 @@ class DartsTrainer(Trainer):
             betas=(cfg.arch_beta1, 0.999),
             weight_decay=cfg.arch_weight_decay,
         )
-        self.arch_loader = EpochLoader(
-            arch_set,
-            cfg.batch_size // self.ctx.world,
-            train=True,
-            seed=cfg.seed + 1,
-            rank=self.ctx.rank,
-            world=self.ctx.world,
-            workers=cfg.workers,
-        )
+        self.arch_loader = self.split_loader(arch_set, cfg.seed + 1)
         if len(self.arch_loader) == 0:
             raise HwnasError(f"--batch-size {cfg.batch_size} is larger than the {len(arch_set)} images of α's split")
         self.cost, self.hardware_loss, self.on_genotype = cost, hardware_loss, on_genotype
@@ -117,12 +109,7 @@ class DartsTrainer(Trainer):
             self._arch_plan = self.preprocess.plan(len(self.arch_loader.dataset), self.cfg.seed + 104_729, self.epoch)
         batch = next(self._arch_batches)
         self._arch_next = (self.epoch, index + 1)
-        images = self._prepare_plan(batch, self._arch_plan)
-        return images, batch.labels.to(self.device)
-
-    def _prepare_plan(self, batch, plan) -> torch.Tensor:
-        x = self.preprocess(batch, self.device, plan)
-        return x.contiguous(memory_format=torch.channels_last) if self.cfg.channels_last else x
+        return self._prepare(batch, self._arch_plan), batch.labels.to(self.device)
 
     def arch_loss(self, outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(outputs.float(), labels)

@@ -8,7 +8,6 @@ At the end: the evaluation network built, profiled and timed on the latency devi
 
 from __future__ import annotations
 
-import json
 import shlex
 import sys
 from pathlib import Path
@@ -27,12 +26,12 @@ from ..report.cells import alpha_heatmap, draw_genotype
 from ..spaces import CellSpaceSpec, Genotype, load_space
 from ..supernet.cells import CellSupernet
 from ..train.config import keys
-from ..train.distributed import barrier, init_distributed, shutdown
+from ..train.distributed import init_distributed, shutdown
 from ..train.session import open_run, open_run_data, reopen_config, start_or_resume
 from .config import DartsConfig
 from .constraints import cost_table
 from .darts import DartsTrainer
-from .session import SearchOutcome
+from .session import SearchOutcome, finish_search, rank_zero_first
 
 
 def load_cell_space(name: str) -> CellSpaceSpec:
@@ -96,10 +95,9 @@ def search_cells(cfg: DartsConfig, resume: str | None = None, explicit: set[str]
         weight_set, arch_set = search_split(data.train, cfg.train_portion, cfg.seed)
         cost, hardware_loss = None, None
         if cfg.cost is not None:
-            for measuring in (True, False):  # rank 0 measures (or reads the cache) first, then the others read it
-                if ctx.main == measuring:
-                    table = cost_table(eval_space, cfg, cfg.cost == "latency", progress=cfg.progress and ctx.main)
-                barrier(ctx)
+            table = rank_zero_first(
+                ctx, lambda: cost_table(eval_space, cfg, cfg.cost == "latency", progress=cfg.progress and ctx.main)
+            )
             cost = CellCostModel.from_table(table, eval_space, cfg.cost, sparse=cfg.use_sparse, device=device)
             hardware_loss = HardwareLoss("add", weight=cfg.hc_weight, target=cfg.target, target_mode=cfg.target_mode)
             cheapest, cheapest_cells = cost.cheapest()
@@ -135,15 +133,7 @@ def search_cells(cfg: DartsConfig, resume: str | None = None, explicit: set[str]
         )
         start_or_resume(trainer, run, cfg, ctx, resume, checkpoint_name, {})
         trainer.fit()
-        summary: dict[str, Any] = {}
-        arch_path = None
-        if ctx.main:
-            summary = _result(trainer, eval_space, cost, cfg, run.path)
-            arch_path = run.path / "arch.json"
-            run.write_text("result.json", json.dumps(summary, indent=1))
-        run.close()
-        barrier(ctx)
-        return SearchOutcome(run.path, arch_path, summary, ctx.main)
+        return finish_search(run, ctx, lambda: _result(trainer, eval_space, cost, cfg, run.path))
     finally:
         shutdown(ctx)
 

@@ -16,7 +16,7 @@ import torch
 import torch.distributed as dist
 
 from ..cost.hardware_loss import CostModel, HardwareLoss
-from ..data import EpochLoader, ImageSet, Preprocess
+from ..data import ImageSet, Preprocess
 from ..supernet import FixedPath, Supernet
 from ..supernet.choice import Choice
 from ..supernet.mixing import ArchParams, temperature_at
@@ -65,15 +65,7 @@ class DNASTrainer(Trainer):
             self.theta_optimizer = torch.optim.SGD(
                 self.theta.parameters(), lr=cfg.a_lr, momentum=cfg.a_momentum, weight_decay=cfg.a_weight_decay
             )
-        self.theta_loader = EpochLoader(
-            theta_set,
-            cfg.batch_size // self.ctx.world,
-            train=True,
-            seed=cfg.seed + 1,
-            rank=self.ctx.rank,
-            world=self.ctx.world,
-            workers=cfg.workers,
-        )
+        self.theta_loader = self.split_loader(theta_set, cfg.seed + 1)
         self.costs = costs
         self.cost = costs[cfg.cost]
         self.hardware_loss = hardware_loss

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from ..report.plots import theta_heatmap
 from ..spaces import load_layerwise_space
 from ..supernet import Supernet, extract_model
 from ..train.distributed import Dist, barrier, init_distributed, shutdown
+from ..train.rundir import RunDir
 from ..train.session import _say, open_run, open_run_data, reopen_config, start_or_resume
 from ..train.trainer import evaluate_model
 from .config import SearchConfig, SupernetConfig
@@ -36,6 +38,29 @@ class SearchOutcome:
     arch_path: Path | None
     summary: dict[str, Any]
     main_process: bool = True
+
+
+def rank_zero_first(ctx: Dist, make: Callable[[], Any]) -> Any:
+    """`make()` on rank 0, then on the others (e.g. rank 0 measures a cost table, the others read its cache)."""
+    made = None
+    for first in (True, False):
+        if ctx.main == first:
+            made = make()
+        barrier(ctx)
+    return made
+
+
+def finish_search(run: RunDir, ctx: Dist, summarize: Callable[[], dict[str, Any]]) -> SearchOutcome:
+    """On rank 0, `summarize()` (which writes arch.json) and result.json; then every rank closes the run."""
+    summary: dict[str, Any] = {}
+    arch_path = None
+    if ctx.main:
+        summary = summarize()
+        arch_path = run.path / "arch.json"
+        run.write_text("result.json", json.dumps(summary, indent=1))
+    run.close()
+    barrier(ctx)
+    return SearchOutcome(run.path, arch_path, summary, ctx.main)
 
 
 def train_supernet(cfg: SupernetConfig, resume: str | None = None, explicit: set[str] | None = None) -> SearchOutcome:
@@ -109,10 +134,9 @@ def search(cfg: SearchConfig, resume: str | None = None, explicit: set[str] | No
         data = open_run_data(cfg, space.input_size)
         space = space.with_knobs(input_size=data.shape, num_classes=len(data.classes))
         weight_set, theta_set = search_split(data.train, cfg.train_portion, cfg.seed)
-        for measuring in (True, False):  # rank 0 measures (or reads the cache) first, then the others read it
-            if ctx.main == measuring:
-                table = cost_table(space, cfg, cfg.cost == "latency", progress=cfg.progress and ctx.main)
-            barrier(ctx)
+        table = rank_zero_first(
+            ctx, lambda: cost_table(space, cfg, cfg.cost == "latency", progress=cfg.progress and ctx.main)
+        )
         costs = cost_models(table, space, device)
         loss = HardwareLoss(cfg.hw_loss, cfg.alpha, cfg.beta, cfg.hc_weight, cfg.target, cfg.target_mode)
         loss.check(costs[cfg.cost], [layer.candidates for layer in space.layers])
@@ -135,15 +159,11 @@ def search(cfg: SearchConfig, resume: str | None = None, explicit: set[str] | No
         )
         start_or_resume(trainer, run, cfg, ctx, resume, checkpoint_name, {})
         trainer.fit()
-        summary: dict[str, Any] = {}
-        arch_path = None
-        if ctx.main:
-            summary = _result(trainer, space, table, weight_set, data.val, data.preprocess, device, cfg, run.path)
-            arch_path = run.path / "arch.json"
-            run.write_text("result.json", json.dumps(summary, indent=1))
-        run.close()
-        barrier(ctx)
-        return SearchOutcome(run.path, arch_path, summary, ctx.main)
+        return finish_search(
+            run,
+            ctx,
+            lambda: _result(trainer, space, table, weight_set, data.val, data.preprocess, device, cfg, run.path),
+        )
     finally:
         shutdown(ctx)
 

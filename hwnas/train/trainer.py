@@ -159,6 +159,18 @@ class Trainer:
         self.best: dict[str, Any] = {}
         self.history: list[dict[str, Any]] = []
 
+    def split_loader(self, dataset: ImageSet, seed: int) -> EpochLoader:
+        """A shuffled loader over another split (e.g. the architecture parameters'), sharded like training's."""
+        return EpochLoader(
+            dataset,
+            self.cfg.batch_size // self.ctx.world,
+            train=True,
+            seed=seed,
+            rank=self.ctx.rank,
+            world=self.ctx.world,
+            workers=self.cfg.workers,
+        )
+
     # ---- the interface strategies customise -------------------------------------------------
     def loss(self, outputs: torch.Tensor | AuxiliaryOutputs, labels: torch.Tensor) -> torch.Tensor:
         smoothing = self.cfg.label_smoothing
