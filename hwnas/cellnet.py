@@ -12,12 +12,14 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .blocks import BlockConfig, DropPath, build_block
 from .blocks.cell_ops import FactorizedReduce, ReLUConvBN
 from .spaces import CellShape, CellSpaceSpec, Genotype
 from .spaces.cells import StemShape
+from .train.heads import CosineClassifier
 
 
 class AuxiliaryOutputs(NamedTuple):
@@ -144,7 +146,19 @@ class CellNet(nn.Module):
             if space.knobs["auxiliary"]
             else None
         )
-        self.classifier = nn.Linear(last.multiplier * last.channels, space.num_classes)
+        width = last.multiplier * last.channels
+        cosine = space.knobs["classifier"] == "cosine"
+        self.classifier = CosineClassifier(width, space.num_classes) if cosine else nn.Linear(width, space.num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        s0, s1 = self.stem(x)
+        for cell in self.cells:
+            s0, s1 = s1, cell(s0, s1)
+        return s1.mean((2, 3))
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The L2-normalised pooled features the classifier reads."""
+        return F.normalize(self.features(x), dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | AuxiliaryOutputs:
         s0, s1 = self.stem(x)

@@ -281,6 +281,44 @@ def search_config_class(argv: Sequence[str]) -> type:
     return DartsConfig if isinstance(space, str) and _is_cell_space(space) else SearchConfig
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .train.config import resolve_config
+    from .train.rundir import RunDir
+    from .train.session import verify
+
+    trained = RunDir(Path(args.weights).parent)
+    base = trained.read_config() if trained.config_path.is_file() else {}
+    base.pop("run_dir", None)
+    report = verify(args.arch, args.weights, args.pairs, args.images, resolve_config(args, base))
+    print(
+        f"{report['pairs']} pairs ({report['folds']} folds): accuracy {report['accuracy']:.2f}% "
+        f"± {report['accuracy_std']:.2f} at threshold {report['threshold']:.3f}; "
+        f"TAR@FAR=1e-3 {100 * report['tar_at_far_1e-3']:.2f}%",
+        file=sys.stderr,
+    )
+    print(json.dumps(report))
+    return 0
+
+
+def cmd_faces(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .data.faces import write_identities, write_pairs
+
+    root = Path(args.out)
+    write_identities(root / "train", args.identities, args.per_identity, args.size, args.seed)
+    write_identities(root / "test", args.test_identities, args.per_identity, args.size, args.seed + 1)
+    pairs = write_pairs(root / "test", root / "pairs.txt", args.folds, args.per_fold, args.seed)
+    print(
+        f"wrote {args.identities} training identities to {root / 'train'}, {args.test_identities} held-out ones to "
+        f"{root / 'test'} ({args.per_identity} images each, {args.size}x{args.size}) and {pairs}",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def build_parser(search_cls: type | None = None) -> argparse.ArgumentParser:
     parser = _Parser(prog="hwnas", description="Hardware-aware neural architecture search for PyTorch.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -395,6 +433,34 @@ def build_parser(search_cls: type | None = None) -> argparse.ArgumentParser:
     evaluation_only = ("auxiliary", "auxiliary_weight", "drop_path_prob")
     skip = ("space", *evaluation_only) if search_cls is not SearchConfig else ("space", *CELL_TRAINING)
     add_config_flags(p, skip=skip, cls=search_cls)
+
+    p = add(
+        "verify",
+        cmd_verify,
+        "face verification of trained weights on an LFW-style pairs file: accuracy at the best threshold "
+        "(10-fold) and TAR@FAR=1e-3",
+    )
+    p.add_argument("arch", help=arch_help)
+    p.add_argument(
+        "--weights", required=True, help="model.pt of a run (its config.yaml supplies the defaults) or any state dict"
+    )
+    p.add_argument("--pairs", required=True, help="pairs file in LFW's pairs.txt format")
+    p.add_argument("--images", help="folder of identity sub-folders the pairs name (default: the pairs file's folder)")
+    add_config_flags(p, skip=("epochs", "checkpoint_every", "keep_checkpoints", "max_bad_steps", "log_every"))
+
+    p = add(
+        "faces",
+        cmd_faces,
+        "write a small synthetic face-like identity set (training identities, held-out ones and an LFW pairs file)",
+    )
+    p.add_argument("out", help="folder to write (train/, test/, pairs.txt)")
+    p.add_argument("--identities", type=int, default=40, help="training identities")
+    p.add_argument("--test-identities", type=int, default=20, help="held-out identities for the pairs")
+    p.add_argument("--per-identity", type=int, default=10, help="images per identity")
+    p.add_argument("--size", type=int, default=108, help="image side in pixels")
+    p.add_argument("--folds", type=int, default=10, help="folds of the pairs file")
+    p.add_argument("--per-fold", type=int, default=30, help="matched (and as many mismatched) pairs per fold")
+    p.add_argument("--seed", type=int, default=0)
 
     p = add("eval", cmd_eval, "accuracy of trained weights on a dataset's validation split")
     p.add_argument("arch", help=arch_help)

@@ -7,18 +7,21 @@ import pickle
 from typing import TYPE_CHECKING
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from .blocks import build_block
+from .blocks import BlockConfig, build_block
+from .blocks.common import batch_norm
 from .errors import HwnasError
-from .spaces import SpaceSpec
+from .spaces import SearchLayer, SpaceSpec
+from .train.heads import CosineClassifier
 
 if TYPE_CHECKING:
     from .arch import Architecture
 
 
 class ClassifierHead(nn.Module):
-    """Optional last conv, global average pool, dropout, linear classifier."""
+    """Optional last conv, global average pool, dropout, linear (or cosine) classifier."""
 
     def __init__(self, space: SpaceSpec) -> None:
         super().__init__()
@@ -28,11 +31,18 @@ class ClassifierHead(nn.Module):
         )
         features = head.channels or head.c_in
         self.dropout = nn.Dropout(head.dropout)
-        self.classifier = nn.Linear(features, head.num_classes, bias=head.bias)
+        self.classifier = (
+            CosineClassifier(features, head.num_classes)
+            if head.cosine
+            else nn.Linear(features, head.num_classes, bias=head.bias)
+        )
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The pooled features the classifier reads (the embedding of face models)."""
+        return self.conv(x).mean((2, 3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv(x).mean((2, 3))
-        return self.classifier(self.dropout(x))
+        return self.classifier(self.dropout(self.features(x)))
 
 
 def init_weights(module: nn.Module) -> None:
@@ -52,6 +62,12 @@ def init_weights(module: nn.Module) -> None:
                 nn.init.zeros_(m.bias)
 
 
+def build_layer(op: str, layer: SearchLayer, cfg: BlockConfig) -> nn.Module:
+    """The block `op` at a searchable layer; in a space with `norm: outside`, followed by its own BatchNorm."""
+    block = build_block(op, layer.c_in, layer.c_out, layer.stride, cfg)
+    return block if cfg.norm_inside else nn.Sequential(block, batch_norm(layer.c_out, cfg))
+
+
 def build_stem(space: SpaceSpec) -> nn.Sequential:
     return nn.Sequential(*(build_block(s.op, s.c_in, s.c_out, s.stride, space.block_config) for s in space.stem))
 
@@ -63,16 +79,17 @@ class LayerwiseNet(nn.Module):
         super().__init__()
         self.stem = build_stem(space)
         self.layers = nn.Sequential(
-            *(
-                build_block(op, layer.c_in, layer.c_out, layer.stride, space.block_config)
-                for op, layer in zip(choices, space.layers, strict=True)
-            )
+            *(build_layer(op, layer, space.block_config) for op, layer in zip(choices, space.layers, strict=True))
         )
         self.head = ClassifierHead(space)
         init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.layers(self.stem(x)))
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The L2-normalised embedding before the classifier (face verification compares these)."""
+        return F.normalize(self.head.features(self.layers(self.stem(x))), dim=1)
 
 
 def build_model(arch: Architecture | str) -> nn.Module:

@@ -186,10 +186,10 @@ def test_a_cost_on_alpha_moves_it_toward_cheaper_ops():
             preprocess=Preprocess(space.input_size, pools.mean, pools.std),
             cost=cost, hardware_loss=HardwareLoss("add", weight=weight),
         )  # fmt: skip
-        start = float(cost.expected(trainer.arch.op_probs(), trainer.arch.edge_probs()))
+        start = float(cost.expected(trainer.arch.op_probs(), trainer.arch.edge_probs()).detach())
         for _ in range(10):
             trainer.arch_step(x, y, x, y)
-        ends.append(float(cost.expected(trainer.arch.op_probs(), trainer.arch.edge_probs())))
+        ends.append(float(cost.expected(trainer.arch.op_probs(), trainer.arch.edge_probs()).detach()))
     assert ends[1] < 0.9 * start and ends[1] < 0.9 * ends[0], (start, ends)
 
 

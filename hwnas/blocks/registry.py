@@ -8,7 +8,7 @@ from functools import cache
 from torch import nn
 
 from ..errors import OpNameError
-from . import cell_ops, identity, inverted_residual, plain, shufflenet
+from . import cell_ops, identity, inverted_residual, plain, resnet, shufflenet
 from .common import BlockConfig
 from .family import OpFamily, Params
 
@@ -20,6 +20,7 @@ FAMILIES: tuple[OpFamily, ...] = (
     plain.CONV,
     plain.POOL,
     cell_ops.FAMILY,
+    resnet.FAMILY,
 )
 
 

@@ -29,12 +29,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..blocks import BlockConfig, build_block
+from ..blocks import BlockConfig
 from ..cache import PACKAGE_DIR, cache_dir
 from ..choices import COST_METRICS
 from ..errors import HwnasError
 from ..io import atomic_write_text
-from ..model import ClassifierHead, build_stem
+from ..model import ClassifierHead, build_layer, build_stem
 from ..spaces import CellSpaceSpec, SpaceSpec
 from .counting import count
 from .latency import DTYPES, check_device, device_name, measure_latency
@@ -44,7 +44,8 @@ METRICS = COST_METRICS
 
 
 def _config_tag(cfg: BlockConfig) -> str:
-    return f"act:{cfg.activation}-e1:{'keep' if cfg.expand_at_e1 else 'drop'}"
+    tag = f"act:{cfg.activation}-e1:{'keep' if cfg.expand_at_e1 else 'drop'}"
+    return tag if cfg.norm_inside else f"{tag}-norm:outside"
 
 
 def layer_key(op: str, c_in: int, c_out: int, stride: int, hw: tuple[int, int], cfg: BlockConfig) -> str:
@@ -60,7 +61,7 @@ def head_key(space: SpaceSpec) -> str:
     h = space.head
     return (
         f"head-{h.op if h.channels else 'none'}-input:{h.c_in}x{h.input_hw[0]}x{h.input_hw[1]}-channels:{h.channels}"
-        f"-classes:{h.num_classes}-{_config_tag(space.block_config)}"
+        f"-classes:{h.num_classes}{'-cosine' if h.cosine else ''}-{_config_tag(space.block_config)}"
     )
 
 
@@ -186,7 +187,7 @@ def _units(space: SpaceSpec | CellSpaceSpec) -> dict[str, tuple[Callable[[], nn.
         for op in layer.candidates:
             key = layer_key(op, layer.c_in, layer.c_out, layer.stride, layer.input_hw, cfg)
             units.setdefault(
-                key, (lambda op=op, la=layer: build_block(op, la.c_in, la.c_out, la.stride, cfg), layer.input_shape)
+                key, (lambda op=op, la=layer: build_layer(op, la, cfg), layer.input_shape)
             )
     head = space.head
     units[head_key(space)] = (lambda: ClassifierHead(space), (head.c_in, *head.input_hw))

@@ -27,7 +27,7 @@ from ..report.plots import pareto_plot
 from ..spaces import SpaceSpec, load_layerwise_space
 from ..supernet import Supernet, extract_model
 from ..train.distributed import Dist, init_distributed, shutdown
-from ..train.session import RunData, _say, open_run_data
+from ..train.session import RunData, _say, check_identities, open_run_data, space_overrides
 from ..train.trainer import evaluate_model
 from .config import SearchConfig
 from .constraints import Constraints, constraints_for
@@ -230,7 +230,10 @@ def search_supernet(cfg: SearchConfig, resuming: bool = False) -> Any:
     ctx, device = init_distributed(cfg.device)
     try:
         data = open_run_data(cfg, space.input_size)
-        space = space.with_knobs(input_size=data.shape, num_classes=len(data.classes))
+        check_identities(cfg, data.train, data.classes)
+        space = space.with_knobs(
+            input_size=data.shape, num_classes=len(data.classes), **space_overrides(cfg, False, space.name)
+        )
         if state.get("space_fingerprint") != space.fingerprint():
             raise HwnasError(
                 f"--supernet {cfg.supernet}: it was trained on another space, input size or number of "

@@ -23,7 +23,15 @@ from ..spaces import load_layerwise_space
 from ..supernet import Supernet, extract_model
 from ..train.distributed import Dist, barrier, init_distributed, shutdown
 from ..train.rundir import RunDir
-from ..train.session import _say, open_run, open_run_data, reopen_config, start_or_resume
+from ..train.session import (
+    _say,
+    check_identities,
+    open_run,
+    open_run_data,
+    reopen_config,
+    space_overrides,
+    start_or_resume,
+)
 from ..train.trainer import evaluate_model
 from .config import SearchConfig, SupernetConfig
 from .constraints import FLAGS, constraints_for, cost_models, cost_table
@@ -77,7 +85,10 @@ def train_supernet(cfg: SupernetConfig, resume: str | None = None, explicit: set
     ctx, device = init_distributed(cfg.device)
     try:
         data = open_run_data(cfg, space.input_size)
-        space = space.with_knobs(input_size=data.shape, num_classes=len(data.classes))
+        check_identities(cfg, data.train, data.classes)
+        space = space.with_knobs(
+            input_size=data.shape, num_classes=len(data.classes), **space_overrides(cfg, False, space.name)
+        )
         constraints = constraints_for(space, cfg, progress=cfg.progress and ctx.main)
         run = open_run("supernet", space.name, cfg, ctx, resume is not None)
         torch.manual_seed(cfg.seed)
@@ -132,7 +143,10 @@ def search(cfg: SearchConfig, resume: str | None = None, explicit: set[str] | No
     try:
         torch.manual_seed(cfg.seed)
         data = open_run_data(cfg, space.input_size)
-        space = space.with_knobs(input_size=data.shape, num_classes=len(data.classes))
+        check_identities(cfg, data.train, data.classes)
+        space = space.with_knobs(
+            input_size=data.shape, num_classes=len(data.classes), **space_overrides(cfg, False, space.name)
+        )
         weight_set, theta_set = search_split(data.train, cfg.train_portion, cfg.seed)
         table = rank_zero_first(
             ctx, lambda: cost_table(space, cfg, cfg.cost == "latency", progress=cfg.progress and ctx.main)

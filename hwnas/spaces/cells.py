@@ -56,6 +56,7 @@ CELL_KNOBS: dict[str, tuple[str, Any, Any]] = {
     "stem": (f"one of {', '.join(STEMS)}", lambda v: v in STEMS, "auto"),
     "stem_multiplier": ("an integer >= 1", lambda v: _is_int(v) and v >= 1, 3),
     "auxiliary": ("true or false", lambda v: isinstance(v, bool), False),
+    "classifier": ("linear or cosine", lambda v: v in ("linear", "cosine"), "linear"),
 }
 
 

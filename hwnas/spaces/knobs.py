@@ -53,6 +53,12 @@ KNOBS: dict[str, Knob] = {
     "expand_at_e1": Knob(
         "true or false", lambda v: isinstance(v, bool), True, "keep the 1x1 expansion conv of ir_k*_e1 ops"
     ),
+    "norm": Knob(
+        "inside or outside",
+        lambda v: v in ("inside", "outside"),
+        "inside",
+        "BatchNorm inside the searchable blocks (usual), or none inside and one after each block (seed 000)",
+    ),
     "se_ratio": Knob("a number in (0, 1]", lambda v: _is_number(v) and 0 < v <= 1, 0.25, "squeeze-excite bottleneck"),
     "stem_channels": Knob(
         "null or a list of positive integers, one per stem layer",
@@ -73,6 +79,12 @@ KNOBS: dict[str, Knob] = {
         "replaces the declared width of the head's last conv",
     ),
     "dropout": Knob("a number in [0, 1)", lambda v: _is_number(v) and 0 <= v < 1, 0.0, "dropout before the classifier"),
+    "classifier": Knob(
+        "linear or cosine",
+        lambda v: v in ("linear", "cosine"),
+        "linear",
+        "the final classifier: linear, or cosine similarity to class weights (AM-Softmax, ArcFace heads)",
+    ),
     "classifier_bias": Knob("true or false", lambda v: isinstance(v, bool), True, "bias in the final linear layer"),
 }
 

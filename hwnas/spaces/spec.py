@@ -72,6 +72,7 @@ class HeadSpec:
     dropout: float
     num_classes: int
     bias: bool
+    cosine: bool = False
 
 
 @dataclass(frozen=True)
@@ -200,6 +201,7 @@ def resolve_space(name: str, origin: str, declaration: dict[str, Any], knob_valu
         bn_momentum=float(knobs["bn_momentum"]),
         expand_at_e1=knobs["expand_at_e1"],
         se_ratio=float(knobs["se_ratio"]),
+        norm_inside=knobs["norm"] == "inside",
     )
 
     def scale(c: int) -> int:
@@ -280,7 +282,16 @@ def resolve_space(name: str, origin: str, declaration: dict[str, Any], knob_valu
         last = scale(last)
     if last:
         _check(head_op, c, last, 1, f"{where}: head")
-    head = HeadSpec(head_op, c, last, (h, w), float(knobs["dropout"]), knobs["num_classes"], knobs["classifier_bias"])
+    head = HeadSpec(
+        head_op,
+        c,
+        last,
+        (h, w),
+        float(knobs["dropout"]),
+        knobs["num_classes"],
+        knobs["classifier_bias"],
+        knobs["classifier"] == "cosine",
+    )
     return SpaceSpec(name, origin, declaration, knobs, cfg, tuple(stem), tuple(layers), head)
 
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..blocks import BlockConfig, build_block
+from ..blocks import BlockConfig
+from ..model import build_layer
 from ..spaces import SearchLayer
 
 Choice = int | tuple[int, torch.Tensor] | torch.Tensor
@@ -25,7 +26,7 @@ class ChoiceLayer(nn.Module):
     def __init__(self, layer: SearchLayer, cfg: BlockConfig) -> None:
         super().__init__()
         self.ops = layer.candidates
-        self.candidates = nn.ModuleList(build_block(op, layer.c_in, layer.c_out, layer.stride, cfg) for op in self.ops)
+        self.candidates = nn.ModuleList(build_layer(op, layer, cfg) for op in self.ops)
 
     def forward(self, x: torch.Tensor, choice: Choice) -> torch.Tensor:
         if isinstance(choice, int):

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from ..choices import HEADS
 from ..errors import HwnasError
 
 OPTIMIZERS = ("sgd", "adam", "rmsprop")
@@ -73,6 +74,31 @@ class TrainConfig:
         default=0.0,
         check=lambda v: 0 <= v < 1,
         expected="a number in [0, 1)",
+    )
+    head: str = _opt(
+        "classification head: softmax (linear classifier, cross-entropy), am_softmax or arcface (cosine "
+        "classifier with a margin on the true class; seed 000's --model-type)",
+        default="softmax",
+        choices=HEADS,
+    )
+    margin_scale: float | None = _opt(
+        "s of the margin heads (default: 30 for am_softmax, 64 for arcface)",
+        default=None,
+        check=lambda v: v > 0,
+        expected="a number > 0",
+    )
+    margin: float | None = _opt(
+        "m of the margin heads (default: 0.35 for am_softmax, 0.5 for arcface)",
+        default=None,
+        check=lambda v: 0 <= v < 1.5,
+        expected="a number in [0, 1.5)",
+    )
+    feature_dim: int | None = _opt(
+        "layer-wise spaces: width of the last conv, the embedding size of face models (default: the space's; "
+        "seed 000's --feature-dim)",
+        default=None,
+        check=lambda v: v >= 1,
+        expected="an integer >= 1",
     )
     epochs: int = _opt("number of epochs", default=10, check=lambda v: v >= 1, expected="an integer >= 1")
     batch_size: int = _opt(

@@ -72,13 +72,41 @@ def open_run_data(cfg: TrainConfig, default_shape: tuple[int, ...]) -> RunData:
 CELL_OVERRIDES = ("init_channels", "layers", "auxiliary")
 
 
-def prepare(arch: Architecture, cfg: TrainConfig) -> Prepared:
-    """Open the data and fit the architecture to it (input size, number of classes, cell-space sizes)."""
-    overrides = {k: getattr(cfg, k) for k in CELL_OVERRIDES if getattr(cfg, k) is not None}
-    if overrides and not arch.is_cell:
+def space_overrides(cfg: Any, cell: bool, space: str) -> dict[str, Any]:
+    """The knobs a run's options change: cell sizes, the embedding width, a cosine classifier for margin heads."""
+    overrides = {k: getattr(cfg, k) for k in CELL_OVERRIDES if getattr(cfg, k, None) is not None}
+    if overrides and not cell:
         flag = "--" + next(iter(overrides)).replace("_", "-")
-        raise HwnasError(f"{flag} applies to cell-space architectures (DARTS, CNAS); {arch.space} is layer-wise")
+        raise HwnasError(f"{flag} applies to cell-space architectures (DARTS, CNAS); {space} is layer-wise")
+    if getattr(cfg, "feature_dim", None) is not None:
+        if cell:
+            raise HwnasError(
+                f"--feature-dim applies to layer-wise spaces (the last conv's width); {space} is a cell space"
+            )
+        overrides["last_channels"] = cfg.feature_dim
+    if cfg.head != "softmax":
+        overrides["classifier"] = "cosine"
+    return overrides
+
+
+def check_identities(cfg: Any, train: ImageSet, classes: list[str]) -> None:
+    """A margin head learns from several images of each identity; one line names an identity that has fewer."""
+    if cfg.head == "softmax":
+        return
+    counts = torch.bincount(train.labels[train.index], minlength=len(classes))
+    thin = [i for i, n in enumerate(counts.tolist()) if n < 2]
+    if thin:
+        raise HwnasError(
+            f"--head {cfg.head}: identity {classes[thin[0]]!r} has {int(counts[thin[0]])} training image(s) "
+            f"({len(thin)} identities have fewer than 2); a margin head needs at least 2 images per identity"
+        )
+
+
+def prepare(arch: Architecture, cfg: TrainConfig) -> Prepared:
+    """Open the data and fit the architecture to it (input size, number of classes, the run's knob overrides)."""
+    overrides = space_overrides(cfg, arch.is_cell, arch.space)
     data = open_run_data(cfg, arch.spec.input_size)
+    check_identities(cfg, data.train, data.classes)
     arch = arch.with_space_args(input_size=data.shape, num_classes=len(data.classes), **overrides)
     return Prepared(arch, data.train, data.val, data.classes, data.preprocess)
 
@@ -254,3 +282,39 @@ def _agree(path: Path, ctx: Dist) -> Path:
 def _say(ctx: Dist, message: str) -> None:
     if ctx.main:
         print(message, file=sys.stderr)
+
+
+def verify(
+    arch: Architecture | str, weights: str, pairs_file: str, images: str | None, cfg: TrainConfig, batch: int = 64
+) -> dict[str, Any]:
+    """Face verification of trained weights on an LFW-style pairs file: the cosine similarity of the
+    L2-normalised embeddings of each pair, accuracy at the best threshold (10-fold) and TAR@FAR=1e-3."""
+    from ..data import Batch
+    from ..data.imageset import FileSource
+    from ..verification import cosine_scores, read_pairs, verification_report
+
+    arch = resolve_arch(arch)
+    data = prepare(arch, cfg)
+    model = build_model(data.arch)
+    load_weights(model, weights)
+    if not hasattr(model, "embed"):
+        raise HwnasError(f"verify: {arch.space} networks have no embedding to compare")
+    root = Path(images) if images else Path(pairs_file).parent
+    pairs, same, folds = read_pairs(pairs_file, root)
+    files = sorted({p for pair in pairs for p in pair})
+    position = {p: i for i, p in enumerate(files)}
+    c, h, w = data.arch.spec.input_size
+    source = FileSource(files, (h, w), c)
+    device = torch.device("cpu") if cfg.device in ("auto", "cpu") else torch.device(cfg.device)
+    model = model.to(device).eval()
+    chunks = []
+    with torch.no_grad():
+        for start in range(0, len(files), batch):
+            ids = torch.arange(start, min(start + batch, len(files)))
+            x = data.preprocess(Batch(source.read(ids), torch.zeros(len(ids), dtype=torch.long), ids), device)
+            chunks.append(model.embed(x).cpu())
+    embeddings = torch.cat(chunks)
+    first = embeddings[[position[a] for a, _ in pairs]]
+    second = embeddings[[position[b] for _, b in pairs]]
+    report = verification_report(cosine_scores(first, second), same, folds)
+    return {"weights": str(weights), "pairs_file": str(pairs_file), "images": len(files), **report}

@@ -30,6 +30,7 @@ from ..data import EpochLoader, ImageSet, Preprocess
 from ..errors import HwnasError
 from .config import TrainConfig
 from .distributed import Dist, all_reduce_sum
+from .heads import margin_logits, margin_settings
 from .optim import build_optimizer, build_schedule
 from .rundir import RunDir
 
@@ -178,6 +179,9 @@ class Trainer:
             main = F.cross_entropy(outputs.logits.float(), labels, label_smoothing=smoothing)
             aux = F.cross_entropy(outputs.aux_logits.float(), labels, label_smoothing=smoothing)
             return main + self.cfg.auxiliary_weight * aux
+        if self.cfg.head != "softmax":
+            scale, margin = margin_settings(self.cfg.head, self.cfg.margin_scale, self.cfg.margin)
+            outputs = margin_logits(outputs, labels, self.cfg.head, scale, margin)
         return F.cross_entropy(outputs.float(), labels, label_smoothing=smoothing)
 
     def autocast(self):
