@@ -26,6 +26,9 @@ bench: $(VENV)/.installed
 	$(PY) bench/train_throughput.py
 	$(PY) bench/dnas_step.py
 	$(PY) bench/oneshot_step.py
+	$(PY) bench/darts_step.py --steps 3
+	$(PY) bench/darts_hardware.py
+	$(PY) bench/fbnet_se_step.py --batch 32 --steps 1
 	$(VENV)/bin/hwnas latency validate fbnet --samples 50
 
 clean:
