@@ -53,9 +53,7 @@ class Architecture:
         return cls.from_dict({**data, "meta": dict(meta or {})})
 
     @classmethod
-    def from_genotype(
-        cls, spec: CellSpaceSpec, genotype: Genotype, meta: dict[str, Any] | None = None
-    ) -> Architecture:
+    def from_genotype(cls, spec: CellSpaceSpec, genotype: Genotype, meta: dict[str, Any] | None = None) -> Architecture:
         """The architecture of `genotype`'s cells in an already resolved cell space."""
         data = {"format": FORMAT, "space": spec.origin, "space_args": spec.knob_overrides()}
         return cls.from_dict({**data, "genotype": genotype.to_dict(), "meta": dict(meta or {})})

@@ -186,23 +186,25 @@ def cmd_latency(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from .search.config import DartsConfig, SearchConfig
+    from .search.config import DartsConfig
     from .train.config import explicit_keys, resolve_config
 
     if args.resume is None and "space" not in vars(args):
         raise HwnasError("search: give a space (built-in name or YAML path), or --resume RUN_DIR")
-    if args.search_config is DartsConfig:
-        from .search.darts_session import load_cell_space, search_cells, search_defaults
+    from .search.config import space_search_defaults
+    from .spaces import load_space
 
-        defaults = {} if args.resume else search_defaults(load_cell_space(args.space))
-        cfg = resolve_config(args, defaults, cls=DartsConfig)
-        outcome = search_cells(cfg, resume=args.resume, explicit=explicit_keys(args, DartsConfig))
+    cls = args.search_config
+    defaults = {} if args.resume else space_search_defaults(load_space(args.space), cls)
+    cfg = resolve_config(args, defaults, cls=cls)
+    if cls is DartsConfig:
+        from .search.darts_session import search_cells
+
+        outcome = search_cells(cfg, resume=args.resume, explicit=explicit_keys(args, cls))
     else:
         from .search.session import search
 
-        outcome = search(
-            resolve_config(args, cls=SearchConfig), resume=args.resume, explicit=explicit_keys(args, SearchConfig)
-        )
+        outcome = search(cfg, resume=args.resume, explicit=explicit_keys(args, cls))
     if outcome.main_process:
         print(json.dumps({"run_dir": str(outcome.run_dir), "arch": str(outcome.arch_path), **outcome.summary}))
     return 0

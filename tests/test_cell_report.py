@@ -9,8 +9,14 @@ from hwnas.report import cells
 
 PNG = b"\x89PNG"
 OPS = [
-    "none", "max_pool_3x3", "avg_pool_3x3", "skip_connect",
-    "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5",
+    "none",
+    "max_pool_3x3",
+    "avg_pool_3x3",
+    "skip_connect",
+    "sep_conv_3x3",
+    "sep_conv_5x5",
+    "dil_conv_3x3",
+    "dil_conv_5x5",
 ]
 
 
@@ -18,13 +24,25 @@ OPS = [
 def darts_v2():
     return {
         "normal": [
-            ["sep_conv_3x3", 0], ["sep_conv_3x3", 1], ["sep_conv_3x3", 0], ["sep_conv_3x3", 1],
-            ["sep_conv_3x3", 1], ["skip_connect", 0], ["skip_connect", 0], ["dil_conv_3x3", 2],
+            ["sep_conv_3x3", 0],
+            ["sep_conv_3x3", 1],
+            ["sep_conv_3x3", 0],
+            ["sep_conv_3x3", 1],
+            ["sep_conv_3x3", 1],
+            ["skip_connect", 0],
+            ["skip_connect", 0],
+            ["dil_conv_3x3", 2],
         ],
         "normal_concat": [2, 3, 4, 5],
         "reduce": [
-            ["max_pool_3x3", 0], ["max_pool_3x3", 1], ["skip_connect", 2], ["max_pool_3x3", 1],
-            ["max_pool_3x3", 0], ["skip_connect", 2], ["skip_connect", 2], ["max_pool_3x3", 1],
+            ["max_pool_3x3", 0],
+            ["max_pool_3x3", 1],
+            ["skip_connect", 2],
+            ["max_pool_3x3", 1],
+            ["max_pool_3x3", 0],
+            ["skip_connect", 2],
+            ["skip_connect", 2],
+            ["max_pool_3x3", 1],
         ],
         "reduce_concat": [2, 3, 4, 5],
     }

@@ -129,12 +129,14 @@ def test_search_on_synthetic_identities_retrains_and_verifies(tmp_path, tiny_se,
     search_dir = tmp_path / "search"
     code = main(
         ["search", tiny_se, *common, "--epochs", "2", "--weight-warmup-epochs", "1", "--cost", "macs",
-         "--hw-loss", "add", "--hc-weight", "0.1", "--warmup-epochs", "1", "--mode", "gumbel_hard",
+         "--hc-weight", "0.1", "--mode", "gumbel_hard",
          "--run-dir", str(search_dir)]
     )  # fmt: skip
     assert code == 0
     arch = Architecture.load(search_dir / "arch.json")
     assert arch.space_args["classifier"] == "cosine" and len(arch.choices) == 4
+    config = __import__("yaml").safe_load((search_dir / "config.yaml").read_text())
+    assert (config["hw_loss"], config["warmup_epochs"], config["batch_size"]) == ("add", 1, 8)  # seed 000's defaults
     train_dir = tmp_path / "train"
     assert main(["train", str(search_dir / "arch.json"), *common, "--epochs", "2", "--run-dir", str(train_dir)]) == 0
     capsys.readouterr()

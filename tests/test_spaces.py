@@ -12,6 +12,7 @@ EXPECTED_LAYERS = {
     "single_path": 21,
     "fairnas": 19,
     "mobilenet_v2": 16,
+    "fbnet_se": 16,
 }
 
 

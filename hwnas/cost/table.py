@@ -186,9 +186,7 @@ def _units(space: SpaceSpec | CellSpaceSpec) -> dict[str, tuple[Callable[[], nn.
     for layer in space.layers:
         for op in layer.candidates:
             key = layer_key(op, layer.c_in, layer.c_out, layer.stride, layer.input_hw, cfg)
-            units.setdefault(
-                key, (lambda op=op, la=layer: build_layer(op, la, cfg), layer.input_shape)
-            )
+            units.setdefault(key, (lambda op=op, la=layer: build_layer(op, la, cfg), layer.input_shape))
     head = space.head
     units[head_key(space)] = (lambda: ClassifierHead(space), (head.c_in, *head.input_hw))
     return units

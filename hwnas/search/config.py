@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..choices import COST_METRICS, HW_LOSS_FORMS, MIXING_MODES, SAMPLINGS, STRATEGIES, TARGET_MODES
-from ..train.config import TrainConfig, _opt
+from ..errors import SpaceError
+from ..train.config import TrainConfig, _opt, keys
 
 
 def _limit(what: str) -> object:
@@ -271,3 +272,15 @@ class DartsConfig(TrainConfig, LatencyOptions):
     target_mode: str = _opt(
         "above: penalise only cost above the target; abs: |cost - target|", default="above", choices=TARGET_MODES
     )
+
+
+def space_search_defaults(space, cls: type) -> dict:
+    """A space's `search_defaults` (options of `hwnas search` its authors chose), checked to name options of `cls`."""
+    defaults = dict(space.declaration.get("search_defaults") or {})
+    known = keys(cls)
+    for key in defaults:
+        if key not in known:
+            raise SpaceError(
+                f"space {space.name}: search_defaults: unknown option {key!r}; expected one of {', '.join(known)}"
+            )
+    return defaults

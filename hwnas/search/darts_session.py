@@ -25,7 +25,6 @@ from ..model import build_model
 from ..report.cells import alpha_heatmap, draw_genotype
 from ..spaces import CellSpaceSpec, Genotype, load_space
 from ..supernet.cells import CellSupernet
-from ..train.config import keys
 from ..train.distributed import init_distributed, shutdown
 from ..train.session import open_run, open_run_data, reopen_config, start_or_resume
 from .config import DartsConfig
@@ -39,18 +38,6 @@ def load_cell_space(name: str) -> CellSpaceSpec:
     if space.kind != "cell":
         raise SpaceError(f"space {space.name} is layer-wise; cell search (DARTS) needs a space of kind: cell")
     return space  # type: ignore[return-value]
-
-
-def search_defaults(space: CellSpaceSpec) -> dict[str, Any]:
-    """The space's `search_defaults`, checked to name options of `hwnas search`."""
-    defaults = space.search_defaults
-    known = keys(DartsConfig)
-    for key in defaults:
-        if key not in known:
-            raise SpaceError(
-                f"space {space.name}: search_defaults: unknown option {key!r}; expected one of {', '.join(known)}"
-            )
-    return defaults
 
 
 def _ops_knob(ops: str | None) -> dict[str, Any]:

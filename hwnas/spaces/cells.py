@@ -122,10 +122,6 @@ class CellSpaceSpec:
         """The cell whose output feeds the auxiliary head (the second reduction cell)."""
         return 2 * self.knobs["layers"] // 3
 
-    @property
-    def search_defaults(self) -> dict[str, Any]:
-        return dict(self.declaration.get("search_defaults") or {})
-
     def shapes(self, normal_multiplier: int, reduce_multiplier: int) -> tuple[CellShape, ...]:
         """The cells' shapes when normal and reduction cells concatenate these many states."""
         return _cell_shapes(self.knobs, self.stem, normal_multiplier, reduce_multiplier)
