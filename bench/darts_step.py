@@ -18,15 +18,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import statistics
 import subprocess
 import sys
-import time
 
-
-def rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+from timing import median_time, rss_mb
 
 
 def one(kind: str, threads: int, batch: int, steps: int, device: str) -> dict:
@@ -70,14 +65,9 @@ def one(kind: str, threads: int, batch: int, steps: int, device: str) -> dict:
         if dev.type == "cuda":
             torch.cuda.synchronize()
 
-    times = []
-    for i in range(steps + 2):
-        start = time.perf_counter()
-        step()
-        if i >= 2:
-            times.append(time.perf_counter() - start)
+    step_s = median_time(step, steps)
     peak = torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else rss_mb() - base
-    return {"kind": kind, "step_s": statistics.median(times), "peak_mb": peak, "steps": steps}
+    return {"kind": kind, "step_s": step_s, "peak_mb": peak, "steps": steps}
 
 
 def main() -> None:

@@ -7,7 +7,8 @@
   ArcFace head on a 512-d embedding, 100 identities), a DNAS weight step and a θ step per mode:
   `gumbel` (soft: every candidate runs) and `gumbel_hard` (one sampled candidate runs). Each mode runs
   in its own process; peak memory is its peak RSS above the process after set-up. `--width` scales
-  every width (the `width_mult` knob) when the full space does not fit.
+  every width (the `width_mult` knob; 0.5 keeps every width divisible by the 32 groups) when the full
+  space does not fit.
 - Deformable 3x3 conv (pure PyTorch, bilinear sampling) against a plain 3x3 conv of the same shape,
   forward + backward, at the four stage resolutions of a 108x108 input (batch from --batch).
 Medians over the timed steps after 2 warm-up steps.
@@ -17,25 +18,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import statistics
 import subprocess
 import sys
-import time
 
-
-def rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _median_time(step, steps: int) -> float:
-    times = []
-    for i in range(steps + 2):
-        start = time.perf_counter()
-        step()
-        if i >= 2:
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from timing import median_time, rss_mb
 
 
 def search_step(mode: str, threads: int, batch: int, steps: int, width: float) -> dict:
@@ -69,8 +55,8 @@ def search_step(mode: str, threads: int, batch: int, steps: int, width: float) -
     )  # fmt: skip
     trainer.net.train()
     base = rss_mb()
-    w = _median_time(lambda: trainer.train_step(x, labels), steps)
-    theta = _median_time(lambda: trainer.theta_step(x, labels), steps)
+    w = median_time(lambda: trainer.train_step(x, labels), steps)
+    theta = median_time(lambda: trainer.theta_step(x, labels), steps)
     return {"mode": mode, "w_s": w, "theta_s": theta, "peak_mb": rss_mb() - base}
 
 
@@ -87,8 +73,8 @@ def deform_vs_plain(threads: int, batch: int, steps: int) -> list[dict]:
         x = torch.randn(batch, channels, side, side, requires_grad=True)
         deform = DeformConv2d(channels, channels, 3, 1, 1)
         weight = torch.randn(channels, channels, 3, 3, requires_grad=True)
-        t_deform = _median_time(lambda deform=deform, x=x: deform(x).sum().backward(), steps)
-        t_plain = _median_time(lambda weight=weight, x=x: F.conv2d(x, weight, padding=1).sum().backward(), steps)
+        t_deform = median_time(lambda deform=deform, x=x: deform(x).sum().backward(), steps)
+        t_plain = median_time(lambda weight=weight, x=x: F.conv2d(x, weight, padding=1).sum().backward(), steps)
         rows.append({"shape": f"{channels}x{side}x{side}", "deform_s": t_deform, "plain_s": t_plain})
     return rows
 
@@ -118,7 +104,8 @@ def main() -> None:
                 capture_output=True, text=True,
             )  # fmt: skip
             if out.returncode != 0:
-                print(f"{mode:12} failed (exit {out.returncode}; -9 is the kernel's out-of-memory kill)")
+                why = (out.stderr.strip().splitlines() or ["killed (-9: the kernel's out-of-memory kill)"])[-1]
+                print(f"{mode:12} failed (exit {out.returncode}): {why}")
                 continue
             r = json.loads(out.stdout.strip().splitlines()[-1])
             print(f"{mode:12} w-step {r['w_s']:8.2f} s  θ-step {r['theta_s']:8.2f} s  peak {r['peak_mb']:8.0f} MB")

@@ -4,20 +4,12 @@ import shutil
 import numpy as np
 import pytest
 
+from hwnas.blocks.cell_ops import OP_SETS
 from hwnas.errors import HwnasError
 from hwnas.report import cells
 
 PNG = b"\x89PNG"
-OPS = [
-    "none",
-    "max_pool_3x3",
-    "avg_pool_3x3",
-    "skip_connect",
-    "sep_conv_3x3",
-    "sep_conv_5x5",
-    "dil_conv_3x3",
-    "dil_conv_5x5",
-]
+OPS = list(OP_SETS["darts"])
 
 
 @pytest.fixture
