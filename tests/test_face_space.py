@@ -133,6 +133,7 @@ def test_search_on_synthetic_identities_retrains_and_verifies(tmp_path, tiny_se,
          "--run-dir", str(search_dir)]
     )  # fmt: skip
     assert code == 0
+    assert "--head arcface" in json.loads(capsys.readouterr().out)["retrain"]
     arch = Architecture.load(search_dir / "arch.json")
     assert arch.space_args["classifier"] == "cosine" and len(arch.choices) == 4
     config = __import__("yaml").safe_load((search_dir / "config.yaml").read_text())

@@ -236,6 +236,7 @@ def _result(
     retrain = (
         f"hwnas train {shlex.quote(str(arch_path))} --data {shlex.quote(cfg.data)} "
         f"--input {'x'.join(map(str, space.input_size))} --epochs {max(cfg.epochs, 10)}"
+        + (f" --head {cfg.head}" if cfg.head != "softmax" else "")
     )
     summary = {
         "arch": str(arch_path),
