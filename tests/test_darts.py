@@ -66,7 +66,7 @@ def test_second_order_gradient_matches_a_direct_autograd_computation():
     buffers = {n: 0.01 * torch.randn_like(p) for n, p in net.named_parameters()}
     alphas = list(arch.parameters())
     # a small finite-difference step: DARTS's 0.01 crosses ReLU / max-pool kinks of this tiny random network
-    approx, _ = unrolled_arch_gradient(
+    approx, _, _ = unrolled_arch_gradient(
         net, alphas, lambda x: (x, arch.weights()), F.cross_entropy, (x_t, y_t), (x_v, y_v),
         lr=lr, momentum=momentum, weight_decay=decay, momentum_buffers=buffers, epsilon=1e-5,
     )  # fmt: skip
@@ -332,3 +332,17 @@ def test_latency_tables_of_cell_spaces_validate_against_whole_networks(capsys):
     assert all(m > 0 for m in report.measured_ms) and -1 <= report.spearman <= 1
     text = cell_latency_table(space, table)
     assert "sep_conv_3x3" in text and "4x8x8/s1" in text and "cheapest genotype" in text
+
+
+def test_second_order_partial_channel_search_runs_under_bf16_autocast(tmp_path, capsys):
+    run = tmp_path / "run"
+    code = main(
+        ["search", "darts", "--data", "digits", "--classes", "3", *SEARCH, "--input", "1x8x8", "--epochs", "1",
+         "--amp", "bf16", "--sec-approx", "--partial-channels", "2", "--max-skip", "1", "--run-dir", str(run)]
+    )  # fmt: skip
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["skip_normal"] <= 1
+    epoch = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()][-1]
+    assert epoch["arch_top1"] > 0 and all(len(row) == len(OPS) + 1 for row in epoch["alpha"]["normal"])
+    assert (run / "tb").is_dir()

@@ -127,7 +127,7 @@ class DartsTrainer(Trainer):
         params = list(self.arch.parameters())
         with self.autocast():
             if self.cfg.sec_approx:
-                grads, ce = unrolled_arch_gradient(
+                grads, ce, outputs = unrolled_arch_gradient(
                     self.model,
                     params,
                     lambda x: (x, self.arch.weights()),
@@ -139,7 +139,6 @@ class DartsTrainer(Trainer):
                     weight_decay=self.cfg.weight_decay,
                     momentum_buffers=momentum_buffers(self.optimizer, self.model),
                 )
-                outputs = None
             else:
                 outputs = self.model(arch_images, self.arch.weights())
                 ce = self.arch_loss(outputs, arch_labels)
@@ -161,7 +160,7 @@ class DartsTrainer(Trainer):
             self.arch_optimizer.step()
             sums = self.sums.setdefault("arch", [0.0, 0.0, 0.0])
             sums[0] += float(ce.detach()) * len(arch_labels)
-            sums[1] += int((outputs.argmax(1) == arch_labels).sum()) if outputs is not None else 0
+            sums[1] += int((outputs.argmax(1) == arch_labels).sum())
             sums[2] += len(arch_labels)
         self.arch_optimizer.zero_grad(set_to_none=True)
 

@@ -32,8 +32,8 @@ def unrolled_arch_gradient(
     weight_decay: float = 0.0,
     momentum_buffers: dict[str, torch.Tensor] | None = None,
     epsilon: float = 0.01,
-) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """The α gradients of the unrolled validation loss, and that loss.
+) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+    """The α gradients of the unrolled validation loss, that loss, and the validation logits.
 
     `inputs(images)` gives the arguments of `model`'s forward for a batch, e.g. `(images, arch.weights())`;
     it must build them from `arch_params` each time, so that gradients reach α.
@@ -55,7 +55,8 @@ def unrolled_arch_gradient(
             step = step + momentum * momentum_buffers[name]
         unrolled[name] = (w.detach() - lr * step).requires_grad_(True)
 
-    val_loss = loss(run(unrolled, x_val), y_val)
+    val_logits = run(unrolled, x_val)
+    val_loss = loss(val_logits, y_val)
     outs = torch.autograd.grad(val_loss, [*arch_params, *unrolled.values()], allow_unused=True)
     direct = [
         g if g is not None else torch.zeros_like(a) for g, a in zip(outs[: len(arch_params)], arch_params, strict=True)
@@ -74,7 +75,7 @@ def unrolled_arch_gradient(
 
     plus, minus = arch_grad_at(1.0), arch_grad_at(-1.0)
     hessian = [(p - m) / (2 * eps) for p, m in zip(plus, minus, strict=True)]
-    return [d - lr * h for d, h in zip(direct, hessian, strict=True)], val_loss.detach()
+    return [d - lr * h for d, h in zip(direct, hessian, strict=True)], val_loss.detach(), val_logits.detach()
 
 
 def momentum_buffers(optimizer: torch.optim.Optimizer, model: nn.Module) -> dict[str, torch.Tensor]:
