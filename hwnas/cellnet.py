@@ -81,8 +81,7 @@ class Cell(nn.Module):
         self.preprocess0, self.preprocess1 = cell_preprocess(shape, cfg)
         self.inputs = [state for _, state in edges]
         self.ops = nn.ModuleList(
-            build_block(op, shape.channels, shape.channels, 2 if shape.reduction and state < 2 else 1, cfg)
-            for op, state in edges
+            build_block(op, shape.channels, shape.channels, shape.edge_stride(state), cfg) for op, state in edges
         )
         self.active = [op != "none" for op, _ in edges]
         self.droppable = [not isinstance(m, nn.Identity) for m in self.ops]

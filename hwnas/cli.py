@@ -232,18 +232,23 @@ def cmd_supernet_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_eval(args: argparse.Namespace) -> int:
+def _trained_config(args: argparse.Namespace):
+    """The options of the run whose weights `--weights` names (its config.yaml, if any), under the flags given."""
     from pathlib import Path
 
+    from .train.config import resolve_config
     from .train.rundir import RunDir
-    from .train.session import evaluate
 
     trained = RunDir(Path(args.weights).parent)
     base = trained.read_config() if trained.config_path.is_file() else {}
     base.pop("run_dir", None)
-    from .train.config import resolve_config
+    return resolve_config(args, base)
 
-    run_dir, metrics = evaluate(args.arch, args.weights, resolve_config(args, base))
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .train.session import evaluate
+
+    run_dir, metrics = evaluate(args.arch, args.weights, _trained_config(args))
     print(f"run directory: {run_dir}", file=sys.stderr)
     print(json.dumps({"run_dir": str(run_dir), **metrics}))
     return 0
@@ -284,16 +289,9 @@ def search_config_class(argv: Sequence[str]) -> type:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from .train.config import resolve_config
-    from .train.rundir import RunDir
     from .train.session import verify
 
-    trained = RunDir(Path(args.weights).parent)
-    base = trained.read_config() if trained.config_path.is_file() else {}
-    base.pop("run_dir", None)
-    report = verify(args.arch, args.weights, args.pairs, args.images, resolve_config(args, base))
+    report = verify(args.arch, args.weights, args.pairs, args.images, _trained_config(args))
     print(
         f"{report['pairs']} pairs ({report['folds']} folds): accuracy {report['accuracy']:.2f}% "
         f"± {report['accuracy_std']:.2f} at threshold {report['threshold']:.3f}; "

@@ -147,3 +147,24 @@ def test_search_on_synthetic_identities_retrains_and_verifies(tmp_path, tiny_se,
     report = json.loads(capsys.readouterr().out)
     assert report["pairs"] == 16 and report["folds"] == 2 and 0 <= report["accuracy"] <= 100
     assert 0 <= report["tar_at_far_1e-3"] <= 1
+
+
+def test_the_margin_applies_to_the_classifier_also_beside_an_auxiliary_head():
+    from types import SimpleNamespace
+
+    import torch.nn.functional as F
+
+    from hwnas.cellnet import AuxiliaryOutputs
+    from hwnas.train.config import TrainConfig
+    from hwnas.train.trainer import Trainer
+
+    cos, aux, labels = (
+        torch.tensor([[0.5, 0.2], [0.1, 0.9]]),
+        torch.tensor([[1.0, 0.0], [0.0, 2.0]]),
+        torch.tensor([0, 1]),
+    )
+    trainer = SimpleNamespace(cfg=TrainConfig(head="arcface", auxiliary_weight=0.4))
+    expected = F.cross_entropy(margin_logits(cos, labels, "arcface", 64.0, 0.5), labels)
+    assert torch.isclose(Trainer.loss(trainer, cos, labels), expected)
+    combined = Trainer.loss(trainer, AuxiliaryOutputs(cos, aux), labels)
+    assert torch.isclose(combined, expected + 0.4 * F.cross_entropy(aux, labels))

@@ -25,7 +25,7 @@ from ..blocks.cell_ops import FactorizedReduce, ReLUConvBN
 from ..cellnet import CellStem
 from ..spaces import CellShape, CellSpaceSpec, Genotype
 from ..spaces.genotype import CELL_TYPES
-from ..supernet.cells import edge_inputs
+from ..supernet.cells import edge_index, edge_inputs
 from .hardware_loss import UNITS
 from .table import CostTable, layer_key
 
@@ -74,9 +74,8 @@ def preprocess_keys(space: CellSpaceSpec, cell: CellShape) -> tuple[str, str]:
 
 
 def edge_key(space: CellSpaceSpec, cell: CellShape, state: int, op: str) -> str:
-    stride = 2 if cell.reduction and state < 2 else 1
-    hw = cell.input_hw if state < 2 else cell.output_hw
-    return layer_key(op, cell.channels, cell.channels, stride, hw, space.block_config)
+    hw = cell.edge_input_hw(state)
+    return layer_key(op, cell.channels, cell.channels, cell.edge_stride(state), hw, space.block_config)
 
 
 def cell_units(space: CellSpaceSpec) -> Units:
@@ -102,8 +101,7 @@ def cell_units(space: CellSpaceSpec) -> Units:
             pre1, (lambda c=cell: ReLUConvBN(c.c_prev, c.channels, 1, 1, cfg), (cell.c_prev, *cell.input_hw))
         )
         for _, state in edge_inputs(space.nodes):
-            stride = 2 if cell.reduction and state < 2 else 1
-            hw = cell.input_hw if state < 2 else cell.output_hw
+            stride, hw = cell.edge_stride(state), cell.edge_input_hw(state)
             for op in space.ops:
                 if op != "none":
                     units.setdefault(
@@ -116,10 +114,6 @@ def cell_units(space: CellSpaceSpec) -> Units:
         (last.multiplier * last.channels, *last.output_hw),
     )
     return units
-
-
-def _edge_index(node: int, state: int) -> int:
-    return sum(i + 2 for i in range(node)) + state
 
 
 @dataclass
@@ -178,7 +172,7 @@ class CellCostModel:
         total = self.fixed
         for t in CELL_TYPES:
             for e, (op, state) in enumerate(genotype.edges(t)):
-                total += float(self.costs[t][_edge_index(e // 2, state), self.ops.index(op)])
+                total += float(self.costs[t][edge_index(e // 2, state), self.ops.index(op)])
         return total
 
     def cheapest(self) -> tuple[float, str]:
@@ -188,7 +182,7 @@ class CellCostModel:
         for t in CELL_TYPES:
             cost = self.costs[t][:, allowed]
             for node in range(self.nodes):
-                start = _edge_index(node, 0)
+                start = edge_index(node, 0)
                 best = cost[start : start + node + 2].min(1)
                 order = sorted(range(node + 2), key=lambda j: float(best.values[j]))[:2]
                 for j in order:

@@ -131,9 +131,8 @@ def cell_latency_table(spec: CellSpaceSpec, table: CostTable) -> str:
     shapes: dict[str, object] = {}
     for cell in spec.cells:
         for state in (0, 2) if cell.reduction else (0,):
-            stride = 2 if cell.reduction and state < 2 else 1
-            hw = cell.input_hw if state < 2 else cell.output_hw
-            shapes.setdefault(f"{cell.channels}x{hw[0]}x{hw[1]}/s{stride}", (cell, state))
+            hw = cell.edge_input_hw(state)
+            shapes.setdefault(f"{cell.channels}x{hw[0]}x{hw[1]}/s{cell.edge_stride(state)}", (cell, state))
     ops = [op for op in spec.ops if op != "none"]
     rows = [
         [op, *(f"{table.value(edge_key(spec, c, s, op), 'latency'):.4f}" for c, s in shapes.values())] for op in ops

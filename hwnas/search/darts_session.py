@@ -138,8 +138,9 @@ def _result(
         "sparse": cfg.use_sparse,
         "val_top1_supernet": trainer.history[-1]["val_top1"] if trainer.history else None,
     }
-    model = build_model(Architecture.from_genotype(eval_space, genotype))
-    profile = profile_arch(Architecture.from_genotype(eval_space, genotype), model)
+    derived = Architecture.from_genotype(eval_space, genotype)
+    model = build_model(derived)
+    profile = profile_arch(derived, model)
     measured = measure_latency(
         model,
         eval_space.input_size,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 
 from ..spaces import Genotype
+from ..supernet.cells import edge_index
 
 SKIP = "skip_connect"
 
@@ -35,10 +36,6 @@ def derive_cell(
     return tuple(gene)
 
 
-def _edge_index(node: int, state: int) -> int:
-    return sum(i + 2 for i in range(node)) + state
-
-
 def derive_genotype(
     strengths: dict[str, torch.Tensor],
     ops: tuple[str, ...],
@@ -54,8 +51,8 @@ def derive_genotype(
         k = ops.index(SKIP)
         while sum(op == SKIP for op, _ in cell) > max_skip:
             skips = [(node, state) for i, (op, state) in enumerate(cell) if op == SKIP for node in [i // 2]]
-            weakest = min(skips, key=lambda ns: float(normal[_edge_index(*ns), k]))
-            normal[_edge_index(*weakest), k] = -1.0
+            weakest = min(skips, key=lambda ns: float(normal[edge_index(*ns), k]))
+            normal[edge_index(*weakest), k] = -1.0
             cell = derive_cell(normal, ops, nodes, sparse)
     concat = tuple(range(2, nodes + 2))
     return Genotype(cell, concat, derive_cell(strengths["reduce"], ops, nodes, sparse), concat)

@@ -78,6 +78,14 @@ class CellShape:
     def kind(self) -> str:
         return "reduce" if self.reduction else "normal"
 
+    def edge_stride(self, state: int) -> int:
+        """Stride of an op reading `state`: 2 on a reduction cell's inputs (states 0 and 1), else 1."""
+        return 2 if self.reduction and state < 2 else 1
+
+    def edge_input_hw(self, state: int) -> tuple[int, int]:
+        """Resolution of `state`: the cell's inputs, or its own (reduced) nodes."""
+        return self.input_hw if state < 2 else self.output_hw
+
 
 @dataclass(frozen=True)
 class StemShape:

@@ -31,6 +31,11 @@ def edge_inputs(nodes: int) -> list[tuple[int, int]]:
     return [(node, state) for node in range(nodes) for state in range(node + 2)]
 
 
+def edge_index(node: int, state: int) -> int:
+    """The position in `edge_inputs` of the edge from `state` into `node`."""
+    return sum(i + 2 for i in range(node)) + state
+
+
 class MixedEdge(nn.Module):
     """All candidate ops of one edge; `forward(x, w)` is their w-weighted sum (`none` adds nothing)."""
 
@@ -64,8 +69,7 @@ class SearchCell(nn.Module):
         self.preprocess0, self.preprocess1 = cell_preprocess(shape, SEARCH_CONFIG)
         self.inputs = edge_inputs(nodes)
         self.edges = nn.ModuleList(
-            MixedEdge(ops, shape.channels, 2 if shape.reduction and state < 2 else 1, partial)
-            for _, state in self.inputs
+            MixedEdge(ops, shape.channels, shape.edge_stride(state), partial) for _, state in self.inputs
         )
 
     def forward(

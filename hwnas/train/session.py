@@ -16,7 +16,7 @@ from ..errors import HwnasError
 from ..io import atomic_write
 from ..model import build_model, load_weights
 from .config import TrainConfig, check_config
-from .distributed import Dist, barrier, init_distributed, shutdown
+from .distributed import Dist, barrier, init_distributed, pick_device, shutdown
 from .rundir import RunDir
 from .trainer import Trainer
 
@@ -245,14 +245,20 @@ def train(
         shutdown(ctx)
 
 
+def _trained_model(arch: Architecture, weights: str, cfg: TrainConfig) -> tuple[Prepared, torch.nn.Module]:
+    """The run's data, and the network fitted to it (the run's knob overrides) with `weights` loaded."""
+    data = prepare(arch, cfg)
+    model = build_model(data.arch)
+    load_weights(model, weights)
+    return data, model
+
+
 def evaluate(arch: Architecture | str, weights: str, cfg: TrainConfig) -> tuple[Path, dict[str, float]]:
     """Accuracy of `weights` on the validation split `cfg` selects; writes eval.json in a run directory."""
     arch = resolve_arch(arch)
     ctx, device = init_distributed(cfg.device)
     try:
-        data = prepare(arch, cfg)
-        model = build_model(data.arch)
-        load_weights(model, weights)
+        data, model = _trained_model(arch, weights, cfg)
         label = Path(weights).parent.name if Path(weights).name == "model.pt" else arch.space
         run_path = _agree(Path(cfg.run_dir) if cfg.run_dir else RunDir.default_path("eval", label), ctx)
         cfg.run_dir = str(run_path)
@@ -293,19 +299,16 @@ def verify(
     from ..data.imageset import FileSource
     from ..verification import cosine_scores, read_pairs, verification_report
 
-    arch = resolve_arch(arch)
-    data = prepare(arch, cfg)
-    model = build_model(data.arch)
-    load_weights(model, weights)
+    data, model = _trained_model(resolve_arch(arch), weights, cfg)
     if not hasattr(model, "embed"):
-        raise HwnasError(f"verify: {arch.space} networks have no embedding to compare")
+        raise HwnasError(f"verify: {type(model).__name__} networks have no embedding to compare")
     root = Path(images) if images else Path(pairs_file).parent
     pairs, same, folds = read_pairs(pairs_file, root)
     files = sorted({p for pair in pairs for p in pair})
     position = {p: i for i, p in enumerate(files)}
     c, h, w = data.arch.spec.input_size
     source = FileSource(files, (h, w), c)
-    device = torch.device("cpu") if cfg.device in ("auto", "cpu") else torch.device(cfg.device)
+    device = pick_device(cfg.device)
     model = model.to(device).eval()
     chunks = []
     with torch.no_grad():

@@ -174,15 +174,18 @@ class Trainer:
 
     # ---- the interface strategies customise -------------------------------------------------
     def loss(self, outputs: torch.Tensor | AuxiliaryOutputs, labels: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of the classifier (through the margin head's logits, if one is set), plus the
+        weighted loss of an auxiliary head (always a plain linear classifier)."""
         smoothing = self.cfg.label_smoothing
-        if isinstance(outputs, AuxiliaryOutputs):
-            main = F.cross_entropy(outputs.logits.float(), labels, label_smoothing=smoothing)
-            aux = F.cross_entropy(outputs.aux_logits.float(), labels, label_smoothing=smoothing)
-            return main + self.cfg.auxiliary_weight * aux
+        logits = outputs.logits if isinstance(outputs, AuxiliaryOutputs) else outputs
         if self.cfg.head != "softmax":
             scale, margin = margin_settings(self.cfg.head, self.cfg.margin_scale, self.cfg.margin)
-            outputs = margin_logits(outputs, labels, self.cfg.head, scale, margin)
-        return F.cross_entropy(outputs.float(), labels, label_smoothing=smoothing)
+            logits = margin_logits(logits, labels, self.cfg.head, scale, margin)
+        loss = F.cross_entropy(logits.float(), labels, label_smoothing=smoothing)
+        if isinstance(outputs, AuxiliaryOutputs):
+            aux = F.cross_entropy(outputs.aux_logits.float(), labels, label_smoothing=smoothing)
+            loss = loss + self.cfg.auxiliary_weight * aux
+        return loss
 
     def autocast(self):
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.cfg.amp)
