@@ -121,7 +121,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     outcome = train(args.arch, resolve_config(args), resume=args.resume, explicit=explicit_keys(args))
     if outcome.main_process:
-        print(json.dumps({"run_dir": str(outcome.run_dir), "best": outcome.best}))
+        print(json.dumps({"run_dir": str(outcome.run_dir), "final": outcome.final, "best": outcome.best}))
     return 0
 
 

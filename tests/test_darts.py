@@ -346,3 +346,22 @@ def test_second_order_partial_channel_search_runs_under_bf16_autocast(tmp_path, 
     epoch = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()][-1]
     assert epoch["arch_top1"] > 0 and all(len(row) == len(OPS) + 1 for row in epoch["alpha"]["normal"])
     assert (run / "tb").is_dir()
+
+
+def test_cnas_searches_with_its_default_evaluation_width(tmp_path, capsys):
+    run = tmp_path / "run"
+    code = main(
+        ["search", "cnas", "--data", "digits", "--classes", "3", "--input", "1x8x8", "--init-channels", "16",
+         "--layers", "3", "--num-meta-node", "2", "--batch-size", "32", "--eval-layers", "3", "--epochs", "1",
+         "--no-progress", "--device", "cpu", "--workers", "0", "--run-dir", str(run)]
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    width = Architecture.load(run / "arch.json").space_args["init_channels"]
+    assert width == 48 and width % 16 == 0
+
+
+def test_cnas_names_the_evaluation_widths_that_fit_its_ops(tmp_path, capsys):
+    widths = ["--init-channels", "16", "--eval-init-channels", "36"]
+    assert main(["search", "cnas", *SEARCH, *widths, "--run-dir", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "divisible by 16" in err and "expected e.g. 32 or 48" in err and len(err.strip().splitlines()) == 1

@@ -13,10 +13,19 @@ def read_all(pool):
 
 def test_digits():
     pools = open_dataset("digits", (3, 32, 32))
-    assert len(pools.train) == 1797 and pools.test is None and pools.classes == [str(i) for i in range(10)]
+    assert len(pools.train) == 1437 and len(pools.test) == 360 and pools.classes == [str(i) for i in range(10)]
     images, labels = read_all(pools.train)
-    assert images.shape == (1797, 1, 8, 8) and images.dtype == torch.uint8 and images.max() == 255
-    assert labels.bincount().tolist() == [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]
+    assert images.shape == (1437, 1, 8, 8) and images.dtype == torch.uint8 and images.max() == 255
+    _, test_labels = read_all(pools.test)
+    assert (labels.bincount() + test_labels.bincount()).tolist() == [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]
+    assert set(pools.train.index.tolist()).isdisjoint(pools.test.index.tolist())
+
+
+def test_digits_test_pool_is_the_same_for_every_seed():
+    first, other = open_dataset("digits", (1, 8, 8), seed=0), open_dataset("digits", (1, 8, 8), seed=5)
+    assert torch.equal(first.test.index, other.test.index) and torch.equal(first.train.index, other.train.index)
+    train, val = train_val(first.train, first.test, 0.1, seed=0)
+    assert (len(train), len(val)) == (1437, 360) and torch.equal(val.index, first.test.index)
 
 
 def test_digits_upsampled_on_device():
@@ -132,14 +141,14 @@ def test_splits_are_deterministic_and_disjoint():
     pool = open_dataset("digits", (1, 8, 8)).train
     a, b = split(pool, 0.8, seed=3)
     a2, _ = split(pool, 0.8, seed=3)
-    assert torch.equal(a.index, a2.index) and len(a) == round(1797 * 0.8)
-    assert set(a.index.tolist()).isdisjoint(b.index.tolist()) and len(a) + len(b) == 1797
+    assert torch.equal(a.index, a2.index) and len(a) == round(1437 * 0.8)
+    assert set(a.index.tolist()).isdisjoint(b.index.tolist()) and len(a) + len(b) == 1437
     w, arch = search_split(a, 0.5, seed=3)
     assert len(w) == len(arch) == len(a) // 2 and set(w.index.tolist()) | set(arch.index.tolist()) == set(
         a.index.tolist()
     )
     _, val = train_val(pool, None, 0.1, seed=0)
-    assert len(val) == 180
+    assert len(val) == 1437 - round(1437 * 0.9)
 
 
 def test_loader_shards_cover_each_epoch_once():
@@ -148,7 +157,7 @@ def test_loader_shards_cover_each_epoch_once():
     shards = [
         [b.positions for b in EpochLoader(pool, 32, train=True, seed=1, rank=r, world=2).epoch(2)] for r in range(2)
     ]
-    assert len(full) == len(shards[0]) == len(shards[1]) == 28
+    assert len(full) == len(shards[0]) == len(shards[1]) == 1437 // 64
     for k, batch in enumerate(full):
         assert sorted(batch.tolist()) == sorted(torch.cat([shards[0][k], shards[1][k]]).tolist())
     other_epoch = next(EpochLoader(pool, 64, train=True, seed=1).epoch(3)).positions
@@ -173,7 +182,7 @@ def test_eval_loader_reads_each_sample_once_over_ranks():
         for b in EpochLoader(pool, 64, train=False, rank=r, world=3).epoch(0)
         for p in b.positions.tolist()
     ]
-    assert sorted(seen) == list(range(1797))
+    assert sorted(seen) == list(range(1437))
 
 
 def test_augmentation_is_per_sample_and_deterministic():
@@ -194,3 +203,16 @@ def test_cutout_zeroes_a_square():
     x = pre(pool.__getitems__([0]), torch.device("cpu"), pre.plan(len(pool), seed=0, epoch=0))
     zeros = (x == 0).sum().item()
     assert 4 <= zeros <= 16  # 4x4, clipped at the border
+
+
+def test_a_loader_with_steps_cycles_its_split_and_resumes_inside_an_epoch():
+    """DNAS's θ split keeps pace with the weights' split: exactly `steps` batches an epoch, reshuffled
+    passes, the same batches when an epoch is started in the middle."""
+    pool = open_dataset("digits", (1, 8, 8)).train.subset(torch.arange(100))
+    loader = EpochLoader(pool, 32, train=True, seed=3, steps=10)
+    assert len(loader) == 10
+    batches = [b.positions.tolist() for b in loader.epoch(2)]
+    assert len(batches) == 10 and batches[:3] != batches[3:6]  # 3 batches a pass, each pass reshuffled
+    assert [b.positions.tolist() for b in loader.epoch(2, start=4)] == batches[4:]
+    assert [b.positions.tolist() for b in loader.epoch(2)] == batches
+    assert len(list(EpochLoader(pool.subset(torch.arange(20)), 32, train=True, steps=10).epoch(0))) == 0

@@ -42,6 +42,9 @@ def test_gradients_reach_theta(space_file, mode):
     with torch.no_grad():
         for t in theta.logits:
             t.normal_()
+        for m in supernet.modules():  # as after some training: residual candidates no longer the identity
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5)
     out = supernet(torch.randn(4, 1, 8, 8), theta.choices(mode, temperature=1.0, seed=3))
     out.pow(2).mean().backward()
     for t in theta.logits:
@@ -144,7 +147,8 @@ def test_hardware_losses(table, space_file):
     space = load_space(str(space_file))
     cost = CostModel.from_table(table, space, "latency")
     ce, c = torch.tensor(2.0), torch.tensor(3.0)
-    assert float(HardwareLoss("mul", alpha=0.2, beta=0.6)(ce, c)) == pytest.approx(2.0 * 0.2 * math.log(3.0) ** 0.6)
+    mul = HardwareLoss("mul", alpha=0.2, beta=0.6, reference=1.5)
+    assert float(mul(ce, c)) == pytest.approx(2.0 * 0.2 * math.log(math.e * 3.0 / 1.5) ** 0.6)
     assert float(HardwareLoss("add", weight=0.5)(ce, c)) == pytest.approx(3.5)
     assert float(HardwareLoss("add", weight=0.5, target=4.0)(ce, c)) == pytest.approx(2.0)
     assert float(HardwareLoss("add", weight=0.5, target=2.0, target_mode="abs")(ce, c)) == pytest.approx(2.5)
@@ -158,8 +162,7 @@ def test_hardware_losses(table, space_file):
         HardwareLoss("mul", alpha=-1).check(cost, ops)
     with pytest.raises(HwnasError, match=r"--hc-weight -0\.1"):
         HardwareLoss("add", weight=-0.1).check(cost, ops)
-    with pytest.raises(HwnasError, match="needs a cost above 1 ms"):
-        HardwareLoss("mul").check(cost, ops)  # the tiny space runs well under 1 ms
+    HardwareLoss("mul").check(cost, ops)  # the tiny space runs well under 1 ms, which mul accepts now
 
 
 def test_latency_device_must_exist():
@@ -214,7 +217,8 @@ SEARCH = [
 
 def test_search_writes_an_architecture_that_trains(space_file, tmp_path, capsys):
     run = tmp_path / "search"
-    assert main(["search", str(space_file), *SEARCH, "--run-dir", str(run), "--sample", "2"]) == 0
+    args = ["search", str(space_file), *SEARCH, "--run-dir", str(run), "--sample", "2", "--mode", "gumbel_hard"]
+    assert main(args) == 0
     result = json.loads(capsys.readouterr().out)
     arch = Architecture.load(run / "arch.json")
     assert list(arch.choices) == result["choices"] and arch.meta["strategy"] == "dnas"

@@ -95,3 +95,18 @@ def test_model_scripts_and_exports(space_name):
         expected = model(x)
         assert torch.allclose(torch.jit.script(model)(x), expected, atol=1e-5)
         assert torch.allclose(torch.export.export(model, (x,)).module()(x), expected, atol=1e-5)
+
+
+def test_residual_candidates_start_as_the_identity():
+    """A new supernet's residual candidates equal the identity (OFA's zero-initialised last BatchNorm scale),
+    so paths drawn at random agree at the start; a standalone model keeps the usual initialisation."""
+    space = load_space("fbnet_small")
+    supernet = Supernet(space).eval()
+    layer = next(i for i, la in enumerate(space.layers) if la.c_in == la.c_out and la.stride == 1)
+    x = torch.randn(2, space.layers[layer].c_in, *space.layers[layer].input_hw)
+    for op, candidate in zip(supernet.layers[layer].ops, supernet.layers[layer].candidates, strict=True):
+        if op.startswith("ir_"):
+            assert torch.equal(candidate(x), x), op
+    model = build_model(Architecture.from_space(space, ["ir_k3_e6"] * len(space.layers))).eval()
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert all(bool((m.weight == 1).all()) for m in norms)

@@ -14,6 +14,7 @@ from hwnas.train.session import train
 from tests.helpers import tiny_arch
 
 FAST = ["--input", "1x8x8", "--no-flip", "--crop-padding", "0", "--no-progress", "--batch-size", "64"]
+STEPS = 1437 // 64  # digits trains on 1,437 images (its other 360 are the test pool that validates)
 
 
 def run_cli(*args: str) -> dict:
@@ -39,7 +40,10 @@ def test_train_learns_and_writes_its_run_directory(tmp_path, capsys):
     store = CheckpointStore(run / "checkpoints")
     assert [e["file"] for e in store.entries()][-1] == "epoch_003.pt" and (run / "checkpoints" / "best.pt").is_file()
     state = torch.load(run / "checkpoints" / "epoch_003.pt", weights_only=True)
-    assert state["epoch"] == 3 and state["batch"] == 0 and state["step"] == 3 * 25
+    assert state["epoch"] == 3 and state["batch"] == 0 and state["step"] == 3 * STEPS
+    written = json.loads((run / "result.json").read_text())
+    assert written["final"]["epoch"] == 3 and written["final"]["val_top1"] == epochs[-1]["val_top1"]
+    assert written["final"]["val_images"] == 360 and written["best"] == result["best"]
 
 
 def test_eval_reports_the_accuracy_of_the_weights(tmp_path, capsys):
@@ -51,7 +55,22 @@ def test_eval_reports_the_accuracy_of_the_weights(tmp_path, capsys):
     )
     evaluated = json.loads(capsys.readouterr().out)
     assert evaluated["val_top1"] == pytest.approx(trained["best"]["val_top1"])
-    assert json.loads((tmp_path / "ev" / "eval.json").read_text())["images"] == 180
+    assert json.loads((tmp_path / "ev" / "eval.json").read_text())["images"] == 360  # digits' test pool
+
+
+@pytest.mark.parametrize("extra", [[], ["--ema", "0.9"]], ids=["plain", "ema"])
+def test_the_reported_accuracy_is_that_of_the_shipped_weights(tmp_path, capsys, extra):
+    run = tmp_path / "run"
+    run_cli(tiny_arch(tmp_path), *FAST, "--epochs", "2", "--lr", "0.1", *extra, "--run-dir", str(run))
+    out = capsys.readouterr()
+    final = json.loads((run / "result.json").read_text())["final"]
+    assert final["epoch"] == 2 and final["weights"] == "model.pt"
+    assert f"val top-1 {final['val_top1']:.2f}% of the final weights (epoch 2, 360 validation images)" in out.err
+    weights = str(run / "model.pt")
+    assert main(["eval", tiny_arch(tmp_path), "--weights", weights, "--run-dir", str(tmp_path / "e")]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["val_top1"] == final["val_top1"] and evaluated["val_top5"] == final["val_top5"]
+    assert evaluated["val_loss"] == pytest.approx(final["val_loss"], rel=1e-5)
 
 
 def test_config_file_and_flags(tmp_path, capsys):
@@ -91,7 +110,7 @@ def test_bf16_channels_last_ema_and_clipping(tmp_path, capsys):
     best = json.loads(capsys.readouterr().out)["best"]
     assert 0 <= best["val_top1"] <= 100 and best["val_loss"] == best["val_loss"]
     state = torch.load(tmp_path / "r" / "checkpoints" / "epoch_001.pt", weights_only=True)
-    assert state["ema"]["n_averaged"] == 25
+    assert state["ema"]["n_averaged"] == STEPS
 
 
 def untimed(path) -> list[dict]:
@@ -116,10 +135,14 @@ def test_resume_from_an_epoch_reproduces_the_run(tmp_path, capsys):
     run_cli(*args)
     first = torch.load(run / "model.pt", weights_only=True)
     metrics = untimed(run / "metrics.jsonl")
-    run_cli("--resume", str(run / "checkpoints" / "epoch_001_step_0000039.pt"), "--no-progress")
+    final = json.loads((run / "result.json").read_text())["final"]
+    run_cli("--resume", str(run / "checkpoints" / "epoch_001_step_0000036.pt"), "--no-progress")
     again = torch.load(run / "model.pt", weights_only=True)
     assert all(torch.equal(first[k], again[k]) for k in first)
     assert untimed(run / "metrics.jsonl") == metrics  # replayed records replace the dropped ones exactly
+    assert json.loads((run / "result.json").read_text())["final"] == final
+    run_cli("--resume", str(run), "--no-progress")  # already finished: the final weights are measured again
+    assert json.loads((run / "result.json").read_text())["final"]["val_top1"] == final["val_top1"]
 
 
 def test_corrupted_latest_checkpoint_falls_back(tmp_path, capsys):

@@ -37,6 +37,13 @@ class InvertedResidual(nn.Module):
         self.body = nn.Sequential(*layers)
         self.residual = stride == 1 and c_in == c_out
 
+    def start_as_identity(self) -> None:
+        """With a residual add, zero the projection's BatchNorm scale so the block starts as the identity."""
+        if self.residual:
+            norms = [m for m in self.body[-1].modules() if isinstance(m, nn.BatchNorm2d)]
+            if norms:
+                nn.init.zeros_(norms[-1].weight)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.body(x)
         return x + y if self.residual else y

@@ -9,6 +9,8 @@ from torch.utils.data import BatchSampler, DataLoader, DistributedSampler
 
 from .imageset import Batch, ImageSet, TensorSource
 
+PASSES_PER_EPOCH = 1_000_003  # shuffle seeds of the passes of one epoch never meet another epoch's
+
 
 def _as_is(batch: Batch) -> Batch:
     return batch
@@ -18,6 +20,8 @@ class EpochLoader:
     """Training order: `DistributedSampler` (shuffled by seed and epoch, each rank its share, last partial
     global batch dropped). Evaluation order: rank r reads samples r, r + world, ... in order, none twice.
     `epoch(e, start=k)` skips the first k batches without reading them (resume inside an epoch).
+    With `steps`, a training epoch is exactly that many batches, cycling through reshuffled passes
+    (a small split that must keep pace with a larger one, e.g. DNAS's θ split beside the weights').
     """
 
     def __init__(
@@ -30,8 +34,10 @@ class EpochLoader:
         rank: int = 0,
         world: int = 1,
         workers: int = 0,
+        steps: int | None = None,
     ) -> None:
         self.dataset = dataset
+        self.steps = steps
         self.batch_size = batch_size
         self.train = train
         self.rank, self.world = rank, world
@@ -44,13 +50,13 @@ class EpochLoader:
 
     def __len__(self) -> int:
         if self.train:
-            return len(self.sampler) // self.batch_size
+            per_pass = len(self.sampler) // self.batch_size
+            return per_pass if self.steps is None or per_pass == 0 else self.steps
         return -(-len(range(self.rank, len(self.dataset), self.world)) // self.batch_size)
 
     def epoch(self, epoch: int, start: int = 0) -> Iterator[Batch]:
         if self.train:
-            self.sampler.set_epoch(epoch)
-            batches = list(BatchSampler(self.sampler, self.batch_size, drop_last=True))
+            batches = self._training_batches(epoch)
         else:
             order = list(range(self.rank, len(self.dataset), self.world))
             batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
@@ -65,3 +71,15 @@ class EpochLoader:
             generator=torch.Generator().manual_seed(epoch),
         )
         return iter(loader)
+
+    def _training_batches(self, epoch: int) -> list[list[int]]:
+        if self.steps is None:
+            self.sampler.set_epoch(epoch)
+            return list(BatchSampler(self.sampler, self.batch_size, drop_last=True))
+        batches: list[list[int]] = []
+        for cycle in range(self.steps):  # a pass yields at least one batch, so `steps` passes always suffice
+            if len(batches) >= self.steps or len(self.sampler) < self.batch_size:
+                break
+            self.sampler.set_epoch(epoch * PASSES_PER_EPOCH + cycle)
+            batches += BatchSampler(self.sampler, self.batch_size, drop_last=True)
+        return batches[: self.steps]

@@ -54,7 +54,7 @@ class SearchConfig(SupernetConfig):
     search over a trained one-shot supernet (`--supernet RUN_DIR`)."""
 
     strategy: str = _opt(
-        "dnas (differentiable, FBNet; with --mode softmax it is seed 002's differentiable search), "
+        "dnas (differentiable, FBNet; with --mode softmax the one-shot tools' differentiable search), "
         "random, evolution or pareto (these three need --supernet)",
         default="dnas",
         choices=STRATEGIES,
@@ -100,6 +100,11 @@ class SearchConfig(SupernetConfig):
         check=lambda v: v >= 0,
         expected="an integer >= 0",
     )
+    require_healthy: bool = _opt(
+        "random/evolution/pareto: stop with an error, instead of a warning, when random paths of the supernet "
+        "score close to chance (the supernet health check)",
+        default=False,
+    )
 
     mode: str = _opt(
         "how θ mixes the candidates: gumbel (soft, FBNet), gumbel_hard (straight-through, one path runs), softmax",
@@ -109,8 +114,12 @@ class SearchConfig(SupernetConfig):
     temperature: float = _opt(
         "initial Gumbel-softmax temperature", default=5.0, check=lambda v: v > 0, expected="a number > 0"
     )
-    temperature_decay: float = _opt(
-        "temperature multiplier per epoch", default=0.956, check=lambda v: 0 < v <= 1, expected="a number in (0, 1]"
+    temperature_decay: float | None = _opt(
+        "temperature multiplier per epoch (default: FBNet's 0.956 over its 90 epochs, compressed to this run's "
+        "--epochs, so τ always ends at --temperature · 0.956^90)",
+        default=None,
+        check=lambda v: 0 < v <= 1,
+        expected="a number in (0, 1]",
     )
     weight_warmup_epochs: int = _opt(
         "epochs that train only the weights before θ starts",
@@ -135,15 +144,24 @@ class SearchConfig(SupernetConfig):
         default="latency",
         choices=COST_METRICS,
     )
-    hw_loss: str = _opt("mul: CE·α·log(cost)^β (FBNet); add: CE + λ·penalty", default="mul", choices=HW_LOSS_FORMS)
+    hw_loss: str = _opt(
+        "mul: CE·α·log(e·cost/reference)^β (FBNet; reference: the cheapest architecture, or --target); "
+        "add: CE + λ·penalty",
+        default="mul",
+        choices=HW_LOSS_FORMS,
+    )
     alpha: float = _opt("α of the mul loss", default=0.2)
     beta: float = _opt("β of the mul loss", default=0.6)
     hc_weight: float = _opt("λ of the add loss", default=0.005)
     target: float | None = _opt(
-        "target cost of the add loss, in the cost's unit (none: penalise all cost)", default=None
+        "target cost, in the cost's unit (ms, millions); the architecture comes out within it "
+        "(none: penalise all cost, take the argmax of θ)",
+        default=None,
     )
     target_mode: str = _opt(
-        "above: penalise only cost above the target; abs: |cost - target|", default="above", choices=TARGET_MODES
+        "abs: aim at the target, |cost - target| (a target is a budget to use); above: penalise only cost above it",
+        default="abs",
+        choices=TARGET_MODES,
     )
     sample: int = _opt(
         "draw this many architectures from θ and keep the best on validation (0: argmax of θ)",
@@ -240,7 +258,8 @@ class DartsConfig(TrainConfig, LatencyOptions):
         expected="an integer >= 0",
     )
     eval_init_channels: int = _opt(
-        "initial channels of the evaluation network written to arch.json and priced by the cost table",
+        "initial channels of the evaluation network written to arch.json and priced by the cost table "
+        "(DARTS 36; the cnas space's default is 48, as its shuffle_conv_3x3 needs channels divisible by 16)",
         default=36,
         check=lambda v: v >= 2,
         expected="an integer >= 2",

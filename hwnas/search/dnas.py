@@ -65,14 +65,20 @@ class DNASTrainer(Trainer):
             self.theta_optimizer = torch.optim.SGD(
                 self.theta.parameters(), lr=cfg.a_lr, momentum=cfg.a_momentum, weight_decay=cfg.a_weight_decay
             )
-        self.theta_loader = self.split_loader(theta_set, cfg.seed + 1)
+        # θ takes a step per weight step (cycling its smaller split, as DARTS pairs its steps): FBNet's one pass
+        # over 20% of ImageNet is thousands of steps, one pass over 20% of a small dataset only a handful
+        self.theta_loader = self.split_loader(theta_set, cfg.seed + 1, steps=self.steps_per_epoch)
         self.costs = costs
         self.cost = costs[cfg.cost]
         self.hardware_loss = hardware_loss
+        self.theta_updates = 0  # steps that changed θ (none: the θ split was too small, or every step was skipped)
 
     @property
     def temperature(self) -> float:
-        return temperature_at(self.epoch, self.cfg.temperature, self.cfg.temperature_decay)
+        return self.temperature_of(self.epoch)
+
+    def temperature_of(self, epoch: int) -> float:
+        return temperature_at(epoch, self.cfg.temperature, self.cfg.temperature_decay, self.cfg.epochs)
 
     def path(self, grad: bool) -> list[Choice]:
         """This step's per-layer choices; the noise seed is the step, identical on every rank."""
@@ -114,6 +120,7 @@ class DNASTrainer(Trainer):
         finite = all_reduce_sum([float(not finite)], self.device, self.ctx)[0] == 0
         if finite:
             self.theta_optimizer.step()
+            self.theta_updates += 1
         self.theta_optimizer.zero_grad(set_to_none=True)
         self.optimizer.zero_grad(set_to_none=True)
         correct = int((outputs.detach().argmax(1) == labels).sum()) if finite else 0
@@ -128,7 +135,7 @@ class DNASTrainer(Trainer):
         probs = [p.detach().cpu().tolist() for p in self.theta.probs()]
         entropy = self.theta.entropy()
         return {
-            "temperature": temperature_at(self.epoch - 1, self.cfg.temperature, self.cfg.temperature_decay),
+            "temperature": self.temperature_of(self.epoch - 1),
             "theta_entropy": sum(entropy) / len(entropy),
             **{f"expected_{k}": v for k, v in self.expected_costs().items()},
             "argmax": self.theta.argmax(),
@@ -136,8 +143,13 @@ class DNASTrainer(Trainer):
         }
 
     def extra_state(self) -> dict[str, Any]:
-        return {"theta": self.theta.state_dict(), "theta_optimizer": self.theta_optimizer.state_dict()}
+        return {
+            "theta": self.theta.state_dict(),
+            "theta_optimizer": self.theta_optimizer.state_dict(),
+            "theta_updates": self.theta_updates,
+        }
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.theta.load_state_dict(state["theta"])
         self.theta_optimizer.load_state_dict(state["theta_optimizer"])
+        self.theta_updates = int(state.get("theta_updates", 0))

@@ -1,6 +1,9 @@
 """Random, evolutionary (SPOS) and Pareto (NSGA-II style) search over a trained one-shot supernet.
 
-Candidates violating `--max-macs/--max-params/--max-latency` are rejected before evaluation.
+The rules (`SearchRules`) run against any evaluator with a `cache` and `evaluate(paths, ctx)`;
+`PathEvaluator` scores paths of a supernet. Candidates violating `--max-macs/--max-params/--max-latency`
+are rejected before evaluation, and a child already evaluated is drawn again (SPOS). Before searching,
+a health check scores random paths against chance and warns when the supernet cannot rank anything.
 A candidate's accuracy is measured once (weights inherited, BatchNorm recalibrated) and kept in
 `candidates.jsonl`; the search state is written after every generation, so a killed search
 resumes where it was and re-evaluates nothing. Under torchrun each rank evaluates a share.
@@ -11,10 +14,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 import torch.distributed as dist
@@ -32,8 +36,14 @@ from ..train.trainer import evaluate_model
 from .config import SearchConfig
 from .constraints import Constraints, constraints_for
 from .evaluate import recalibrate_bn
+from .health import supernet_health
 from .paths import Path as Choices
 from .paths import uniform_path, within_budget
+
+FRESH_TRIES = 10  # draws per child before giving up on one not evaluated yet (SPOS: 10 per child wanted)
+HEALTH_SEED_OFFSET = 12345  # the health check draws its own paths: the search's random stream stays as it was
+
+logger = logging.getLogger(__name__)
 
 
 class PathEvaluator:
@@ -82,27 +92,137 @@ def non_dominated_sort(points: Sequence[tuple[float, float]]) -> list[list[int]]
     return fronts
 
 
-class SupernetSearch:
-    """The state of a random/evolution/pareto search and the rules that move it forward."""
+class Evaluator(Protocol):
+    """What the search rules need from an evaluator: a cache of scored paths and a way to score more."""
+
+    cache: dict[tuple[int, ...], float]
+
+    def evaluate(self, paths: Sequence[Choices], ctx: Dist) -> list[tuple[tuple[int, ...], float]]: ...
+
+
+class Budget(Protocol):
+    """What the search rules need from the constraints: a verdict and the costs of a path."""
+
+    def fits(self, path: Sequence[int]) -> bool: ...
+
+    def cost(self, path: Sequence[int]) -> dict[str, float]: ...
+
+
+class SearchRules:
+    """Random, evolutionary (SPOS) and Pareto search over any evaluator: the state and the rules that move it."""
+
+    def __init__(
+        self, cfg: SearchConfig, counts: Sequence[int], budget: Budget, evaluator: Evaluator, ctx: Dist | None = None
+    ) -> None:
+        self.cfg, self.counts, self.constraints, self.evaluator = cfg, list(counts), budget, evaluator
+        self.ctx = ctx or Dist()
+        self.rng = random.Random(cfg.seed)
+        self.generation = 0
+        self.population: list[Choices] = []
+        self.history: list[dict[str, Any]] = []
+
+    def evaluate(self, paths: Sequence[Choices]) -> list[tuple[tuple[int, ...], float]]:
+        """Score the paths not scored yet; return the new (path, accuracy) pairs."""
+        return self.evaluator.evaluate(paths, self.ctx)
+
+    def save(self) -> None:
+        """Called after every generation; a search that persists its state writes it here."""
+
+    # ---- the strategies -----------------------------------------------------------------------------
+    def fresh(self, draw: Callable[[], Choices], seen: set[tuple[int, ...]]) -> Choices | None:
+        """A path from `draw` within the budget and not in `seen` (then added to it); None after FRESH_TRIES draws."""
+        for _ in range(FRESH_TRIES):
+            path = within_budget(draw, self.constraints.fits)
+            if tuple(path) not in seen:
+                seen.add(tuple(path))
+                return path
+        return None
+
+    def uniform(self) -> Choices:
+        return uniform_path(self.counts, self.rng)
+
+    def mutate(self, parents: Sequence[Choices]) -> Choices:
+        """A random parent with each layer redrawn with probability --mutation-prob (SPOS)."""
+        parent = self.rng.choice(parents)
+        return [
+            self.rng.randrange(n) if self.rng.random() < self.cfg.mutation_prob else i
+            for i, n in zip(parent, self.counts, strict=True)
+        ]
+
+    def crossover(self, parents: Sequence[Choices]) -> Choices:
+        """Each layer from one of two random parents (SPOS)."""
+        a, b = self.rng.choice(parents), self.rng.choice(parents)
+        return [self.rng.choice(pair) for pair in zip(a, b, strict=True)]
+
+    def distinct(self, count: int, draw: Callable[[], Choices], seen: set[tuple[int, ...]]) -> list[Choices]:
+        """Up to `count` paths from `draw`, none in `seen`; fewer when fresh ones are not found."""
+        found = (self.fresh(draw, seen) for _ in range(count))
+        return [path for path in found if path is not None]
+
+    def offspring(self, parents: Sequence[Choices]) -> list[Choices]:
+        """The next population: children by mutation and crossover, then random paths, none evaluated before."""
+        cfg, seen = self.cfg, set(self.evaluator.cache)
+        children = self.distinct(cfg.mutation_num, lambda: self.mutate(parents), seen)
+        children += self.distinct(cfg.crossover_num, lambda: self.crossover(parents), seen)
+        return children + self.distinct(max(0, cfg.population - len(children)), self.uniform, seen)
+
+    def ranked(self) -> list[tuple[int, ...]]:
+        """Every evaluated path, best first: by accuracy (evolution) or by front, then accuracy (pareto)."""
+        paths = list(self.evaluator.cache)
+        if self.cfg.strategy != "pareto":
+            return sorted(paths, key=lambda p: (-self.evaluator.cache[p], p))
+        points = [(self.evaluator.cache[p], self.constraints.cost(p)[self.cfg.pareto_cost]) for p in paths]
+        return [
+            paths[i]
+            for front in non_dominated_sort(points)
+            for i in sorted(front, key=lambda i: (-points[i][0], paths[i]))
+        ]
+
+    def run(self) -> None:
+        """Random: --random-iteration distinct paths. Evolution/pareto: generations from where the state is."""
+        cfg = self.cfg
+        if cfg.strategy == "random":
+            wanted = self.distinct(cfg.random_iteration, self.uniform, set())
+            for start in range(0, len(wanted), 50):  # evaluated in blocks, so a kill loses little
+                self.evaluate(wanted[start : start + 50])
+            return
+        if not self.population:
+            self.population = self.distinct(cfg.population, self.uniform, set())
+        while self.generation < cfg.generation_num:
+            self.evaluate(self.population)
+            parents = [list(p) for p in self.ranked()[: cfg.parent_num]]
+            self.history.append(
+                {
+                    "generation": self.generation + 1,
+                    "best_val_top1": self.evaluator.cache[tuple(parents[0])],
+                    "evaluated": len(self.evaluator.cache),
+                }
+            )
+            _say(
+                self.ctx,
+                f"generation {self.generation + 1}/{cfg.generation_num}: best val top-1 "
+                f"{self.history[-1]['best_val_top1']:.2f}% ({len(self.evaluator.cache)} evaluated)",
+            )
+            self.population = self.offspring(parents)
+            self.generation += 1
+            self.save()
+
+
+class SupernetSearch(SearchRules):
+    """The search rules over a space, with every evaluation logged and the state saved for --resume."""
 
     def __init__(
         self,
         cfg: SearchConfig,
         space: SpaceSpec,
         constraints: Constraints,
-        evaluator: PathEvaluator,
+        evaluator: Evaluator,
         ctx: Dist,
         run_dir: Path,
     ) -> None:
-        self.cfg, self.space, self.constraints, self.evaluator, self.ctx = cfg, space, constraints, evaluator, ctx
-        self.run_dir = run_dir
-        self.counts = [len(layer.candidates) for layer in space.layers]
-        self.rng = random.Random(cfg.seed)
-        self.generation = 0
-        self.population: list[Choices] = []
-        self.history: list[dict[str, Any]] = []
+        super().__init__(cfg, [len(layer.candidates) for layer in space.layers], constraints, evaluator, ctx)
+        self.space, self.run_dir = space, run_dir
 
-    # ---- persistence --------------------------------------------------------------------------------
     def record(self, path: tuple[int, ...], accuracy: float) -> dict[str, Any]:
         costs = self.constraints.cost(path)
         return {
@@ -144,74 +264,13 @@ class SupernetSearch:
         }
         atomic_write_text(self.run_dir / "search_state.json", json.dumps(state))
 
-    def evaluate(self, paths: Sequence[Choices]) -> None:
-        new = self.evaluator.evaluate(paths, self.ctx)
+    def evaluate(self, paths: Sequence[Choices]) -> list[tuple[tuple[int, ...], float]]:
+        new = super().evaluate(paths)
         if self.ctx.main and new:
             with open(self.run_dir / "candidates.jsonl", "a") as f:
                 for path, acc in new:
                     f.write(json.dumps(self.record(path, acc)) + "\n")
-
-    # ---- the strategies -----------------------------------------------------------------------------
-    def random_path(self) -> Choices:
-        return within_budget(lambda: uniform_path(self.counts, self.rng), self.constraints.fits)
-
-    def mutate(self, parent: Choices) -> Choices:
-        def draw() -> Choices:
-            return [
-                self.rng.randrange(n) if self.rng.random() < self.cfg.mutation_prob else i
-                for i, n in zip(parent, self.counts, strict=True)
-            ]
-
-        return within_budget(draw, self.constraints.fits)
-
-    def crossover(self, a: Choices, b: Choices) -> Choices:
-        return within_budget(lambda: [self.rng.choice(pair) for pair in zip(a, b, strict=True)], self.constraints.fits)
-
-    def ranked(self) -> list[tuple[int, ...]]:
-        """Every evaluated path, best first: by accuracy (evolution) or by front, then accuracy (pareto)."""
-        paths = list(self.evaluator.cache)
-        if self.cfg.strategy != "pareto":
-            return sorted(paths, key=lambda p: (-self.evaluator.cache[p], p))
-        points = [(self.evaluator.cache[p], self.constraints.cost(p)[self.cfg.pareto_cost]) for p in paths]
-        return [
-            paths[i]
-            for front in non_dominated_sort(points)
-            for i in sorted(front, key=lambda i: (-points[i][0], paths[i]))
-        ]
-
-    def run(self) -> None:
-        cfg = self.cfg
-        if cfg.strategy == "random":
-            wanted = [self.random_path() for _ in range(cfg.random_iteration)]
-            for start in range(0, len(wanted), 50):  # evaluated in blocks, so a kill loses little
-                self.evaluate(wanted[start : start + 50])
-            return
-        if not self.population:
-            self.population = [self.random_path() for _ in range(cfg.population)]
-        while self.generation < cfg.generation_num:
-            self.evaluate(self.population)
-            parents = [list(p) for p in self.ranked()[: cfg.parent_num]]
-            best = parents[0]
-            self.history.append(
-                {
-                    "generation": self.generation + 1,
-                    "best_val_top1": self.evaluator.cache[tuple(best)],
-                    "evaluated": len(self.evaluator.cache),
-                }
-            )
-            _say(
-                self.ctx,
-                f"generation {self.generation + 1}/{cfg.generation_num}: best val top-1 "
-                f"{self.history[-1]['best_val_top1']:.2f}% ({len(self.evaluator.cache)} evaluated)",
-            )
-            children = [self.mutate(self.rng.choice(parents)) for _ in range(cfg.mutation_num)]
-            children += [
-                self.crossover(self.rng.choice(parents), self.rng.choice(parents)) for _ in range(cfg.crossover_num)
-            ]
-            children += [self.random_path() for _ in range(max(0, cfg.population - len(children)))]
-            self.population = children
-            self.generation += 1
-            self.save()
+        return new
 
 
 def search_supernet(cfg: SearchConfig, resuming: bool = False) -> Any:
@@ -229,7 +288,7 @@ def search_supernet(cfg: SearchConfig, resuming: bool = False) -> Any:
     space = load_layerwise_space(cfg.space, f"search --strategy {cfg.strategy}")
     ctx, device = init_distributed(cfg.device)
     try:
-        data = open_run_data(cfg, space.input_size)
+        data = open_run_data(cfg, space.input_size, choosing=True)
         check_identities(cfg, data.train, data.classes)
         space = space.with_knobs(
             input_size=data.shape, num_classes=len(data.classes), **space_overrides(cfg, False, space.name)
@@ -249,27 +308,47 @@ def search_supernet(cfg: SearchConfig, resuming: bool = False) -> Any:
         run_dir = _agree(run_dir, ctx)
         if not resuming and (run_dir / "candidates.jsonl").exists():
             raise HwnasError(f"--run-dir {run_dir} already holds a search; continue it with --resume {run_dir}")
+        evaluator = PathEvaluator(supernet.to(device), data, cfg, device)
+        health = check_health(evaluator, space, constraints, len(data.classes), ctx)
         if ctx.main:
             run_dir.mkdir(parents=True, exist_ok=True)
             cfg.run_dir = str(run_dir)
             import yaml
 
             atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-        search = SupernetSearch(
-            cfg, space, constraints, PathEvaluator(supernet.to(device), data, cfg, device), ctx, run_dir
-        )
+        search = SupernetSearch(cfg, space, constraints, evaluator, ctx, run_dir)
         search.load()
         search.run()
         summary: dict[str, Any] = {}
         arch_path = None
         if ctx.main:
-            summary, arch_path = _write_results(search, space, run_dir)
+            summary, arch_path = _write_results(search, space, run_dir, health)
         return SearchOutcome(run_dir, arch_path, summary, ctx.main)
     finally:
         shutdown(ctx)
 
 
-def _write_results(search: SupernetSearch, space: SpaceSpec, run_dir: Path) -> tuple[dict[str, Any], Path]:
+def check_health(
+    evaluator: PathEvaluator, space: SpaceSpec, constraints: Constraints, num_classes: int, ctx: Dist
+) -> dict[str, Any]:
+    """The supernet health check (hwnas.search.health) on random paths within the budget, outside the search."""
+    cfg, counts = evaluator.cfg, [len(layer.candidates) for layer in space.layers]
+    rng = random.Random(cfg.seed + HEALTH_SEED_OFFSET)
+    health = supernet_health(
+        evaluator.accuracy, lambda: within_budget(lambda: uniform_path(counts, rng), constraints.fits), num_classes
+    )
+    if health["healthy"]:
+        _say(ctx, health["message"])
+    elif cfg.require_healthy:
+        raise HwnasError(f"{health['message']} Stopped by --require-healthy.")
+    elif ctx.main:
+        logger.warning("hwnas: warning: %s", health["message"])
+    return health
+
+
+def _write_results(
+    search: SupernetSearch, space: SpaceSpec, run_dir: Path, health: dict[str, Any]
+) -> tuple[dict[str, Any], Path]:
     cfg = search.cfg
     records = [search.record(p, acc) for p, acc in search.evaluator.cache.items()]
     cost_key = {"latency": "latency_ms", "macs": "macs", "params": "params"}[cfg.pareto_cost]
@@ -312,6 +391,7 @@ def _write_results(search: SupernetSearch, space: SpaceSpec, run_dir: Path) -> t
         "evaluated": len(records),
         "front": [records[i]["choices"] for i in front],
         "history": search.history,
+        "supernet_health": health,
     }
     atomic_write_text(run_dir / "result.json", json.dumps(summary, indent=1))
     _say(

@@ -33,10 +33,12 @@ from ..train.session import (
     start_or_resume,
 )
 from ..train.trainer import evaluate_model
+from .budget import most_probable_within
 from .config import SearchConfig, SupernetConfig
 from .constraints import FLAGS, constraints_for, cost_models, cost_table
 from .dnas import DNASTrainer
 from .evaluate import recalibrate_bn
+from .health import healthy_top1, theta_health
 from .oneshot import OneShotTrainer
 
 
@@ -84,7 +86,7 @@ def train_supernet(cfg: SupernetConfig, resume: str | None = None, explicit: set
         )
     ctx, device = init_distributed(cfg.device)
     try:
-        data = open_run_data(cfg, space.input_size)
+        data = open_run_data(cfg, space.input_size, choosing=True)
         check_identities(cfg, data.train, data.classes)
         space = space.with_knobs(
             input_size=data.shape, num_classes=len(data.classes), **space_overrides(cfg, False, space.name)
@@ -138,6 +140,11 @@ def search(cfg: SearchConfig, resume: str | None = None, explicit: set[str] | No
         from .evolution import search_supernet
 
         return search_supernet(cfg, resuming=resume is not None)
+    if cfg.sample and cfg.mode in SOFT_MODES:
+        raise HwnasError(
+            f"--sample {cfg.sample} scores architectures with the supernet's weights, which only means something "
+            f"after --mode gumbel_hard (--mode {cfg.mode} trains a mixture of candidates); use --mode gumbel_hard"
+        )
     space = load_layerwise_space(cfg.space, "search")
     ctx, device = init_distributed(cfg.device)
     try:
@@ -152,7 +159,7 @@ def search(cfg: SearchConfig, resume: str | None = None, explicit: set[str] | No
             ctx, lambda: cost_table(space, cfg, cfg.cost == "latency", progress=cfg.progress and ctx.main)
         )
         costs = cost_models(table, space, device)
-        loss = HardwareLoss(cfg.hw_loss, cfg.alpha, cfg.beta, cfg.hc_weight, cfg.target, cfg.target_mode)
+        loss = HardwareLoss.from_config(cfg, costs[cfg.cost])
         loss.check(costs[cfg.cost], [layer.candidates for layer in space.layers])
         run = open_run("search", space.name, cfg, ctx, resume is not None)
         torch.manual_seed(cfg.seed)  # the same initial weights whether or not the table was measured just now
@@ -176,36 +183,85 @@ def search(cfg: SearchConfig, resume: str | None = None, explicit: set[str] | No
         return finish_search(
             run,
             ctx,
-            lambda: _result(trainer, space, table, weight_set, data.val, data.preprocess, device, cfg, run.path),
+            lambda: _result(trainer, space, table, theta_set, data.preprocess, device, cfg, run.path),
         )
     finally:
         shutdown(ctx)
 
 
+SOFT_MODES = ("gumbel", "softmax")
+
+
+EXPECTED_COST_SHARE = 0.85  # under a target, the derived network costs at least this share of θ's expected cost
+
+
+def derive(trainer: DNASTrainer, cfg: SearchConfig) -> tuple[list[str], str]:
+    """The argmax of θ; under a target, the most probable architecture within it that costs at least 85% of
+    θ's expected cost (hwnas.search.budget)."""
+    if cfg.target is None:
+        return trainer.theta.argmax(), "argmax of θ"
+    model = trainer.costs[cfg.cost]
+    probs = trainer.theta.probs()
+    log_probs = [p.detach().clamp_min(1e-30).log().cpu().tolist() for p in probs]
+    floor = EXPECTED_COST_SHARE * min(cfg.target, float(model.expected(probs).detach()))
+    rows = [r.cpu().tolist() for r in model.rows]
+    picks = most_probable_within(log_probs, rows, model.fixed, cfg.target, floor=floor)
+    if picks is None:  # the loss's check refused such targets before the search began
+        raise HwnasError(f"--target {cfg.target:g} {model.unit}: no architecture meets it")
+    how = f"most probable architecture within --target {cfg.target:g} {model.unit}"
+    return [ops[i] for ops, i in zip(trainer.theta.ops, picks, strict=True)], how
+
+
+def cost_of(trainer: DNASTrainer, space, choices: list[str], metric: str) -> float:
+    return trainer.costs[metric].of([la.candidates.index(op) for la, op in zip(space.layers, choices, strict=True)])
+
+
 def _result(
-    trainer: DNASTrainer, space, table, weight_set, val, preprocess, device, cfg: SearchConfig, run_path: Path
+    trainer: DNASTrainer, space, table, theta_set, preprocess, device, cfg: SearchConfig, run_path: Path
 ) -> dict[str, Any]:
     """Pick the architecture, evaluate it with inherited weights, measure it, write arch.json and the plots."""
     single = Dist()
-    val_loader = EpochLoader(val, cfg.batch_size, train=False)
-    calib_loader = EpochLoader(weight_set, cfg.batch_size, train=True, seed=cfg.seed + 2)
-    candidates = [trainer.theta.argmax()]
+    health = theta_health(
+        [torch.zeros_like(t) for t in trainer.theta.logits], list(trainer.theta.logits), trainer.theta_updates
+    )
+    if not health["healthy"]:
+        _say(single, f"warning: {health['message']}")
+    derived, how = derive(trainer, cfg)
+    candidates = [derived]
     generator = torch.Generator().manual_seed(cfg.seed)
-    for _ in range(cfg.sample):
+    for _ in range(cfg.sample * 20):  # draws from softmax(θ) within the target, until N distinct ones
+        if len(candidates) > cfg.sample:
+            break
         drawn = trainer.theta.sample(generator)
-        if drawn not in candidates:
+        if drawn not in candidates and (cfg.target is None or cost_of(trainer, space, drawn, cfg.cost) <= cfg.target):
             candidates.append(drawn)
-    scored = []
-    for choices in candidates:
-        model = extract_model(trainer.supernet, choices).to(device)
-        recalibrate_bn(model, calib_loader, preprocess, device, cfg.recalibrate_batches)
-        scored.append((evaluate_model(model, val_loader, preprocess, device, ctx=single)["val_top1"], choices))
-        _say(single, f"  candidate {len(scored)}/{len(candidates)}: val top-1 {scored[-1][0]:.2f}% (inherited weights)")
-    accuracy, choices = max(scored, key=lambda s: s[0])
-    expected = {
-        m: trainer.costs[m].of([la.candidates.index(op) for la, op in zip(space.layers, choices, strict=True)])
-        for m in trainer.costs
-    }
+    accuracy, choices = None, derived
+    if cfg.mode not in SOFT_MODES:  # a soft search trains a mixture: its single paths mean little before retraining
+        score_loader = EpochLoader(theta_set, cfg.batch_size, train=False)
+        calib_loader = EpochLoader(trainer.train_loader.dataset, cfg.batch_size, train=True, seed=cfg.seed + 2)
+        scored = []
+        for path in candidates:
+            model = extract_model(trainer.supernet, path).to(device)
+            recalibrate_bn(model, calib_loader, preprocess, device, cfg.recalibrate_batches)
+            scored.append((evaluate_model(model, score_loader, preprocess, device, ctx=single)["val_top1"], path))
+            _say(
+                single,
+                f"  candidate {len(scored)}/{len(candidates)}: top-1 {scored[-1][0]:.2f}% on the θ split "
+                f"(inherited weights)",
+            )
+        accuracy, choices = max(scored, key=lambda s: s[0])
+        needed = healthy_top1(space.head.num_classes)
+        if accuracy < needed:
+            health = {
+                **health,
+                "healthy": False,
+                "message": f"the supernet's paths score near chance ({accuracy:.2f}% top-1 with inherited weights, "
+                f"healthy from {needed:.2f}%): its weights did not train, so θ followed only "
+                f"the cost term and the result is not a searched architecture. A single-path supernet "
+                f"(--mode gumbel_hard) needs many more epochs than one network (or --weight-warmup-epochs)",
+            }
+            _say(single, f"warning: {health['message']}")
+    expected = {m: cost_of(trainer, space, choices, m) for m in trainer.costs}
     model = build_model(Architecture.from_space(space, choices))
     measured = measure_latency(
         model,
@@ -220,7 +276,7 @@ def _result(
         "strategy": "dnas",
         "mode": cfg.mode,
         "run": str(run_path),
-        "picked": "argmax" if cfg.sample == 0 else f"best of argmax and {cfg.sample} samples",
+        "picked": how if len(candidates) == 1 else f"best on the θ split of the {how} and {len(candidates) - 1} draws",
         "val_top1_inherited": accuracy,
         "expected": {"latency_ms": expected.get("latency"), "macs_m": expected["macs"], "params_m": expected["params"]},
         "measured_latency_ms": measured.median_ms,
@@ -249,7 +305,10 @@ def _result(
         "params": round(expected["params"] * 1e6),
         "theta_png": str(run_path / "theta.png"),
         "retrain": retrain,
+        "theta_health": health,
     }
+    if cfg.target is not None:
+        summary["target"] = {"value": cfg.target, "metric": cfg.cost, "use": expected[cfg.cost] / cfg.target}
     _say(single, f"architecture: {' '.join(choices)}")
     identity = sum(op in ("skip", "zero") for op in choices)
     summary["identity_layers"] = identity
@@ -259,9 +318,14 @@ def _result(
             f"warning: {identity} of {len(choices)} layers chose skip/zero. Under a tight cost target that "
             f"is the price; without one it is the skip collapse of differentiable search. Look at theta.png",
         )
+    inherited = (
+        "inherited-weight accuracy not shown (a soft search trains a mixture; retrain the architecture)"
+        if accuracy is None
+        else f"top-1 with supernet weights {accuracy:.2f}% on the θ split"
+    )
     _say(
         single,
-        f"val top-1 with supernet weights {accuracy:.2f}% | latency predicted "
+        f"{inherited} | latency predicted "
         f"{'(not measured)' if predicted_ms is None else f'{predicted_ms:.3f} ms'}, measured "
         f"{measured.median_ms:.3f} ms on {cfg.latency_device} ({cfg.latency_threads} thread(s)) | "
         f"{summary['macs'] / 1e6:.2f}M MACs | {summary['params'] / 1e6:.3f}M params",

@@ -192,6 +192,37 @@ def _cell_shapes(
     return tuple(cells)
 
 
+def _op_problem(cells: tuple[CellShape, ...], ops: tuple[str, ...]) -> tuple[CellShape, str] | None:
+    """The first cell and the reason one of `ops` cannot run in it, or None when all can."""
+    for cell in cells:
+        for op in ops:
+            for stride in (1, 2) if cell.reduction else (1,):
+                try:
+                    check_op(op, cell.channels, cell.channels, stride)
+                except HwnasError as exc:
+                    return cell, str(exc)
+    return None
+
+
+def _width_fits(knobs: dict[str, Any], ops: tuple[str, ...], width: int) -> bool:
+    trial = {**knobs, "init_channels": width}
+    return _op_problem(_cell_shapes(trial, _stem(trial, ""), trial["nodes"], trial["nodes"]), ops) is None
+
+
+def _widths_hint(knobs: dict[str, Any], ops: tuple[str, ...]) -> str:
+    """The nearest init_channels below and above the given one that every op fits, as a clause; '' if none."""
+    width = knobs["init_channels"]
+    below = next((w for w in range(width - 1, 1, -1) if _width_fits(knobs, ops, w)), None)
+    above = next((w for w in range(width + 1, 4 * width + 64) if _width_fits(knobs, ops, w)), None)
+    found = [str(w) for w in (below, above) if w is not None]
+    if not found:
+        return ""
+    return (
+        f"; init_channels {width} does not fit these ops, expected e.g. {' or '.join(found)} "
+        "(--init-channels, or --eval-init-channels for a search's evaluation network)"
+    )
+
+
 def resolve_cell_space(
     name: str, origin: str, declaration: dict[str, Any], knob_values: dict[str, Any]
 ) -> CellSpaceSpec:
@@ -215,13 +246,10 @@ def resolve_cell_space(
         raise SpaceError(f"{where}: ops {list(ops)} repeat an op")
     stem = _stem(knobs, where)
     cells = _cell_shapes(knobs, stem, knobs["nodes"], knobs["nodes"])
-    for cell in cells:
-        for op in ops:
-            for stride in (1, 2) if cell.reduction else (1,):
-                try:
-                    check_op(op, cell.channels, cell.channels, stride)
-                except HwnasError as exc:
-                    raise SpaceError(f"{where}: cell {cell.index} ({cell.channels} channels): {exc}") from None
+    problem = _op_problem(cells, ops)
+    if problem is not None:
+        cell, reason = problem
+        raise SpaceError(f"{where}: cell {cell.index} ({cell.channels} channels): {reason}{_widths_hint(knobs, ops)}")
     if knobs["auxiliary"]:
         at = 2 * knobs["layers"] // 3
         hw, need = cells[at].output_hw, 7 if stem.kind == "imagenet" else 8

@@ -19,6 +19,10 @@ class Supernet(nn.Module):
     `choices` holds one entry per searchable layer: an op name or its index in that
     layer's candidate list, or a mixing choice of `ChoiceLayer` (index with a gradient-
     carrying scale, or a weight vector). Stem and head are the standalone model's own modules.
+
+    Residual candidates start as the identity (their last BatchNorm scale is zero, as in OFA's
+    supernets): paths drawn at random then agree at the start instead of each adding random
+    features, which is what keeps a single-path supernet at chance on small data for hundreds of steps.
     """
 
     def __init__(self, space: SpaceSpec) -> None:
@@ -28,6 +32,9 @@ class Supernet(nn.Module):
         self.layers = nn.ModuleList(ChoiceLayer(layer, space.block_config) for layer in space.layers)
         self.head = ClassifierHead(space)
         init_weights(self)
+        for module in self.layers.modules():
+            if hasattr(module, "start_as_identity"):
+                module.start_as_identity()
 
     def path_indices(self, choices: Sequence[int | str]) -> list[int]:
         """Candidate indices of a path given as op names or indices; reject anything else."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -58,11 +58,15 @@ class RunData:
     preprocess: Preprocess  # augments only when given an epoch's plan (training batches)
 
 
-def open_run_data(cfg: TrainConfig, default_shape: tuple[int, ...]) -> RunData:
-    """The run's dataset at `--input` (else `default_shape`), its train/validation split and preprocessing."""
+def open_run_data(cfg: TrainConfig, default_shape: tuple[int, ...], choosing: bool = False) -> RunData:
+    """The run's dataset at `--input` (else `default_shape`), its train/validation split and preprocessing.
+
+    A run that chooses among architectures by their validation accuracy (`choosing`: one-shot supernets
+    and their searches) validates on `--val-split` of the training pool even where the dataset has a
+    test pool, so the test pool stays held out from every choice."""
     shape = parse_shape(cfg.input) if cfg.input else list(default_shape)
     pools = open_dataset(cfg.data, tuple(shape), cfg.classes, cfg.seed)
-    train, val = train_val(pools.train, pools.test, cfg.val_split, cfg.seed)
+    train, val = train_val(pools.train, None if choosing else pools.test, cfg.val_split, cfg.seed)
     preprocess = Preprocess(
         tuple(shape), pools.mean, pools.std, cfg.crop_padding, cfg.flip, cfg.cutout_length if cfg.cutout else 0
     )
@@ -131,10 +135,14 @@ def _resume_target(resume: str) -> tuple[Path, str | None]:
 
 @dataclass
 class Outcome:
+    """Where a training run was written; `final`: validation figures of the weights it ships (model.pt),
+    `best`: those of its best epoch, for reference only (those weights are not shipped)."""
+
     run_dir: Path
     best: dict[str, Any]
     history: list[dict[str, Any]]
     main_process: bool = True
+    final: dict[str, Any] = field(default_factory=dict)
 
 
 def reopen_config(resume: str, cfg: Any, explicit: set[str] | None, needs: str) -> tuple[Any, Path, str | None]:
@@ -227,22 +235,45 @@ def train(
         )
         start_or_resume(trainer, run, cfg, ctx, resume, checkpoint_name, {"arch.json": data.arch.to_json()})
         trainer.fit()
-        final = trainer.ema.module if trainer.ema is not None else trainer.model
+        shipped = trainer.ema.module if trainer.ema is not None else trainer.model
+        final = {**final_metrics(trainer), "weights": "model.pt", "val_images": len(data.val)}
         if ctx.main:
-            atomic_write(run.path / "model.pt", lambda f: torch.save(final.state_dict(), f))
-            run.write_text(
-                "result.json", json.dumps({"best": trainer.best, "last": trainer.history[-1:] or None}, indent=1)
-            )
+            atomic_write(run.path / "model.pt", lambda f: torch.save(shipped.state_dict(), f))
+            run.write_text("result.json", json.dumps(_result(final, trainer), indent=1))
         run.close()
         barrier(ctx)
-        _say(
-            ctx,
-            f"done: best val top-1 {trainer.best.get('val_top1', float('nan')):.2f}% "
-            f"(epoch {trainer.best.get('epoch')}); weights in {run.path / 'model.pt'}",
-        )
-        return Outcome(run.path, trainer.best, trainer.history, ctx.main)
+        _say(ctx, _summary(final, trainer.best, run.path / "model.pt"))
+        return Outcome(run.path, trainer.best, trainer.history, ctx.main, final)
     finally:
         shutdown(ctx)
+
+
+METRICS = ("epoch", "val_top1", "val_top5", "val_loss")
+ABOUT = (
+    "final: the weights this run ships (model.pt: the last epoch's, the EMA's with --ema) on the validation "
+    "set; best: the best epoch's figures on that same set, for reference only (not the weights in model.pt)"
+)
+
+
+def final_metrics(trainer: Trainer) -> dict[str, Any]:
+    """Validation figures of the weights model.pt holds: measured at the last epoch's end, else now."""
+    if trainer.history and trainer.history[-1]["epoch"] == trainer.epoch:
+        return {k: trainer.history[-1][k] for k in METRICS}
+    return {"epoch": trainer.epoch, **trainer.evaluate()}  # a resumed run that had already finished
+
+
+def _result(final: dict[str, Any], trainer: Trainer) -> dict[str, Any]:
+    return {"final": final, "best": trainer.best, "about": ABOUT, "last": trainer.history[-1:] or None}
+
+
+def _summary(final: dict[str, Any], best: dict[str, Any], weights: Path) -> str:
+    line = (
+        f"done: val top-1 {final['val_top1']:.2f}% of the final weights (epoch {final['epoch']}, "
+        f"{final['val_images']} validation images)"
+    )
+    if best and best.get("epoch") != final["epoch"]:
+        line += f"; the best epoch, {best['epoch']}, had {best['val_top1']:.2f}% (not the weights shipped)"
+    return f"{line}; weights in {weights}"
 
 
 def _trained_model(arch: Architecture, weights: str, cfg: TrainConfig) -> tuple[Prepared, torch.nn.Module]:

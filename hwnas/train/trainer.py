@@ -160,8 +160,9 @@ class Trainer:
         self.best: dict[str, Any] = {}
         self.history: list[dict[str, Any]] = []
 
-    def split_loader(self, dataset: ImageSet, seed: int) -> EpochLoader:
-        """A shuffled loader over another split (e.g. the architecture parameters'), sharded like training's."""
+    def split_loader(self, dataset: ImageSet, seed: int, steps: int | None = None) -> EpochLoader:
+        """A shuffled loader over another split (e.g. the architecture parameters'), sharded like training's;
+        with `steps`, exactly that many batches an epoch."""
         return EpochLoader(
             dataset,
             self.cfg.batch_size // self.ctx.world,
@@ -170,6 +171,7 @@ class Trainer:
             rank=self.ctx.rank,
             world=self.ctx.world,
             workers=self.cfg.workers,
+            steps=steps,
         )
 
     # ---- the interface strategies customise -------------------------------------------------

@@ -1,0 +1,403 @@
+"""Does the search work? Every strategy against random search at equal compute, on a ground truth.
+
+    python bench/search_quality.py            # 5 seeds, full settings (about 40 min on 2 cores)
+    python bench/search_quality.py --quick    # 5 seeds, shorter searches (under 15 min on 2 cores)
+    python bench/search_quality.py --json     # one JSON object on stdout
+
+The ground truth (bench/groundtruth/digits8.json, made by bench/groundtruth/build.py) holds every one of
+the 256 architectures of bench/groundtruth/space.yaml trained stand-alone with one recipe, 3 seeds each:
+its true accuracy is the mean top-1 on the held-out digits test pool, its latency the sum of its entries
+in the shipped cost table (CPU, 1 thread, batch 64). Each strategy runs the real `hwnas` search on the
+bundled digits (which never sees that test pool) under a latency target, and is scored by:
+
+- regret: the best true accuracy under the target minus the true accuracy of what it returned (an
+  architecture over the target scores as the worst one under it);
+- random_regret: the expected regret of random search given the same compute: it draws architectures
+  under the target, trains each with the ground-truth recipe (one seed, read from the table) while the
+  strategy's wall-clock time lasts, and keeps the most accurate; the time of one stand-alone training
+  is measured in this run, next to the strategies, under the same load;
+- win_rate: over seeds, the probability that the strategy's regret is below that random search's;
+  a strategy beats random search when its mean regret is lower and its win rate at least 70%;
+- budget_use: the returned architecture's latency over the target;
+- kendall_tau (one-shot supernets): rank correlation of inherited-weight accuracy and true accuracy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import logging
+import multiprocessing
+import random
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE / "groundtruth"))
+
+import build as groundtruth  # noqa: E402  (bench/groundtruth/build.py)
+
+log = logging.getLogger("search_quality")
+
+DNAS_MODES = ("gumbel", "gumbel_hard", "softmax")
+SAMPLINGS = ("uniform", "fair")
+PICKERS = ("random", "evolution", "pareto")
+RANDOM_TRIALS = 2000
+WIN_RATE = 0.7  # beating random search: a lower mean regret, and a lower regret in at least this share of seeds
+
+
+@dataclass(frozen=True)
+class Settings:
+    dnas_epochs: int
+    supernet_epochs: int
+    population: int
+    generations: int
+    tau_archs: int  # architectures scored with inherited weights for Kendall's tau (0: all)
+
+
+FULL = Settings(dnas_epochs=16, supernet_epochs=40, population=20, generations=8, tau_archs=0)
+QUICK = Settings(dnas_epochs=8, supernet_epochs=16, population=12, generations=4, tau_archs=64)
+
+
+def common_options(seed: int, run_dir: Path) -> dict[str, Any]:
+    """The ground truth's data and recipe, so searches and stand-alone runs see the same images."""
+    recipe = dict(groundtruth.RECIPE)
+    recipe.pop("epochs")
+    return {
+        **recipe,
+        "space": str(groundtruth.SPACE),
+        "seed": seed,
+        "progress": False,
+        "device": "cpu",
+        "run_dir": str(run_dir),
+        "latency_table": str(groundtruth.LATENCY_TABLE),
+    }
+
+
+def quietly(fn, *args, **kwargs):
+    """Run `fn` with its progress lines (stderr) swallowed."""
+    with contextlib.redirect_stderr(io.StringIO()):
+        return fn(*args, **kwargs)
+
+
+def run_dnas(mode: str, seed: int, target: float, settings: Settings, work: Path, extra: dict) -> list[dict]:
+    from hwnas.arch import Architecture
+    from hwnas.search.config import SearchConfig
+    from hwnas.search.session import search
+
+    cfg = SearchConfig(
+        **{
+            **common_options(seed, work / f"dnas-{mode}-{seed}"),
+            "epochs": settings.dnas_epochs,
+            "mode": mode,
+            "target": target,
+            **extra,
+        }
+    )
+    start = time.perf_counter()
+    outcome = quietly(search, cfg)
+    seconds = time.perf_counter() - start
+    choices = list(Architecture.load(outcome.arch_path).choices)
+    return [{"strategy": f"dnas-{mode}", "seed": seed, "choices": choices, "seconds": seconds}]
+
+
+def run_oneshot(sampling: str, seed: int, target: float, settings: Settings, work: Path, extra: dict) -> list[dict]:
+    """Train one supernet, then pick from it three ways; each pick is charged the supernet's training time."""
+    import torch
+
+    from hwnas.arch import Architecture
+    from hwnas.search.config import SearchConfig, SupernetConfig
+    from hwnas.search.evolution import PathEvaluator
+    from hwnas.search.session import search, train_supernet
+    from hwnas.spaces import load_space
+    from hwnas.supernet import Supernet
+    from hwnas.train.session import open_run_data
+
+    sn_dir = work / f"supernet-{sampling}-{seed}"
+    start = time.perf_counter()
+    quietly(
+        train_supernet,
+        SupernetConfig(
+            **{**common_options(seed, sn_dir), "epochs": settings.supernet_epochs, "sampling": sampling, **extra}
+        ),
+    )
+    train_seconds = time.perf_counter() - start
+    evaluations = settings.population * settings.generations
+    rows = []
+    for picker in PICKERS:
+        cfg = SearchConfig(
+            **common_options(seed, work / f"{sampling}-{picker}-{seed}"),
+            strategy=picker,
+            supernet=str(sn_dir),
+            max_latency=target,
+            random_iteration=evaluations,
+            population=settings.population,
+            generation_num=settings.generations,
+            parent_num=max(2, settings.population // 4),
+            mutation_num=settings.population // 2,
+            crossover_num=settings.population // 2,
+        )
+        start = time.perf_counter()
+        outcome = quietly(search, cfg)
+        seconds = time.perf_counter() - start
+        rows.append(
+            {
+                "strategy": f"{sampling}-{picker}",
+                "seed": seed,
+                "choices": list(Architecture.load(outcome.arch_path).choices),
+                "seconds": train_seconds + seconds,
+                "health": outcome.summary.get("supernet_health"),
+            }
+        )
+    space = load_space(str(groundtruth.SPACE))
+    cfg = SearchConfig(**common_options(seed, sn_dir))
+    data = open_run_data(cfg, space.input_size, choosing=True)
+    supernet = Supernet(space)
+    supernet.load_state_dict(torch.load(sn_dir / "supernet.pt", weights_only=True)["model"])
+    evaluator = PathEvaluator(supernet, data, cfg, torch.device("cpu"))
+    archs = groundtruth.all_choices(space)
+    if settings.tau_archs:
+        archs = random.Random(seed).sample(archs, settings.tau_archs)
+    inherited = {groundtruth.key(c): evaluator.accuracy(supernet.path_indices(c)) for c in archs}
+    rows.append({"strategy": f"{sampling}-supernet", "seed": seed, "inherited": inherited})
+    return rows
+
+
+def calibrate(seed: int) -> list[dict]:
+    """Seconds of one stand-alone training with the ground-truth recipe, measured beside the strategies."""
+    from hwnas.spaces import load_space
+
+    space = load_space(str(groundtruth.SPACE))
+    choices = random.Random(seed).choice(groundtruth.all_choices(space))
+    row = groundtruth.train_once((choices, seed, groundtruth.RECIPE))
+    return [{"strategy": "stand-alone", "seed": seed, "seconds": row["seconds"]}]
+
+
+def run_task(task: tuple[str, str, int, float, Settings, str, dict]) -> list[dict]:
+    kind, variant, seed, target, settings, work, extra = task
+    import torch
+
+    torch.set_num_threads(1)
+    logging.disable(logging.WARNING)
+    if kind == "calibrate":
+        return calibrate(seed)
+    if kind == "dnas":
+        return run_dnas(variant, seed, target, settings, Path(work), extra)
+    return run_oneshot(variant, seed, target, settings, Path(work), extra)
+
+
+class GroundTruth:
+    def __init__(self, path: Path, target: float | None, quantile: float) -> None:
+        data = json.loads(path.read_text())
+        self.meta = data
+        self.archs = {groundtruth.key(a["choices"]): a for a in data["archs"]}
+        latencies = sorted(a["latency_ms"] for a in self.archs.values())
+        self.target = target if target is not None else latencies[int(quantile * (len(latencies) - 1))]
+        self.feasible = [a for a in self.archs.values() if a["latency_ms"] <= self.target]
+        self.best = max(a["mean"] for a in self.feasible)
+        self.worst = min(a["mean"] for a in self.feasible)
+
+    def regret(self, choices: list[str]) -> float:
+        arch = self.archs[groundtruth.key(choices)]
+        return self.best - (arch["mean"] if arch["latency_ms"] <= self.target else self.worst)
+
+    def random_regrets(self, evaluations: int, rng: random.Random) -> list[float]:
+        """Regrets of RANDOM_TRIALS random searches that each train `evaluations` architectures once."""
+        out = []
+        for _ in range(RANDOM_TRIALS):
+            drawn = [rng.choice(self.feasible) for _ in range(evaluations)]
+            picked = max(drawn, key=lambda a: a["test_top1"][rng.randrange(len(a["test_top1"]))])
+            out.append(self.best - picked["mean"])
+        return out
+
+
+def kendall_tau(inherited: dict[str, float], truth: GroundTruth) -> float:
+    from scipy.stats import kendalltau
+
+    keys = sorted(inherited)
+    return float(kendalltau([inherited[k] for k in keys], [truth.archs[k]["mean"] for k in keys]).statistic)
+
+
+def score(rows: list[dict], truth: GroundTruth) -> tuple[dict[str, dict], dict[str, float]]:
+    standalone = statistics.median(r["seconds"] for r in rows if r["strategy"] == "stand-alone")
+    rng = random.Random(0)
+    strategies: dict[str, dict] = {}
+    for name in dict.fromkeys(r["strategy"] for r in rows if "choices" in r):
+        runs = [r for r in rows if r["strategy"] == name]
+        regrets, random_means, wins, uses, evaluations = [], [], [], [], []
+        for r in runs:
+            regret = truth.regret(r["choices"])
+            k = max(1, round(r["seconds"] / standalone))
+            baseline = truth.random_regrets(k, rng)
+            regrets.append(regret)
+            random_means.append(statistics.fmean(baseline))
+            wins.append(statistics.fmean(1.0 if b > regret else 0.5 if b == regret else 0.0 for b in baseline))
+            uses.append(truth.archs[groundtruth.key(r["choices"])]["latency_ms"] / truth.target)
+            evaluations.append(k)
+        strategies[name] = {
+            "regret": statistics.fmean(regrets),
+            "random_regret": statistics.fmean(random_means),
+            "win_rate": statistics.fmean(wins),
+            "beats_random": statistics.fmean(regrets) < statistics.fmean(random_means)
+            and statistics.fmean(wins) >= WIN_RATE,
+            "budget_use": statistics.fmean(uses),
+            "over_budget": sum(u > 1 for u in uses),
+            "seconds": statistics.fmean(r["seconds"] for r in runs),
+            "random_trainings": statistics.fmean(evaluations),
+            "picks": [r["choices"] for r in runs],
+            "regrets": regrets,
+        }
+        health = [r["health"] for r in runs if r.get("health")]
+        if health:
+            strategies[name]["unhealthy_supernets"] = sum(not h["healthy"] for h in health)
+    taus = {}
+    for sampling in SAMPLINGS:
+        values = [kendall_tau(r["inherited"], truth) for r in rows if r["strategy"] == f"{sampling}-supernet"]
+        if values:
+            taus[sampling] = statistics.fmean(values)
+    return strategies, taus
+
+
+def render(truth: GroundTruth, strategies: dict[str, dict], taus: dict[str, float], standalone: float) -> str:
+    gt = truth.meta
+    lines = [
+        f"ground truth: {gt['architectures']} architectures x {gt['seeds']} seeds; true accuracy "
+        f"{min(a['mean'] for a in truth.archs.values()):.2f}-{max(a['mean'] for a in truth.archs.values()):.2f}%, "
+        f"seed noise (std) {gt['seed_noise']:.2f}",
+        f"latency target {truth.target:.3f} ms: {len(truth.feasible)} architectures fit, best true accuracy "
+        f"{truth.best:.2f}%, median {statistics.median(a['mean'] for a in truth.feasible):.2f}%; one stand-alone "
+        f"training {standalone:.1f} s here",
+        "",
+        f"{'strategy':<20} {'regret':>7} {'random':>7} {'win rate':>8} {'budget use':>10} {'seconds':>8} "
+        f"{'random k':>8}  beats random",
+    ]
+    for name, s in strategies.items():
+        lines.append(
+            f"{name:<20} {s['regret']:>7.2f} {s['random_regret']:>7.2f} {100 * s['win_rate']:>7.0f}% "
+            f"{s['budget_use']:>10.2f} {s['seconds']:>8.1f} {s['random_trainings']:>8.1f}  "
+            f"{'yes' if s['beats_random'] else 'no'}"
+        )
+    if taus:
+        lines.append("")
+        lines.append(
+            "Kendall tau, inherited-weight vs true accuracy: "
+            + ", ".join(f"{k} supernet {v:.2f}" for k, v in taus.items())
+        )
+    return "\n".join(lines)
+
+
+def plot(truth: GroundTruth, strategies: dict[str, dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    archs = list(truth.archs.values())
+    ax.scatter([a["latency_ms"] for a in archs], [a["mean"] for a in archs], s=10, c="#bbbbbb", label="all 256")
+    ax.axvline(truth.target, color="k", lw=0.8, ls="--", label=f"target {truth.target:.2f} ms")
+    best = max(truth.feasible, key=lambda a: a["mean"])
+    ax.scatter([best["latency_ms"]], [best["mean"]], s=220, marker="*", facecolors="none", edgecolors="k", label="best")
+    markers = "ovs^D<>pPX*h"
+    for (name, s), marker in zip(strategies.items(), markers, strict=False):
+        picked = [truth.archs[groundtruth.key(c)] for c in s["picks"]]
+        ax.scatter(
+            [a["latency_ms"] for a in picked], [a["mean"] for a in picked], s=40, marker=marker, label=name, alpha=0.8
+        )
+    ax.set_xlabel("latency, ms (cost table: CPU, 1 thread, batch 64)")
+    ax.set_ylabel("true top-1, % (stand-alone, mean of seeds)")
+    ax.set_ylim(max(ax.get_ylim()[0], truth.worst - 5), None)
+    ax.legend(fontsize=7, ncol=2, loc="lower right")
+    ax.set_title("picks of each strategy over the ground-truth space (digits, 8x8)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def run_all(args: argparse.Namespace, settings: Settings, truth: GroundTruth, extra: dict) -> list[dict]:
+    """Every strategy over every seed, plus the stand-alone trainings that price random search, in a pool."""
+    wanted = set(args.strategies.split(","))
+    with tempfile.TemporaryDirectory(prefix="hwnas-quality-") as tmp:
+        runs = [("calibrate", "")] + [("oneshot", s) for s in SAMPLINGS if "oneshot" in wanted]
+        runs += [("dnas", m) for m in DNAS_MODES if "dnas" in wanted]
+        tasks = [(k, v, seed, truth.target, settings, tmp, extra[k]) for k, v in runs for seed in range(args.seeds)]
+        rows: list[dict] = []
+        start = time.perf_counter()
+        with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
+            for i, result in enumerate(pool.imap_unordered(run_task, tasks), 1):
+                rows.extend(result)
+                log.info("%d/%d tasks done (%.0f s)", i, len(tasks), time.perf_counter() - start)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="shorter searches (under 15 min on 2 cores)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--jobs", type=int, default=2, help="processes (1 thread each)")
+    parser.add_argument("--target", type=float, default=None, help="latency target in ms (default: a quantile)")
+    parser.add_argument("--quantile", type=float, default=0.3, help="default target: this quantile of latency")
+    parser.add_argument("--strategies", default="dnas,oneshot", help="dnas, oneshot or both (comma-separated)")
+    parser.add_argument("--groundtruth", type=Path, default=groundtruth.TABLE)
+    parser.add_argument("--plot", type=Path, default=HERE / "search_quality.png")
+    parser.add_argument("--save-rows", type=Path, default=None, help="write every run's raw result here (JSON)")
+    parser.add_argument("--load-rows", type=Path, default=None, help="score a saved run's rows instead of running")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KIND.OPTION=VALUE",
+        help="override a search option to compare settings, e.g. dnas.a_lr=0.05 or oneshot.lr=0.2 (YAML values)",
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    settings = QUICK if args.quick else FULL
+    truth = GroundTruth(args.groundtruth, args.target, args.quantile)
+    extra: dict[str, dict] = {"dnas": {}, "oneshot": {}, "calibrate": {}}
+    for item in args.set:
+        name, _, value = item.partition("=")
+        kind, _, option = name.partition(".")
+        if kind not in ("dnas", "oneshot") or not option or not value:
+            parser.error(f"--set {item!r}: expected dnas.OPTION=VALUE or oneshot.OPTION=VALUE")
+        extra[kind][option] = yaml.safe_load(value)
+    rows = json.loads(args.load_rows.read_text()) if args.load_rows else run_all(args, settings, truth, extra)
+    if args.save_rows:
+        args.save_rows.write_text(json.dumps(rows))
+    strategies, taus = score(rows, truth)
+    standalone = statistics.median(r["seconds"] for r in rows if r["strategy"] == "stand-alone")
+    plot(truth, strategies, args.plot)
+    if args.json:
+        out = {
+            "ground_truth": {
+                "architectures": truth.meta["architectures"],
+                "seeds": truth.meta["seeds"],
+                "spread_over_noise": truth.meta["spread_over_noise"],
+                "std_over_noise": truth.meta["std_over_noise"],
+                "target_ms": truth.target,
+                "best_under_target": truth.best,
+            },
+            "strategies": {
+                k: {f: v[f] for f in ("regret", "random_regret", "beats_random", "budget_use", "win_rate")}
+                for k, v in strategies.items()
+            },
+            "kendall_tau": taus,
+        }
+        print(json.dumps(out, indent=1))
+    else:
+        print(render(truth, strategies, taus, standalone))
+        print(f"\nplot: {args.plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

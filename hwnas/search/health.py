@@ -1,0 +1,81 @@
+"""Health checks that catch a search about to pick at random: a one-shot supernet whose paths score near
+chance (SPOS, FairNAS), or DNAS/DARTS architecture parameters (θ, α) that never moved.
+
+Supernet rule: n random paths (within the budget) are evaluated with inherited weights; the supernet is
+healthy when their mean val top-1 is at least chance + max(5, 0.1 · (100 − chance)) percentage points,
+chance = 100 / classes (10 classes: 19%; 100 classes: 10.9%; 2 classes: 55%). An untrained supernet
+scores about chance; a usefully trained one's random paths score far above it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from torch import Tensor
+
+MIN_MARGIN = 5.0  # percentage points above chance, at least
+MARGIN_SHARE = 0.1  # of the distance from chance to 100%
+THETA_TOLERANCE = 1e-6
+
+
+def healthy_top1(num_classes: int) -> float:
+    """The lowest mean val top-1 (%) of random paths that counts as a healthy supernet."""
+    chance = 100.0 / num_classes
+    return chance + max(MIN_MARGIN, MARGIN_SHARE * (100.0 - chance))
+
+
+def supernet_health(
+    evaluate: Callable[[list[int]], float], draw: Callable[[], list[int]], num_classes: int, paths: int = 8
+) -> dict[str, Any]:
+    """Val top-1 of `paths` random paths against chance; JSON-able, with a verdict and a message."""
+    if paths < 1:
+        raise ValueError(f"paths must be >= 1, got {paths}")
+    scores = [float(evaluate(draw())) for _ in range(paths)]
+    mean, best = sum(scores) / len(scores), max(scores)
+    chance, needed = 100.0 / num_classes, healthy_top1(num_classes)
+    healthy = mean >= needed
+    return {
+        "paths": paths,
+        "mean_top1": mean,
+        "max_top1": best,
+        "chance_top1": chance,
+        "healthy": healthy,
+        "message": _supernet_message(paths, mean, best, chance, needed, healthy),
+    }
+
+
+def _supernet_message(paths: int, mean: float, best: float, chance: float, needed: float, healthy: bool) -> str:
+    seen = f"{paths} random paths of the supernet average {mean:.2f}% val top-1 (best {best:.2f}%)"
+    if healthy:
+        return f"supernet health: {seen}, chance is {chance:.2f}%: healthy (>= {needed:.2f}%)"
+    return (
+        f"supernet health: {seen}, close to chance ({chance:.2f}%; a healthy supernet reaches {needed:.2f}%). "
+        f"Its inherited accuracies do not rank architectures, so the search will pick at random. "
+        f"Train the supernet longer (more --epochs of `hwnas supernet train`), raise --lr, and check the "
+        f"val top-1 that `hwnas supernet train` reports before searching."
+    )
+
+
+def theta_health(initial: Sequence[Tensor], final: Sequence[Tensor], updates: int) -> dict[str, Any]:
+    """How far DNAS/DARTS architecture parameters moved from their start; unhealthy when they never did."""
+    moves = (float((b.detach() - a.detach()).abs().max()) for a, b in zip(initial, final, strict=True) if a.numel())
+    change = max(moves, default=0.0)
+    healthy = updates > 0 and change >= THETA_TOLERANCE
+    return {
+        "updates": updates,
+        "max_change": change,
+        "healthy": healthy,
+        "message": _theta_message(updates, change, healthy),
+    }
+
+
+def _theta_message(updates: int, change: float, healthy: bool) -> str:
+    if healthy:
+        return f"architecture parameters: {updates} updates, largest change {change:.3g}: healthy"
+    why = "were never updated" if updates == 0 else f"did not move in {updates} updates (largest change {change:.1e})"
+    return (
+        f"architecture parameters (θ, α) {why}: the result is their initial argmax, the first candidate of every "
+        f"layer, not a searched architecture. Give θ's split more data (--train-portion, a larger dataset), run "
+        f"more epochs than the weight warm-up (--weight-warmup-epochs), or raise the architecture learning rate."
+    )
