@@ -13,19 +13,32 @@ import torch
 
 from .arch import Architecture
 from .cost import measure_latency, profile_arch
-from .cost.table import load_or_build
+from .cost.table import CostTable, load_or_build
 from .cost.validate import validate_table
 from .errors import HwnasError
 from .export import export
 from .io import atomic_write_text
 from .search.config import SearchConfig
 from .search.session import search
-from .spaces import load_space
+from .spaces import SpaceSpec, load_space
 from .train.config import TrainConfig
 from .train.session import train
 
 SPACE = "fbnet_small"
 MARKER = "quickstart.json"
+TARGET_SHARE = 0.6  # the latency target: this far from the fastest network of the space to the slowest
+SEARCH_RECIPE: dict[str, Any] = {
+    "data": "digits",
+    "weight_warmup_epochs": 3,
+    "lr": 0.05,
+    "flip": False,
+    "crop_padding": 2,
+    "hw_loss": "add",
+    "hc_weight": 0.5,
+    "a_lr": 0.1,
+    "train_portion": 0.5,
+}
+RETRAIN_RECIPE: dict[str, Any] = {"data": "digits", "input": "3x16x16", "lr": 0.05, "flip": False, "crop_padding": 2}
 
 
 def _fresh(out: Path) -> None:
@@ -42,6 +55,13 @@ def _say(message: str) -> None:
     print(f"\n== {message}", file=sys.stderr)
 
 
+def latency_target(table: CostTable, space: SpaceSpec) -> tuple[float, float, float]:
+    """The fastest and slowest network the table prices in `space`, and the quickstart's target between them."""
+    fixed, rows = table.matrix(space)
+    low, high = fixed + sum(min(r) for r in rows), fixed + sum(max(r) for r in rows)
+    return low, high, round(low + TARGET_SHARE * (high - low), 3)
+
+
 def run_quickstart(out: str | Path = "runs/quickstart", search_epochs: int = 8, train_epochs: int = 15) -> dict:
     out = Path(out)
     start = time.time()
@@ -52,40 +72,16 @@ def run_quickstart(out: str | Path = "runs/quickstart", search_epochs: int = 8, 
     check = validate_table(space, table, samples=10, min_run_time=0.2)
     table.offset_ms = check.offset_ms
     table.save(table.path)
-    low = table.matrix(space)[0] + sum(min(r) for r in table.matrix(space)[1])
-    high = table.matrix(space)[0] + sum(max(r) for r in table.matrix(space)[1])
-    target = round(low + 0.6 * (high - low), 3)
+    low, high, target = latency_target(table, space)
     _say(f"2/5 DNAS search of {SPACE} on digits, latency target {target} ms (networks span {low:.3f}-{high:.3f} ms)")
     searched = search(
-        SearchConfig(
-            space=SPACE,
-            data="digits",
-            epochs=search_epochs,
-            weight_warmup_epochs=3,
-            lr=0.05,
-            flip=False,
-            crop_padding=2,
-            hw_loss="add",
-            hc_weight=0.5,
-            target=target,
-            a_lr=0.1,
-            train_portion=0.5,
-            run_dir=str(out / "search"),
-        )
+        SearchConfig(**SEARCH_RECIPE, space=SPACE, epochs=search_epochs, target=target, run_dir=str(out / "search"))
     )
     arch = Architecture.load(searched.arch_path)
     _say(f"3/5 retraining the found architecture from scratch ({train_epochs} epochs)")
     trained = train(
         searched.arch_path,
-        TrainConfig(
-            data="digits",
-            input="3x16x16",
-            epochs=train_epochs,
-            lr=0.05,
-            flip=False,
-            crop_padding=2,
-            run_dir=str(out / "train"),
-        ),
+        TrainConfig(**RETRAIN_RECIPE, epochs=train_epochs, run_dir=str(out / "train")),
     )
     _say("4/5 profiling the retrained network")
     deployed = Architecture.load(out / "train" / "arch.json")

@@ -291,3 +291,39 @@ def test_onnxruntime_table(space_file):
     table = build_table(load_space(str(space_file)), device="onnxruntime", min_run_time=0.01, progress=False)
     assert table.meta["device"] == "onnxruntime" and "onnxruntime" in table.meta["device_name"]
     assert all(e["latency_ms"]["median"] > 0 and e["latency_ms"]["count"] > 0 for e in table.entries.values())
+
+
+def test_hard_mode_theta_gradient_is_the_score_function(space_file):
+    """gumbel_hard: θ's CE gradient is (CE - b)·∇ log p(sampled path), b a moving average of the CE."""
+    from hwnas.data import Preprocess, open_dataset
+    from hwnas.search.config import SearchConfig
+    from hwnas.search.dnas import BASELINE_DECAY, DNASTrainer
+
+    space = load_space(str(space_file))
+    pools = open_dataset("digits", space.input_size)
+    costs = {m: CostModel.from_table(build_table(space, measure=False, progress=False), space, m) for m in ("macs",)}
+    cfg = SearchConfig(space=str(space_file), mode="gumbel_hard", cost="macs", progress=False, checkpoint_every=0)
+    trainer = DNASTrainer(
+        Supernet(space),
+        cfg,
+        weight_set=pools.train,
+        theta_set=pools.train,
+        val_set=pools.test,
+        preprocess=Preprocess(space.input_size, pools.mean, pools.std),
+        device=torch.device("cpu"),
+        costs=costs,
+        hardware_loss=HardwareLoss("add", weight=0.0),
+    )
+    with torch.no_grad():
+        for t in trainer.theta.logits:
+            t.normal_()
+    images, labels = torch.randn(16, 1, 8, 8), torch.randint(0, 10, (16,))
+    path = [k for k, _ in trainer.path(grad=False)]
+    trainer.ce_baseline = 1.0
+    _, ce = trainer.sampled_path_ce(images, labels)
+    ce.backward()
+    for t, k in zip(trainer.theta.logits, path, strict=True):
+        expected = (float(ce.detach()) - 1.0) * (torch.nn.functional.one_hot(torch.tensor(k), len(t)) - t.softmax(-1))
+        assert torch.allclose(t.grad, expected.detach(), atol=1e-6)
+    assert trainer.ce_baseline == pytest.approx(BASELINE_DECAY + (1 - BASELINE_DECAY) * float(ce.detach()))
+    assert trainer.extra_state()["ce_baseline"] == trainer.ce_baseline  # resumes with it

@@ -345,8 +345,11 @@ head: {op: conv_k1, channels: 64}
 """
 
 
-def test_evolution_beats_or_matches_random_at_equal_budget(tmp_path, capsys):
-    """A 5-layer, 3-choice space on digits: random search gets as many evaluations as evolution made."""
+def test_evolution_on_a_real_supernet_is_no_worse_than_random_at_equal_budget(tmp_path):
+    """A 5-layer, 3-choice space on digits: random search gets as many evaluations as evolution made.
+    On a supernet this small the two often tie; that evolution beats random by a margin is shown on a
+    tabular landscape with a known optimum (tests/test_search_landscape.py) and on the ground truth
+    (bench/search_quality.py)."""
     space = tmp_path / "mid.yaml"
     space.write_text(MID_SPACE)
     sup = tmp_path / "sup"
@@ -366,12 +369,6 @@ def test_evolution_beats_or_matches_random_at_equal_budget(tmp_path, capsys):
     )
     budget = evo.summary["evaluated"]
     rnd = search(SearchConfig(strategy="random", random_iteration=budget, run_dir=str(tmp_path / "r"), **shared))
-    with capsys.disabled():
-        print(
-            f"\n[evolution vs random, {budget} evaluations each] evolution best "
-            f"{evo.summary['val_top1_inherited']:.2f}%, random best {rnd.summary['val_top1_inherited']:.2f}% "
-            f"({rnd.summary['evaluated']} distinct)"
-        )
     assert rnd.summary["evaluated"] <= budget
     assert evo.summary["val_top1_inherited"] >= rnd.summary["val_top1_inherited"]
 
@@ -447,3 +444,31 @@ def test_theta_health():
     never = theta_health(start, moved, updates=0)
     assert not never["healthy"] and "never updated" in never["message"]
     assert not theta_health(start, [t + 1e-8 for t in start], updates=5)["healthy"]
+
+
+def test_dnas_starts_from_a_trained_supernet(space_file, supernet_run, tmp_path):
+    """Differentiable search on a trained SPOS supernet: its weights are where DNAS starts (lr ~0 keeps them)."""
+    from hwnas.search.config import SearchConfig as Config
+
+    run = tmp_path / "dnas"
+    cfg = Config(
+        space=str(space_file),
+        supernet=str(supernet_run),
+        mode="gumbel_hard",
+        epochs=1,
+        weight_warmup_epochs=0,
+        lr=1e-12,
+        cost="macs",
+        run_dir=str(run),
+        **{**FAST, "checkpoint_every": 1},
+    )
+    summary = search(cfg).summary
+    assert json.loads((run / "arch.json").read_text())["meta"]["supernet"] == str(supernet_run)
+    started = torch.load(supernet_run / "supernet.pt", weights_only=True)["model"]
+    ended = torch.load(next((run / "checkpoints").glob("epoch_*.pt")), weights_only=True)["model"]
+    convs = [k for k in started if k.endswith("weight") and started[k].dim() == 4]
+    assert convs and all(torch.allclose(started[k], ended[k], atol=1e-6) for k in convs)
+    assert summary["val_top1_inherited"] is not None
+    with pytest.raises(HwnasError, match="trained on another space"):
+        search(Config(space="fbnet_small", supernet=str(supernet_run), run_dir=str(tmp_path / "x"), **FAST))
+    assert not (tmp_path / "x").exists()

@@ -59,7 +59,11 @@ class SearchConfig(SupernetConfig):
         default="dnas",
         choices=STRATEGIES,
     )
-    supernet: str | None = _opt("run directory of `hwnas supernet train` (random, evolution, pareto)", default=None)
+    supernet: str | None = _opt(
+        "run directory of `hwnas supernet train`: the supernet random, evolution and pareto search; "
+        "dnas starts from its weights (differentiable search on a trained SPOS/FairNAS supernet)",
+        default=None,
+    )
     random_iteration: int = _opt(
         "random: architectures to evaluate", default=1000, check=lambda v: v >= 1, expected="an integer >= 1"
     )

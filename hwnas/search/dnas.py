@@ -5,11 +5,18 @@ the run's schedule), then θ on the other split (Adam, lr 0.01, weight decay 5e-
 loss `hardware_loss(CE, Σ_l softmax(θ_l) · cost_l)`. The weight phase uses plain CE.
 Gumbel noise (and the hard-sampled path) is seeded by the step number, and θ's gradient is
 averaged over DDP ranks, so every rank holds the same θ and samples the same paths.
+
+With `--mode gumbel_hard` one path runs per step, and the CE term reaches θ by the score function
+(REINFORCE, as ProxylessNAS does for its gates): (CE - b) · ∇ log p(path), with b a moving average of
+the CE. The straight-through gradient of a hard sample only says whether scaling the sampled op's
+output up would lower the loss; it never compares the op with the others, so θ followed the cost term
+alone (on the ground truth of bench/search_quality.py it returned the same cheap network every seed).
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import Any
 
 import torch
@@ -24,6 +31,8 @@ from ..train.distributed import Dist, all_reduce_sum
 from ..train.rundir import RunDir
 from ..train.trainer import Phase, StepResult, Trainer
 from .config import SearchConfig
+
+BASELINE_DECAY = 0.9  # the CE baseline of the score-function gradient: b ← 0.9·b + 0.1·CE
 
 
 class DNASTrainer(Trainer):
@@ -72,6 +81,7 @@ class DNASTrainer(Trainer):
         self.cost = costs[cfg.cost]
         self.hardware_loss = hardware_loss
         self.theta_updates = 0  # steps that changed θ (none: the θ split was too small, or every step was skipped)
+        self.ce_baseline: float | None = None  # gumbel_hard: moving average of the θ steps' CE
 
     @property
     def temperature(self) -> float:
@@ -106,9 +116,12 @@ class DNASTrainer(Trainer):
         """One update of θ on the hardware-aware loss; the weights' gradients are discarded."""
         quiet = self.net.no_sync() if self.ctx.enabled else contextlib.nullcontext()
         with quiet:
-            with self.autocast():
-                outputs = self.net(images, self.path(grad=True))
-                ce = self.loss(outputs, labels)
+            if self.cfg.mode == "gumbel_hard":
+                outputs, ce = self.sampled_path_ce(images, labels)
+            else:
+                with self.autocast():
+                    outputs = self.net(images, self.path(grad=True))
+                    ce = self.loss(outputs, labels)
             loss = self.hardware_loss(ce, self.cost.expected(self.theta.probs()))
             loss.backward()
         grads = [p.grad for p in self.theta.parameters()]
@@ -125,6 +138,20 @@ class DNASTrainer(Trainer):
         self.optimizer.zero_grad(set_to_none=True)
         correct = int((outputs.detach().argmax(1) == labels).sum()) if finite else 0
         return StepResult(float(ce.detach()) if finite else 0.0, correct, len(labels) if finite else 0, not finite)
+
+    def sampled_path_ce(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The outputs and CE of this step's sampled path, the CE carrying the score-function gradient to θ:
+        its value is the CE, its gradient (CE - b) · ∇ log p(path). The path runs without autograd."""
+        indices = [index for index, _ in self.path(grad=False)]
+        with torch.no_grad(), self.autocast():
+            outputs = self.net(images, indices)
+            ce = self.loss(outputs, labels).float()
+        mean_ce = all_reduce_sum([float(ce)], self.device, self.ctx)[0] / self.ctx.world
+        baseline = mean_ce if self.ce_baseline is None else self.ce_baseline
+        if math.isfinite(mean_ce):
+            self.ce_baseline = BASELINE_DECAY * baseline + (1 - BASELINE_DECAY) * mean_ce
+        log_p = sum(torch.log_softmax(t, -1)[k] for t, k in zip(self.theta.logits, indices, strict=True))
+        return outputs, ce + (ce - baseline) * (log_p - log_p.detach())
 
     def expected_costs(self) -> dict[str, float]:
         with torch.no_grad():
@@ -147,9 +174,11 @@ class DNASTrainer(Trainer):
             "theta": self.theta.state_dict(),
             "theta_optimizer": self.theta_optimizer.state_dict(),
             "theta_updates": self.theta_updates,
+            "ce_baseline": self.ce_baseline,
         }
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.theta.load_state_dict(state["theta"])
         self.theta_optimizer.load_state_dict(state["theta_optimizer"])
         self.theta_updates = int(state.get("theta_updates", 0))
+        self.ce_baseline = state.get("ce_baseline")

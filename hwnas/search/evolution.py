@@ -39,6 +39,7 @@ from .evaluate import recalibrate_bn
 from .health import supernet_health
 from .paths import Path as Choices
 from .paths import uniform_path, within_budget
+from .trained import check_supernet, read_supernet
 
 FRESH_TRIES = 10  # draws per child before giving up on one not evaluated yet (SPOS: 10 per child wanted)
 HEALTH_SEED_OFFSET = 12345  # the health check draws its own paths: the search's random stream stays as it was
@@ -281,10 +282,7 @@ def search_supernet(cfg: SearchConfig, resuming: bool = False) -> Any:
         raise HwnasError(f"--strategy {cfg.strategy} needs --supernet RUN_DIR (a run of `hwnas supernet train`)")
     if cfg.strategy != "random" and cfg.population < cfg.parent_num:
         raise HwnasError(f"--population {cfg.population} is smaller than --parent-num {cfg.parent_num}")
-    weights = Path(cfg.supernet) / "supernet.pt"
-    if not weights.is_file():
-        raise HwnasError(f"--supernet {cfg.supernet}: no supernet.pt (a finished `hwnas supernet train` run)")
-    state = torch.load(weights, map_location="cpu", weights_only=True)
+    state = read_supernet(cfg.supernet)
     space = load_layerwise_space(cfg.space, f"search --strategy {cfg.strategy}")
     ctx, device = init_distributed(cfg.device)
     try:
@@ -293,11 +291,7 @@ def search_supernet(cfg: SearchConfig, resuming: bool = False) -> Any:
         space = space.with_knobs(
             input_size=data.shape, num_classes=len(data.classes), **space_overrides(cfg, False, space.name)
         )
-        if state.get("space_fingerprint") != space.fingerprint():
-            raise HwnasError(
-                f"--supernet {cfg.supernet}: it was trained on another space, input size or number of "
-                f"classes than {cfg.space} with --data {cfg.data}"
-            )
+        check_supernet(state, space, cfg.supernet, cfg.space, cfg.data)
         need_latency = cfg.strategy == "pareto" and cfg.pareto_cost == "latency"
         constraints = constraints_for(space, cfg, progress=cfg.progress and ctx.main, need_latency=need_latency)
         supernet = Supernet(space)

@@ -40,6 +40,7 @@ from .dnas import DNASTrainer
 from .evaluate import recalibrate_bn
 from .health import healthy_top1, theta_health
 from .oneshot import OneShotTrainer
+from .trained import check_supernet, read_supernet
 
 
 @dataclass
@@ -154,6 +155,10 @@ def search(cfg: SearchConfig, resume: str | None = None, explicit: set[str] | No
         space = space.with_knobs(
             input_size=data.shape, num_classes=len(data.classes), **space_overrides(cfg, False, space.name)
         )
+        trained = None
+        if cfg.supernet is not None:
+            trained = read_supernet(cfg.supernet)
+            check_supernet(trained, space, cfg.supernet, cfg.space, cfg.data)
         weight_set, theta_set = search_split(data.train, cfg.train_portion, cfg.seed)
         table = rank_zero_first(
             ctx, lambda: cost_table(space, cfg, cfg.cost == "latency", progress=cfg.progress and ctx.main)
@@ -164,6 +169,8 @@ def search(cfg: SearchConfig, resume: str | None = None, explicit: set[str] | No
         run = open_run("search", space.name, cfg, ctx, resume is not None)
         torch.manual_seed(cfg.seed)  # the same initial weights whether or not the table was measured just now
         supernet = Supernet(space)
+        if trained is not None:
+            supernet.load_state_dict(trained["model"])
         trainer = DNASTrainer(
             supernet,
             cfg,
@@ -283,6 +290,8 @@ def _result(
         "latency_device": cfg.latency_device,
         "latency_threads": cfg.latency_threads,
     }
+    if cfg.supernet is not None:
+        meta["supernet"] = cfg.supernet  # the weights started from a trained one-shot supernet
     arch = Architecture.from_space(space, choices, meta)
     arch_path = arch.save(run_path / "arch.json")
     probs = [p.detach().cpu().tolist() for p in trainer.theta.probs()]

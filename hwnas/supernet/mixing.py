@@ -3,8 +3,8 @@
 - `softmax`: every candidate runs, weighted by softmax(θ) (no noise; DARTS-style relaxation).
 - `gumbel`: every candidate runs, weighted by softmax((θ + g) / τ), g ~ Gumbel(0, 1) (FBNet).
 - `gumbel_hard`: only the argmax of the Gumbel-softmax sample runs; its output is scaled by
-  `1 - sg(p_k) + p_k` (value 1), so θ still receives the straight-through gradient while time
-  and memory are those of a single path.
+  `1 - sg(p_k) + p_k` (value 1), which carries the straight-through gradient, while time and memory
+  are those of a single path. (DNAS's θ steps use the score function instead: hwnas.search.dnas.)
 
 The noise comes from a generator seeded by the caller (the step number), so every DDP rank
 and every resumed run draws the same noise at the same step.
