@@ -12,7 +12,6 @@ line naming the file, the field, the value and what was expected.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 
 from .blocks import parse_op
 from .errors import ArchError, HwnasError
-from .io import atomic_write_text
+from .io import atomic_write_text, json_text
 from .spaces import CellSpaceSpec, Genotype, SpaceSpec, load_space
 
 FORMAT = "hwnas.arch/1"
@@ -100,15 +99,15 @@ class Architecture:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Architecture:
+        from .spaces.readers import load_json
+
         path = Path(path)
         try:
-            text = path.read_text()
-        except OSError as exc:
-            raise ArchError(f"{path}: cannot read ({exc.strerror})") from None
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ArchError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+            data = load_json(path, "architecture file")  # UTF-8, bounded in size, depth and number length
+        except ArchError:
+            raise
+        except HwnasError as exc:
+            raise ArchError(str(exc)) from None
         return cls.from_dict(data, str(path), path.parent)
 
     def with_space_args(self, **knobs: Any) -> Architecture:
@@ -129,7 +128,7 @@ class Architecture:
         return {"choices": list(self.choices)}
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2) + "\n"
+        return json_text(self.to_dict(), indent=2) + "\n"
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the file atomically (temporary file, then rename)."""

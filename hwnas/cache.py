@@ -12,7 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from .io import atomic_write_text
+from .io import atomic_write_text, json_text
 
 PACKAGE_DIR = Path(__file__).parent
 
@@ -47,5 +47,5 @@ def cached_json(kind: str, key: Any, compute: Callable[[], Any]) -> Any:
         pass
     value = compute()
     with contextlib.suppress(OSError):  # a read-only cache dir only costs speed
-        atomic_write_text(path, json.dumps({"key": key, "value": value}))
+        atomic_write_text(path, json_text({"key": key, "value": value}))
     return value

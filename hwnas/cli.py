@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from .errors import HwnasError
+from .spaces.limits import MAX_INPUT_CHANNELS, MAX_INPUT_SIDE, input_size_problem
 
 
 class _Parser(argparse.ArgumentParser):
@@ -22,15 +23,49 @@ CELL_TRAINING = ("init_channels", "layers", "auxiliary", "auxiliary_weight", "dr
 
 
 def _input_size(text: str) -> list[int]:
+    """`--input CxHxW`: three positive integers within the input bounds of `spaces.limits`."""
     parts = text.lower().split("x")
-    if len(parts) != 3 or not all(p.isdigit() and int(p) > 0 for p in parts):
+    if len(parts) != 3 or not all(p.isdigit() and len(p) < 10 and int(p) > 0 for p in parts):
         raise argparse.ArgumentTypeError(f"got {text!r}, expected CxHxW with positive integers, e.g. 3x224x224")
-    return [int(p) for p in parts]
+    size = [int(p) for p in parts]
+    problem = input_size_problem(size)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(
+            f"got {text!r}: {problem} (channels up to {MAX_INPUT_CHANNELS}, sides up to {MAX_INPUT_SIDE})"
+        )
+    return size
+
+
+def int_in(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: an integer in low..high, else one line saying so."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text) if len(text) < 20 else None
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"got {text!r}, expected an integer in {low}..{high}")
+        return value
+
+    return parse
+
+
+def _check_arch_file(arch: str | None) -> None:
+    """Read an architecture file argument strictly (UTF-8, JSON, bounded depth) so a bad one is one line."""
+    from pathlib import Path
+
+    from . import zoo
+    from .spaces.readers import load_json
+
+    if arch is not None and arch not in zoo.names() and Path(arch).is_file():
+        load_json(arch, "architecture file")
 
 
 def _load(arch: str, input_size: list[int] | None):
     from .arch import resolve_arch
 
+    _check_arch_file(arch)
     loaded = resolve_arch(arch)
     return loaded.with_space_args(input_size=input_size) if input_size else loaded
 
@@ -119,6 +154,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .train.config import explicit_keys, resolve_config
     from .train.session import train
 
+    _check_arch_file(args.arch)
     outcome = train(args.arch, resolve_config(args), resume=args.resume, explicit=explicit_keys(args))
     if outcome.main_process:
         print(json.dumps({"run_dir": str(outcome.run_dir), "final": outcome.final, "best": outcome.best}))
@@ -248,6 +284,7 @@ def _trained_config(args: argparse.Namespace):
 def cmd_eval(args: argparse.Namespace) -> int:
     from .train.session import evaluate
 
+    _check_arch_file(args.arch)
     run_dir, metrics = evaluate(args.arch, args.weights, _trained_config(args))
     print(f"run directory: {run_dir}", file=sys.stderr)
     print(json.dumps({"run_dir": str(run_dir), **metrics}))
@@ -275,13 +312,13 @@ def search_config_class(argv: Sequence[str]) -> type:
     if "--resume" in rest and rest.index("--resume") + 1 < len(rest):
         from pathlib import Path
 
-        import yaml
+        from .spaces.readers import load_yaml
 
         run = Path(rest[rest.index("--resume") + 1])
         config = (run if run.is_dir() else run.parent.parent) / "config.yaml"
         try:
-            space = (yaml.safe_load(config.read_text()) or {}).get("space")
-        except (OSError, yaml.YAMLError, AttributeError):
+            space = (load_yaml(config, "config") or {}).get("space")
+        except (HwnasError, AttributeError):
             space = None
     else:
         space = next((a for a in rest if not a.startswith("-")), None)
@@ -291,6 +328,7 @@ def search_config_class(argv: Sequence[str]) -> type:
 def cmd_verify(args: argparse.Namespace) -> int:
     from .train.session import verify
 
+    _check_arch_file(args.arch)
     report = verify(args.arch, args.weights, args.pairs, args.images, _trained_config(args))
     print(
         f"{report['pairs']} pairs ({report['folds']} folds): accuracy {report['accuracy']:.2f}% "
@@ -348,8 +386,10 @@ def build_parser(search_cls: type | None = None) -> argparse.ArgumentParser:
     p.add_argument("--input", type=_input_size, help=input_help)
     p.add_argument("--device", default="cpu", help="device for --latency (cpu, cuda, cuda:1, ...)")
     p.add_argument("--latency", action="store_true", help="measure latency with torch.utils.benchmark")
-    p.add_argument("--batch", type=int, default=1, help="batch size for --latency")
-    p.add_argument("--threads", type=int, default=1, help="CPU threads for --latency (pinned while measuring)")
+    p.add_argument("--batch", type=int_in(1, 65536), default=1, help="batch size for --latency")
+    p.add_argument(
+        "--threads", type=int_in(1, 1024), default=1, help="CPU threads for --latency (pinned while measuring)"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = add("export", cmd_export, "export an architecture to ONNX or TorchScript, checked against PyTorch")
@@ -377,8 +417,8 @@ def build_parser(search_cls: type | None = None) -> argparse.ArgumentParser:
         "profile and export it (a few minutes on 2 CPU cores)",
     )
     p.add_argument("--out", default="runs/quickstart", help="folder for everything it writes")
-    p.add_argument("--search-epochs", type=int, default=8)
-    p.add_argument("--train-epochs", type=int, default=15)
+    p.add_argument("--search-epochs", type=int_in(1, 10_000), default=8)
+    p.add_argument("--train-epochs", type=int_in(1, 10_000), default=15)
 
     p = add(
         "latency",
@@ -388,16 +428,18 @@ def build_parser(search_cls: type | None = None) -> argparse.ArgumentParser:
     )
     p.add_argument("target", nargs="+", metavar="[validate] SPACE", help="built-in space name or space YAML path")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or onnxruntime")
-    p.add_argument("--threads", type=int, default=1, help="threads pinned while measuring")
-    p.add_argument("--batch", type=int, default=1, help="batch size of the measurements")
+    p.add_argument("--threads", type=int_in(1, 1024), default=1, help="threads pinned while measuring")
+    p.add_argument("--batch", type=int_in(1, 65536), default=1, help="batch size of the measurements")
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
     p.add_argument("--input", type=_input_size, help=input_help)
-    p.add_argument("--init-channels", type=int, help="cell spaces: initial channels of the network to price")
-    p.add_argument("--layers", type=int, help="cell spaces: cells of the network to price")
+    p.add_argument(
+        "--init-channels", type=int_in(2, 4096), help="cell spaces: initial channels of the network to price"
+    )
+    p.add_argument("--layers", type=int_in(3, 1000), help="cell spaces: cells of the network to price")
     p.add_argument("--table", help="use this table file instead of the cache (it must cover the space)")
     p.add_argument("-o", "--output", help="also write the table to this file")
-    p.add_argument("--samples", type=int, default=50, help="validate: random architectures to measure")
-    p.add_argument("--seed", type=int, default=0, help="validate: seed of the random architectures")
+    p.add_argument("--samples", type=int_in(2, 100_000), default=50, help="validate: random architectures to measure")
+    p.add_argument("--seed", type=int_in(0, 2**32 - 1), default=0, help="validate: seed of the random architectures")
     p.add_argument("--save-offset", action="store_true", help="validate: store the fitted offset in the table")
     p.add_argument("--json", action="store_true", help="print JSON")
 
@@ -454,13 +496,15 @@ def build_parser(search_cls: type | None = None) -> argparse.ArgumentParser:
         "write a small synthetic face-like identity set (training identities, held-out ones and an LFW pairs file)",
     )
     p.add_argument("out", help="folder to write (train/, test/, pairs.txt)")
-    p.add_argument("--identities", type=int, default=40, help="training identities")
-    p.add_argument("--test-identities", type=int, default=20, help="held-out identities for the pairs")
-    p.add_argument("--per-identity", type=int, default=10, help="images per identity")
-    p.add_argument("--size", type=int, default=108, help="image side in pixels")
-    p.add_argument("--folds", type=int, default=10, help="folds of the pairs file")
-    p.add_argument("--per-fold", type=int, default=30, help="matched (and as many mismatched) pairs per fold")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--identities", type=int_in(1, 100_000), default=40, help="training identities")
+    p.add_argument("--test-identities", type=int_in(2, 100_000), default=20, help="held-out identities for the pairs")
+    p.add_argument("--per-identity", type=int_in(2, 10_000), default=10, help="images per identity")
+    p.add_argument("--size", type=int_in(8, 4096), default=108, help="image side in pixels")
+    p.add_argument("--folds", type=int_in(1, 1000), default=10, help="folds of the pairs file")
+    p.add_argument(
+        "--per-fold", type=int_in(1, 100_000), default=30, help="matched (and as many mismatched) pairs per fold"
+    )
+    p.add_argument("--seed", type=int_in(0, 2**32 - 2), default=0)
 
     p = add("eval", cmd_eval, "accuracy of trained weights on a dataset's validation split")
     p.add_argument("arch", help=arch_help)
@@ -474,7 +518,10 @@ def build_parser(search_cls: type | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(search_config_class(argv))
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error already printed as one line
+        return exc.code if isinstance(exc.code, int) else 2
     try:
         return args.func(args)
     except HwnasError as exc:

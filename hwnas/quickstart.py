@@ -43,6 +43,8 @@ RETRAIN_RECIPE: dict[str, Any] = {"data": "digits", "input": "3x16x16", "lr": 0.
 
 def _fresh(out: Path) -> None:
     """Empty `out` if it is an earlier quickstart's folder (or empty); refuse anything else."""
+    if out.exists() and not out.is_dir():
+        raise HwnasError(f"--out {out} is a file, expected a folder (new, empty or an earlier quickstart's)")
     if out.exists() and any(out.iterdir()):
         if not (out / MARKER).is_file():
             raise HwnasError(f"--out {out} is not empty and not an earlier quickstart's folder; choose another")

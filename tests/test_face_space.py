@@ -137,7 +137,7 @@ def test_search_on_synthetic_identities_retrains_and_verifies(tmp_path, tiny_se,
     arch = Architecture.load(search_dir / "arch.json")
     assert arch.space_args["classifier"] == "cosine" and len(arch.choices) == 4
     config = __import__("yaml").safe_load((search_dir / "config.yaml").read_text())
-    assert (config["hw_loss"], config["warmup_epochs"], config["batch_size"]) == ("add", 1, 8)  # seed 000's defaults
+    assert (config["hw_loss"], config["warmup_epochs"], config["batch_size"]) == ("add", 1, 8)  # MXNet FBNet's defaults
     train_dir = tmp_path / "train"
     assert main(["train", str(search_dir / "arch.json"), *common, "--epochs", "2", "--run-dir", str(train_dir)]) == 0
     capsys.readouterr()

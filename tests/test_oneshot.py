@@ -234,7 +234,7 @@ def small(space: str, tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("space", ["proxylessnas", "fbnet", "spos", "single_path"])
-def test_seed_002_matrix_runs_end_to_end(space, tmp_path):
+def test_one_shot_example_matrix_runs_end_to_end(space, tmp_path):
     space_file = small(space, tmp_path)
     common = {**FAST, "classes": "3", "batch_size": 64}
     for sampling in ("uniform", "fair"):

@@ -233,7 +233,7 @@ def test_bad_options_are_one_line(tmp_path):
         (["--data", "mnist"], "unknown dataset"),
         (["--data", f"cifar10:{tmp_path}/none"], "is not a directory"),
         (["--amp", "fp16", "--device", "cpu"], "--amp fp16 needs a CUDA device"),
-        (["--input", "8x8"], "--input '8x8': expected CxHxW"),
+        (["--input", "8x8"], "input: got '8x8', expected CxHxW"),
     ]
     for extra, message in cases:
         with pytest.raises(HwnasError, match=message):

@@ -20,7 +20,7 @@ class BlockConfig:
     expand_at_e1: bool = True
     se_ratio: float = 0.25
     bn_affine: bool = True
-    norm_inside: bool = True  # False: the ResNet-family blocks have no BatchNorm inside (seed 000's layout)
+    norm_inside: bool = True  # False: the ResNet-family blocks have no BatchNorm inside (the MXNet FBNet code's layout)
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:

@@ -1,4 +1,4 @@
-"""ResNet-family blocks (the FBNet-SE face-recognition space of seed 000): `bottleneck` and its variants.
+"""ResNet-family blocks (the FBNet-SE face-recognition space of the MXNet FBNet code): `bottleneck` and its variants.
 
 Every op is the ResNet-50 bottleneck (1x1 c_in -> c_out/4, 3x3 with the layer's stride, 1x1 back to c_out,
 added to an identity or 1x1-projection shortcut, then ReLU) with one change:

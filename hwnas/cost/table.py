@@ -33,7 +33,7 @@ from ..blocks import BlockConfig
 from ..cache import PACKAGE_DIR, cache_dir
 from ..choices import COST_METRICS
 from ..errors import HwnasError
-from ..io import atomic_write_text
+from ..io import atomic_write_text, json_text
 from ..model import ClassifierHead, build_layer, build_stem
 from ..spaces import CellSpaceSpec, SpaceSpec
 from .counting import count
@@ -121,7 +121,7 @@ class CostTable:
 
     def to_json(self) -> str:
         return (
-            json.dumps(
+            json_text(
                 {"format": FORMAT, "meta": self.meta, "offset_ms": self.offset_ms, "entries": self.entries}, indent=1
             )
             + "\n"

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch.utils.data import Dataset
+
+from ..errors import HwnasError
 
 
 @dataclass(frozen=True)
@@ -26,25 +30,95 @@ class TensorSource:
         return self.images[ids]
 
 
+class UnreadableImage(HwnasError):
+    """An image file that does not decode. A DataLoader worker's error comes back to the main process as
+    this class built from a message holding the worker's traceback; only its last line, ours, is kept."""
+
+    def __init__(self, message: str) -> None:
+        last = message.strip().splitlines()[-1] if message.strip() else message
+        prefix = f"{type(self).__module__}.{type(self).__qualname__}: "
+        super().__init__(last.removeprefix(prefix))
+
+
+def _reason(exc: BaseException) -> str:
+    """Why PIL could not read a file, in words (no exception names, no repr of file objects)."""
+    from PIL import UnidentifiedImageError
+
+    if isinstance(exc, UnidentifiedImageError):
+        return "not an image format PIL can identify"
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else "cannot be decoded"
+
+
+JPEG_END = b"\xff\xd9"
+JPEG_TAIL = 1024  # a JPEG whose end-of-image marker is not in its last KiB is fully decoded to be sure
+
+
+def _check_image(path: Path) -> str | None:
+    """None when `path` looks like a whole image, else why not. Cheap: PIL's `verify()` (header; for PNG
+    every chunk's CRC), for JPEG an end-of-image marker near the end; other formats and JPEGs without
+    that marker, whose `verify()` checks little, are decoded in full."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            fmt = img.format
+            img.verify()
+        if fmt == "PNG" or (fmt == "JPEG" and _has_jpeg_end(path)):
+            return None
+        with Image.open(path) as img:
+            img.load()
+    except Exception as exc:  # PIL raises many types for bad data (OSError, SyntaxError, ValueError, ...)
+        return _reason(exc)
+    return None
+
+
+def _has_jpeg_end(path: Path) -> bool:
+    with open(path, "rb") as f:
+        f.seek(max(0, path.stat().st_size - JPEG_TAIL))
+        return JPEG_END in f.read()
+
+
+def unreadable_images(paths: list[Path]) -> list[tuple[Path, str]]:
+    """The files among `paths` that are not whole images, with why, in the order given (read in threads)."""
+    if not paths:
+        return []
+    workers = min(32, 2 * (os.cpu_count() or 1), len(paths))
+    with ThreadPoolExecutor(workers) as pool:
+        reasons = list(pool.map(_check_image, paths, chunksize=64))
+    return [(path, reason) for path, reason in zip(paths, reasons, strict=True) if reason is not None]
+
+
 class FileSource:
-    """Image files decoded on demand (in loader workers): resized on the short side, centre-cropped."""
+    """Image files decoded on demand (in loader workers): resized on the short side, centre-cropped.
+
+    A file that fails to decode raises `UnreadableImage` naming it (one line, also from a worker)."""
 
     def __init__(self, paths: list[Path], size: tuple[int, int], channels: int) -> None:
         self.paths = paths
         self.size = size
         self.channels = channels
 
+    def _open(self, path: Path):
+        """The whole image at `path`, converted to the network's channels."""
+        from PIL import Image
+
+        try:
+            with Image.open(path) as img:
+                return img.convert("L" if self.channels == 1 else "RGB")
+        except Exception as exc:  # PIL's errors for bad data are of many types
+            raise UnreadableImage(f"{path}: unreadable image ({_reason(exc)})") from None
+
     def _decode(self, path: Path) -> torch.Tensor:
         from PIL import Image
 
         h, w = self.size
-        with Image.open(path) as img:
-            img = img.convert("L" if self.channels == 1 else "RGB")
-            scale = max(h / img.height, w / img.width)
-            img = img.resize((max(w, round(img.width * scale)), max(h, round(img.height * scale))), Image.BILINEAR)
-            left, top = (img.width - w) // 2, (img.height - h) // 2
-            img = img.crop((left, top, left + w, top + h))
-            data = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
+        img = self._open(path)
+        scale = max(h / img.height, w / img.width)
+        img = img.resize((max(w, round(img.width * scale)), max(h, round(img.height * scale))), Image.BILINEAR)
+        left, top = (img.width - w) // 2, (img.height - h) // 2
+        img = img.crop((left, top, left + w, top + h))
+        data = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
         return data.reshape(h, w, self.channels).permute(2, 0, 1)
 
     def read(self, ids: torch.Tensor) -> torch.Tensor:

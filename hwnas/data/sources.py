@@ -6,6 +6,8 @@ the layout has none), the class names and the normalisation statistics.
 
 from __future__ import annotations
 
+import builtins
+import importlib
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +15,7 @@ from pathlib import Path
 import torch
 
 from ..errors import HwnasError
-from .imageset import FileSource, ImageSet, TensorSource
+from .imageset import FileSource, ImageSet, TensorSource, unreadable_images
 
 IMAGENET_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp", ".gif", ".tif", ".tiff"}
@@ -57,12 +59,79 @@ def _synthetic(shape: tuple[int, int, int], num_classes: int, seed: int) -> Data
     return DataPools(make(1024), make(256), [str(i) for i in range(num_classes)], (0.5,) * shape[0], (0.29,) * shape[0])
 
 
+def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
+    """`_codecs.encode` as protocol-2 pickles use it for bytes, limited to latin-1."""
+    if encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError(f"codec {encoding!r} is not latin-1")
+    return text.encode("latin1")
+
+
+def _numpy_global(module: str, name: str) -> object:
+    """An admitted numpy global, from `numpy._core` (numpy 2) or `numpy.core` (numpy 1) whichever pickled it."""
+    import numpy as np
+
+    if module == "numpy":
+        return getattr(np, name)
+    submodule = module.rsplit(".", 1)[1]
+    try:
+        core = importlib.import_module(f"numpy._core.{submodule}")
+    except ImportError:
+        core = importlib.import_module(f"numpy.core.{submodule}")
+    return getattr(core, name)
+
+
+NUMPY_GLOBALS = {
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    *((f"numpy.{core}.multiarray", name) for core in ("core", "_core") for name in ("_reconstruct", "scalar")),
+    *((f"numpy.{core}.numeric", "_frombuffer") for core in ("core", "_core")),
+}
+BUILTIN_GLOBALS = {"bytearray", "set", "frozenset", "complex"}
+
+
+class CifarUnpickler(pickle.Unpickler):
+    """Rebuilds only what the published CIFAR python format holds: dicts, lists, str, bytes, numbers and
+    numpy arrays. Any other global (a class, a function such as `os.system`) is refused, so a hostile
+    batch file runs no code."""
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) in NUMPY_GLOBALS:
+            return _numpy_global(module, name)
+        if module in ("builtins", "__builtin__") and name in BUILTIN_GLOBALS:
+            return getattr(builtins, name)
+        if (module, name) == ("_codecs", "encode"):
+            return _latin1_encode
+        raise pickle.UnpicklingError(f"refused global {module}.{name}: CIFAR batches hold only data and numpy arrays")
+
+
 def _unpickle(path: Path) -> dict:
+    """A CIFAR batch, read with `CifarUnpickler` (never plain `pickle.load`): a dict or a one-line HwnasError."""
     try:
         with open(path, "rb") as f:
-            return pickle.load(f, encoding="bytes")
-    except (OSError, pickle.UnpicklingError, EOFError, ValueError) as exc:
-        raise HwnasError(f"{path}: not a CIFAR python-pickle batch ({exc})") from None
+            data = CifarUnpickler(f, encoding="bytes").load()
+    except OSError as exc:
+        raise HwnasError(f"{path}: cannot read ({exc.strerror or _first_line(exc)})") from None
+    except Exception as exc:  # a refused global, or any malformed pickle: IndexError, KeyError, struct.error, ...
+        raise HwnasError(f"{path}: not a CIFAR python-pickle batch ({_first_line(exc)})") from None
+    if not isinstance(data, dict):
+        raise HwnasError(f"{path}: not a CIFAR python-pickle batch (holds a {type(data).__name__}, expected a dict)")
+    return data
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _class_names(path: Path, key: bytes) -> list[str]:
+    """The class names a CIFAR meta file lists under `key` (bytes or str each)."""
+    names = _unpickle(path).get(key)
+    if not isinstance(names, list) or not names or not all(isinstance(n, (bytes, str)) for n in names):
+        raise HwnasError(f"{path}: expected {key.decode()!r}, a list of class names, in the CIFAR meta file")
+    try:
+        return [n.decode() if isinstance(n, bytes) else n for n in names]
+    except UnicodeDecodeError:
+        raise HwnasError(f"{path}: class names in {key.decode()!r} are not UTF-8 text") from None
 
 
 def _cifar(root: Path, hundred: bool) -> DataPools:
@@ -85,14 +154,15 @@ def _cifar(root: Path, hundred: bool) -> DataPools:
         try:
             data = torch.cat([torch.as_tensor(b[b"data"]).reshape(-1, 3, 32, 32) for b in batches])
             labels = torch.cat([torch.as_tensor(b[label_key]) for b in batches]).long()
-        except (KeyError, RuntimeError, TypeError) as exc:
+        except (KeyError, RuntimeError, TypeError, ValueError) as exc:
             raise HwnasError(
-                f"{root}: batch files lack {label_key.decode()!r}/'data' of shape N x 3072 ({exc})"
+                f"{root}: batch files lack {label_key.decode()!r}/'data' of shape N x 3072 ({_first_line(exc)})"
             ) from None
+        if len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) < len(classes):
+            raise HwnasError(f"{root}: batch labels outside 0..{len(classes) - 1}, the classes {meta_name} names")
         return ImageSet(TensorSource(data.to(torch.uint8)), labels)
 
-    meta = _unpickle(root / meta_name)
-    names = [n.decode() for n in meta[b"fine_label_names" if hundred else b"label_names"]]
+    classes = _class_names(root / meta_name, b"fine_label_names" if hundred else b"label_names")
     test_name = "test" if hundred else "test_batch"
     test = load([test_name]) if (root / test_name).is_file() else None
     stats = (
@@ -100,7 +170,7 @@ def _cifar(root: Path, hundred: bool) -> DataPools:
         if hundred
         else ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
     )
-    return DataPools(load(train_names), test, names, *stats)
+    return DataPools(load(train_names), test, classes, *stats)
 
 
 def _class_folders(root: Path) -> list[Path]:
@@ -197,7 +267,12 @@ def _select_classes(pools: DataPools, classes: str | None) -> DataPools:
 
 
 def open_dataset(spec: str, image_shape: tuple[int, int, int], classes: str | None = None, seed: int = 0) -> DataPools:
-    """Open a dataset by spec; file-backed images are decoded at `image_shape`'s size."""
+    """Open a dataset by spec; file-backed images are decoded at `image_shape`'s size.
+
+    Every image of a file-backed set (folder:, tiny-imagenet:) is checked when it is opened (see
+    `imageset._check_image`): one that is empty, truncated or not an image refuses the whole set with
+    one HwnasError line naming the first bad file and the count, before a run writes anything. Nothing
+    is skipped silently. A file that still fails to decode later stops the run with one line naming it."""
     name, _, path = spec.partition(":")
     channels, h, w = image_shape
     if name == "digits" and not path:
@@ -217,4 +292,36 @@ def open_dataset(spec: str, image_shape: tuple[int, int, int], classes: str | No
             pools = _cifar(root, hundred=name == "cifar100")
     else:
         raise HwnasError(f"--data {spec!r}: unknown dataset; expected one of {FORMATS}")
-    return _select_classes(pools, classes)
+    pools = _select_classes(pools, classes)
+    _refuse_channel_mismatch(pools, spec, channels)
+    _refuse_unreadable(pools, spec)
+    return pools
+
+
+def _refuse_channel_mismatch(pools: DataPools, spec: str, channels: int) -> None:
+    """Refuse decoded images whose channels the network cannot take (1-channel images are repeated)."""
+    source = pools.train.source
+    if isinstance(source, TensorSource) and source.images.shape[1] not in (1, channels):
+        have = source.images.shape[1]
+        raise HwnasError(
+            f"--data {spec}: its images have {have} channels, the network expects {channels}; "
+            f"use --input {have}x{'x'.join(map(str, source.images.shape[2:]))} (or an architecture with "
+            f"{have} input channels)"
+        )
+
+
+def _refuse_unreadable(pools: DataPools, spec: str) -> None:
+    """Refuse (before any run writes a file) a file-backed dataset holding images that do not decode."""
+    paths = [
+        pool.source.paths[int(i)]
+        for pool in (pools.train, pools.test)
+        if pool is not None and isinstance(pool.source, FileSource)
+        for i in pool.index
+    ]
+    bad = unreadable_images(paths)
+    if bad:
+        first, reason = bad[0]
+        raise HwnasError(
+            f"--data {spec}: {len(bad)} of {len(paths)} images cannot be read, first {first} ({reason}); "
+            "remove or replace them"
+        )

@@ -24,9 +24,9 @@ from ..data import ImageSet, Preprocess
 from ..errors import HwnasError
 from ..spaces import Genotype
 from ..supernet.cells import CellArchParams, CellSupernet, CellWeights
-from ..train.distributed import Dist, all_reduce_sum
+from ..train.distributed import Dist
 from ..train.rundir import RunDir
-from ..train.trainer import Phase, StepResult, Trainer
+from ..train.trainer import Phase, StepResult, Trainer, restore_buffers, snapshot_buffers
 from .config import DartsConfig
 from .derive import SKIP, derive_genotype
 from .unrolled import momentum_buffers, unrolled_arch_gradient
@@ -125,6 +125,7 @@ class DartsTrainer(Trainer):
         self, arch_images: torch.Tensor, arch_labels: torch.Tensor, images: torch.Tensor, labels: torch.Tensor
     ) -> None:
         params = list(self.arch.parameters())
+        buffers = snapshot_buffers(self.model)
         with self.autocast():
             if self.cfg.sec_approx:
                 grads, ce, outputs = unrolled_arch_gradient(
@@ -152,8 +153,7 @@ class DartsTrainer(Trainer):
             for g in grads:
                 dist.all_reduce(g)
                 g.div_(self.ctx.world)
-        finite = bool(torch.isfinite(ce)) and all(bool(torch.isfinite(g).all()) for g in grads)
-        finite = all_reduce_sum([float(not finite)], self.device, self.ctx)[0] == 0
+        finite = self.agree_finite(bool(torch.isfinite(ce)) and all(bool(torch.isfinite(g).all()) for g in grads))
         if finite:
             for p, g in zip(params, grads, strict=True):
                 p.grad = g
@@ -162,6 +162,8 @@ class DartsTrainer(Trainer):
             sums[0] += float(ce.detach()) * len(arch_labels)
             sums[1] += int((outputs.argmax(1) == arch_labels).sum())
             sums[2] += len(arch_labels)
+        else:
+            restore_buffers(buffers)
         self.arch_optimizer.zero_grad(set_to_none=True)
 
     # ---- what comes out -----------------------------------------------------------------------

@@ -25,12 +25,13 @@ from ..model import build_model
 from ..report.cells import alpha_heatmap, draw_genotype
 from ..spaces import CellSpaceSpec, Genotype, load_space
 from ..supernet.cells import CellSupernet
-from ..train.distributed import init_distributed, shutdown
+from ..train.distributed import init_distributed, rank_zero, shutdown
 from ..train.session import open_run, open_run_data, reopen_config, start_or_resume
+from ..train.storage import writing
 from .config import DartsConfig
 from .constraints import cost_table
 from .darts import DartsTrainer
-from .session import SearchOutcome, finish_search, rank_zero_first
+from .session import SearchOutcome, check_fresh_run_dir, check_resume_kind, finish_search, rank_zero_first
 
 
 def load_cell_space(name: str) -> CellSpaceSpec:
@@ -69,9 +70,12 @@ def search_cells(cfg: DartsConfig, resume: str | None = None, explicit: set[str]
     """Search `cfg.space` with DARTS (or continue the run `resume`); write arch.json, plots and a summary."""
     checkpoint_name = None
     if resume is not None:
-        cfg, _, checkpoint_name = reopen_config(resume, cfg, explicit, "config.yaml")
+        cfg, run_path, checkpoint_name = reopen_config(resume, cfg, explicit, "config.yaml")
+        check_resume_kind(resume, run_path, "darts")
+    check_fresh_run_dir(cfg, resume is not None)
     base = load_cell_space(cfg.space)
     ctx, device = init_distributed(cfg.device)
+    run = None
     try:
         torch.manual_seed(cfg.seed)
         data = open_run_data(cfg, base.input_size)
@@ -94,14 +98,18 @@ def search_cells(cfg: DartsConfig, resume: str | None = None, explicit: set[str]
         supernet = CellSupernet(space, cfg.partial_channels)
 
         def on_genotype(epoch: int, genotype: Genotype, record: dict[str, Any]) -> None:
-            if ctx.main:
-                meta = {
-                    "strategy": "darts",
-                    "run": str(run.path),
-                    "epoch": epoch + 1,
-                    "val_top1_supernet": record["val_top1"],
-                }
-                write_epoch_files(run.path, eval_space, genotype, record["alpha"], meta)
+            meta = {
+                "strategy": "darts",
+                "run": str(run.path),
+                "epoch": epoch + 1,
+                "val_top1_supernet": record["val_top1"],
+            }
+
+            def write() -> None:
+                with writing(run.path, run.hint()):
+                    write_epoch_files(run.path, eval_space, genotype, record["alpha"], meta)
+
+            rank_zero(ctx, write)
 
         trainer = DartsTrainer(
             supernet,
@@ -122,6 +130,8 @@ def search_cells(cfg: DartsConfig, resume: str | None = None, explicit: set[str]
         trainer.fit()
         return finish_search(run, ctx, lambda: _result(trainer, eval_space, cost, cfg, run.path))
     finally:
+        if run is not None:
+            run.close()
         shutdown(ctx)
 
 

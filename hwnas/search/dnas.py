@@ -29,7 +29,7 @@ from ..supernet.choice import Choice
 from ..supernet.mixing import ArchParams, temperature_at
 from ..train.distributed import Dist, all_reduce_sum
 from ..train.rundir import RunDir
-from ..train.trainer import Phase, StepResult, Trainer
+from ..train.trainer import Phase, StepResult, Trainer, restore_buffers, snapshot_buffers
 from .config import SearchConfig
 
 BASELINE_DECAY = 0.9  # the CE baseline of the score-function gradient: b ← 0.9·b + 0.1·CE
@@ -113,7 +113,9 @@ class DNASTrainer(Trainer):
         return self.net(images, self.path(grad=False))
 
     def theta_step(self, images: torch.Tensor, labels: torch.Tensor) -> StepResult:
-        """One update of θ on the hardware-aware loss; the weights' gradients are discarded."""
+        """One update of θ on the hardware-aware loss; the weights' gradients are discarded. A skipped step
+        puts back what its forward changed (BatchNorm statistics, the CE baseline)."""
+        buffers, baseline = snapshot_buffers(self.model), self.ce_baseline
         quiet = self.net.no_sync() if self.ctx.enabled else contextlib.nullcontext()
         with quiet:
             if self.cfg.mode == "gumbel_hard":
@@ -129,11 +131,13 @@ class DNASTrainer(Trainer):
             for g in grads:
                 dist.all_reduce(g)
                 g.div_(self.ctx.world)
-        finite = bool(torch.isfinite(loss)) and all(bool(torch.isfinite(g).all()) for g in grads)
-        finite = all_reduce_sum([float(not finite)], self.device, self.ctx)[0] == 0
+        finite = self.agree_finite(bool(torch.isfinite(loss)) and all(bool(torch.isfinite(g).all()) for g in grads))
         if finite:
             self.theta_optimizer.step()
             self.theta_updates += 1
+        else:
+            restore_buffers(buffers)
+            self.ce_baseline = baseline
         self.theta_optimizer.zero_grad(set_to_none=True)
         self.optimizer.zero_grad(set_to_none=True)
         correct = int((outputs.detach().argmax(1) == labels).sum()) if finite else 0

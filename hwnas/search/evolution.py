@@ -26,12 +26,13 @@ import torch.distributed as dist
 from ..arch import Architecture
 from ..data import EpochLoader
 from ..errors import HwnasError
-from ..io import atomic_write_text
+from ..io import atomic_write_text, json_text
 from ..report.plots import pareto_plot
 from ..spaces import SpaceSpec, load_layerwise_space
 from ..supernet import Supernet, extract_model
 from ..train.distributed import Dist, init_distributed, shutdown
-from ..train.session import RunData, _say, check_identities, open_run_data, space_overrides
+from ..train.rundir import RunLock
+from ..train.session import RunData, check_identities, open_run_data, space_overrides, tell
 from ..train.trainer import evaluate_model
 from .config import SearchConfig
 from .constraints import Constraints, constraints_for
@@ -199,7 +200,7 @@ class SearchRules:
                     "evaluated": len(self.evaluator.cache),
                 }
             )
-            _say(
+            tell(
                 self.ctx,
                 f"generation {self.generation + 1}/{cfg.generation_num}: best val top-1 "
                 f"{self.history[-1]['best_val_top1']:.2f}% ({len(self.evaluator.cache)} evaluated)",
@@ -263,14 +264,14 @@ class SupernetSearch(SearchRules):
             "history": self.history,
             "rng": [version, list(internal), gauss],
         }
-        atomic_write_text(self.run_dir / "search_state.json", json.dumps(state))
+        atomic_write_text(self.run_dir / "search_state.json", json_text(state))
 
     def evaluate(self, paths: Sequence[Choices]) -> list[tuple[tuple[int, ...], float]]:
         new = super().evaluate(paths)
         if self.ctx.main and new:
             with open(self.run_dir / "candidates.jsonl", "a") as f:
                 for path, acc in new:
-                    f.write(json.dumps(self.record(path, acc)) + "\n")
+                    f.write(json_text(self.record(path, acc)) + "\n")
         return new
 
 
@@ -284,7 +285,10 @@ def search_supernet(cfg: SearchConfig, resuming: bool = False) -> Any:
         raise HwnasError(f"--population {cfg.population} is smaller than --parent-num {cfg.parent_num}")
     state = read_supernet(cfg.supernet)
     space = load_layerwise_space(cfg.space, f"search --strategy {cfg.strategy}")
+    if not resuming and cfg.run_dir and (Path(cfg.run_dir) / "candidates.jsonl").exists():
+        raise HwnasError(f"--run-dir {cfg.run_dir} already holds a search; continue it with --resume {cfg.run_dir}")
     ctx, device = init_distributed(cfg.device)
+    lock: RunLock | None = None
     try:
         data = open_run_data(cfg, space.input_size, choosing=True)
         check_identities(cfg, data.train, data.classes)
@@ -297,11 +301,14 @@ def search_supernet(cfg: SearchConfig, resuming: bool = False) -> Any:
         supernet = Supernet(space)
         supernet.load_state_dict(state["model"])
         run_dir = Path(cfg.run_dir) if cfg.run_dir else Path("runs") / f"search-{cfg.strategy}-{space.name}"
-        from ..train.session import _agree
+        from ..train.session import shared_path
 
-        run_dir = _agree(run_dir, ctx)
+        run_dir = shared_path(run_dir, ctx)
         if not resuming and (run_dir / "candidates.jsonl").exists():
             raise HwnasError(f"--run-dir {run_dir} already holds a search; continue it with --resume {run_dir}")
+        if ctx.main:  # one writer per run directory, as for every other run
+            lock = RunLock(run_dir)
+            lock.acquire()
         evaluator = PathEvaluator(supernet.to(device), data, cfg, device)
         health = check_health(evaluator, space, constraints, len(data.classes), ctx)
         if ctx.main:
@@ -319,6 +326,8 @@ def search_supernet(cfg: SearchConfig, resuming: bool = False) -> Any:
             summary, arch_path = _write_results(search, space, run_dir, health)
         return SearchOutcome(run_dir, arch_path, summary, ctx.main)
     finally:
+        if lock is not None:
+            lock.release()
         shutdown(ctx)
 
 
@@ -332,7 +341,7 @@ def check_health(
         evaluator.accuracy, lambda: within_budget(lambda: uniform_path(counts, rng), constraints.fits), num_classes
     )
     if health["healthy"]:
-        _say(ctx, health["message"])
+        tell(ctx, health["message"])
     elif cfg.require_healthy:
         raise HwnasError(f"{health['message']} Stopped by --require-healthy.")
     elif ctx.main:
@@ -387,8 +396,8 @@ def _write_results(
         "history": search.history,
         "supernet_health": health,
     }
-    atomic_write_text(run_dir / "result.json", json.dumps(summary, indent=1))
-    _say(
+    atomic_write_text(run_dir / "result.json", json_text(summary, indent=1))
+    tell(
         Dist(),
         f"best: {' '.join(best['choices'])} (val top-1 {best['val_top1']:.2f}% with supernet weights, "
         f"{best['macs'] / 1e6:.2f}M MACs); wrote {arch_path}, candidates.csv, search.png",

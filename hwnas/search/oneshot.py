@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import contextlib
 import random
+from pathlib import Path as FilePath
 from typing import Any
 
 import torch
 
 from ..data import ImageSet, Preprocess
+from ..model import save_weights
 from ..supernet import FixedPath, Supernet
 from ..train.distributed import Dist
 from ..train.rundir import RunDir
-from ..train.trainer import StepResult, Trainer
+from ..train.storage import writing
+from ..train.trainer import StepResult, Trainer, TrainingError, first_non_finite, snapshot_buffers
 from .config import SupernetConfig
 from .constraints import Constraints
 from .paths import Path, fair_paths, uniform_path, within_budget
@@ -68,6 +71,7 @@ class OneShotTrainer(Trainer):
 
     def train_step(self, images: torch.Tensor, labels: torch.Tensor) -> StepResult:
         paths = self.paths()
+        buffers = snapshot_buffers(self.model)
         losses = []
         for k, path in enumerate(paths):
             last = k == len(paths) - 1
@@ -78,9 +82,12 @@ class OneShotTrainer(Trainer):
                     loss = self.loss(outputs, labels)
                 self.scaler.scale(loss).backward()
             losses.append(loss.detach())
-            for layer, index in enumerate(path):
-                self.trained[layer][index] += 1
-        return self.apply_gradients(torch.stack(losses).mean(), outputs, labels)
+        result = self.apply_gradients(torch.stack(losses).mean(), outputs, labels, buffers)
+        if not result.skipped:
+            for path in paths:
+                for layer, index in enumerate(path):
+                    self.trained[layer][index] += 1
+        return result
 
     def reference_path(self) -> Path:
         """The path validated each epoch: drawn once from the seed (within the budget)."""
@@ -97,3 +104,14 @@ class OneShotTrainer(Trainer):
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.trained = [list(row) for row in state["trained"]]
+
+    def save_supernet(self, path: FilePath, extra: dict[str, Any]) -> None:
+        """`path` (supernet.pt): the supernet's weights and `extra`, with a sha256 sidecar; refused if any
+        tensor holds NaN or infinity."""
+        state = {"model": self.supernet.state_dict(), **extra}
+        bad = first_non_finite(state)
+        if bad is not None:
+            raise TrainingError(f"not writing {path}: {bad} holds NaN or infinity; the run diverged")
+        hint = f"; the checkpoints are kept: free space, then --resume {path.parent}"
+        with writing(path, hint):
+            save_weights(state, path)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from ..cost.hardware_loss import HardwareLoss
 from ..cost.latency import measure_latency
 from ..data import EpochLoader, search_split
 from ..errors import HwnasError
-from ..io import atomic_write
+from ..io import json_text
 from ..model import build_model
 from ..report.plots import theta_heatmap
 from ..spaces import load_layerwise_space
@@ -24,13 +23,13 @@ from ..supernet import Supernet, extract_model
 from ..train.distributed import Dist, barrier, init_distributed, shutdown
 from ..train.rundir import RunDir
 from ..train.session import (
-    _say,
     check_identities,
     open_run,
     open_run_data,
     reopen_config,
     space_overrides,
     start_or_resume,
+    tell,
 )
 from ..train.trainer import evaluate_model
 from .budget import most_probable_within
@@ -68,17 +67,56 @@ def finish_search(run: RunDir, ctx: Dist, summarize: Callable[[], dict[str, Any]
     if ctx.main:
         summary = summarize()
         arch_path = run.path / "arch.json"
-        run.write_text("result.json", json.dumps(summary, indent=1))
+        run.write_text("result.json", json_text(summary, indent=1))
     run.close()
     barrier(ctx)
     return SearchOutcome(run.path, arch_path, summary, ctx.main)
+
+
+RUN_KINDS = {
+    "search": "a `hwnas search` run",
+    "supernet": "a `hwnas supernet train` run",
+    "darts": "a `hwnas search` run of a cell space (DARTS, CNAS)",
+}
+
+
+def run_kind(config: dict[str, Any]) -> str:
+    """What wrote a run's config.yaml: search, supernet, darts or train (by the options it holds)."""
+    if "strategy" in config:
+        return "search"
+    if "sampling" in config:
+        return "supernet"
+    if "num_meta_node" in config:
+        return "darts"
+    return "train"
+
+
+def check_resume_kind(resume: str, run_path: Path, kind: str) -> None:
+    """Refuse to resume a run another command wrote (a train run as a search, ...), before any work."""
+    found = run_kind(RunDir(run_path).read_config())
+    if found != kind:
+        raise HwnasError(
+            f"--resume {resume}: {run_path} is a `hwnas {'search' if found == 'darts' else found}` run, "
+            f"expected {RUN_KINDS[kind]}"
+        )
+
+
+def check_fresh_run_dir(cfg: Any, resuming: bool) -> None:
+    """Refuse a fresh run into a --run-dir that already holds one, before anything is measured or written."""
+    if resuming or not cfg.run_dir:
+        return
+    checkpoints = Path(cfg.run_dir) / "checkpoints"
+    if checkpoints.is_dir() and any(checkpoints.iterdir()):
+        raise HwnasError(f"--run-dir {cfg.run_dir} already holds a run; continue it with --resume {cfg.run_dir}")
 
 
 def train_supernet(cfg: SupernetConfig, resume: str | None = None, explicit: set[str] | None = None) -> SearchOutcome:
     """Train a single-path one-shot supernet of `cfg.space` (uniform or fair sampling); writes supernet.pt."""
     checkpoint_name = None
     if resume is not None:
-        cfg, _, checkpoint_name = reopen_config(resume, cfg, explicit, "config.yaml")
+        cfg, run_path, checkpoint_name = reopen_config(resume, cfg, explicit, "config.yaml")
+        check_resume_kind(resume, run_path, "supernet")
+    check_fresh_run_dir(cfg, resume is not None)
     space = load_layerwise_space(cfg.space, "supernet train")
     if cfg.sampling == "fair" and any(getattr(cfg, f"max_{m}") is not None for m in FLAGS):
         raise HwnasError(
@@ -86,6 +124,7 @@ def train_supernet(cfg: SupernetConfig, resume: str | None = None, explicit: set
             "use --sampling uniform with --max-macs/--max-params/--max-latency"
         )
     ctx, device = init_distributed(cfg.device)
+    run: RunDir | None = None
     try:
         data = open_run_data(cfg, space.input_size, choosing=True)
         check_identities(cfg, data.train, data.classes)
@@ -112,15 +151,11 @@ def train_supernet(cfg: SupernetConfig, resume: str | None = None, explicit: set
         trainer.fit()
         summary = {"best": trainer.best, "trained_per_candidate": trainer.trained}
         if ctx.main:
-            atomic_write(
-                run.path / "supernet.pt",
-                lambda f: torch.save(
-                    {"model": supernet.state_dict(), "space_fingerprint": space.fingerprint(), "config": cfg.to_dict()},
-                    f,
-                ),
+            trainer.save_supernet(
+                run.path / "supernet.pt", {"space_fingerprint": space.fingerprint(), "config": cfg.to_dict()}
             )
-            run.write_text("result.json", json.dumps(summary, indent=1))
-            _say(
+            run.write_text("result.json", json_text(summary, indent=1))
+            tell(
                 ctx,
                 f"supernet weights in {run.path / 'supernet.pt'}; search it with:\n  hwnas search {cfg.space} "
                 f"--strategy evolution --supernet {run.path}",
@@ -129,6 +164,8 @@ def train_supernet(cfg: SupernetConfig, resume: str | None = None, explicit: set
         barrier(ctx)
         return SearchOutcome(run.path, None, summary, ctx.main)
     finally:
+        if run is not None:
+            run.close()  # releases the run directory's lock, also after an error
         shutdown(ctx)
 
 
@@ -136,7 +173,8 @@ def search(cfg: SearchConfig, resume: str | None = None, explicit: set[str] | No
     """Search `cfg.space` with DNAS (or continue the run `resume`); write arch.json and a report."""
     checkpoint_name = None
     if resume is not None:
-        cfg, _, checkpoint_name = reopen_config(resume, cfg, explicit, "config.yaml")
+        cfg, run_path, checkpoint_name = reopen_config(resume, cfg, explicit, "config.yaml")
+        check_resume_kind(resume, run_path, "search")
     if cfg.strategy != "dnas":
         from .evolution import search_supernet
 
@@ -147,7 +185,9 @@ def search(cfg: SearchConfig, resume: str | None = None, explicit: set[str] | No
             f"after --mode gumbel_hard (--mode {cfg.mode} trains a mixture of candidates); use --mode gumbel_hard"
         )
     space = load_layerwise_space(cfg.space, "search")
+    check_fresh_run_dir(cfg, resume is not None)
     ctx, device = init_distributed(cfg.device)
+    run: RunDir | None = None
     try:
         torch.manual_seed(cfg.seed)
         data = open_run_data(cfg, space.input_size)
@@ -193,6 +233,8 @@ def search(cfg: SearchConfig, resume: str | None = None, explicit: set[str] | No
             lambda: _result(trainer, space, table, theta_set, data.preprocess, device, cfg, run.path),
         )
     finally:
+        if run is not None:
+            run.close()  # releases the run directory's lock, also after an error
         shutdown(ctx)
 
 
@@ -232,7 +274,7 @@ def _result(
         [torch.zeros_like(t) for t in trainer.theta.logits], list(trainer.theta.logits), trainer.theta_updates
     )
     if not health["healthy"]:
-        _say(single, f"warning: {health['message']}")
+        tell(single, f"warning: {health['message']}")
     derived, how = derive(trainer, cfg)
     candidates = [derived]
     generator = torch.Generator().manual_seed(cfg.seed)
@@ -251,7 +293,7 @@ def _result(
             model = extract_model(trainer.supernet, path).to(device)
             recalibrate_bn(model, calib_loader, preprocess, device, cfg.recalibrate_batches)
             scored.append((evaluate_model(model, score_loader, preprocess, device, ctx=single)["val_top1"], path))
-            _say(
+            tell(
                 single,
                 f"  candidate {len(scored)}/{len(candidates)}: top-1 {scored[-1][0]:.2f}% on the θ split "
                 f"(inherited weights)",
@@ -267,7 +309,7 @@ def _result(
                 f"the cost term and the result is not a searched architecture. A single-path supernet "
                 f"(--mode gumbel_hard) needs many more epochs than one network (or --weight-warmup-epochs)",
             }
-            _say(single, f"warning: {health['message']}")
+            tell(single, f"warning: {health['message']}")
     expected = {m: cost_of(trainer, space, choices, m) for m in trainer.costs}
     model = build_model(Architecture.from_space(space, choices))
     measured = measure_latency(
@@ -318,11 +360,11 @@ def _result(
     }
     if cfg.target is not None:
         summary["target"] = {"value": cfg.target, "metric": cfg.cost, "use": expected[cfg.cost] / cfg.target}
-    _say(single, f"architecture: {' '.join(choices)}")
+    tell(single, f"architecture: {' '.join(choices)}")
     identity = sum(op in ("skip", "zero") for op in choices)
     summary["identity_layers"] = identity
     if identity * 2 >= len(choices):
-        _say(
+        tell(
             single,
             f"warning: {identity} of {len(choices)} layers chose skip/zero. Under a tight cost target that "
             f"is the price; without one it is the skip collapse of differentiable search. Look at theta.png",
@@ -332,12 +374,12 @@ def _result(
         if accuracy is None
         else f"top-1 with supernet weights {accuracy:.2f}% on the θ split"
     )
-    _say(
+    tell(
         single,
         f"{inherited} | latency predicted "
         f"{'(not measured)' if predicted_ms is None else f'{predicted_ms:.3f} ms'}, measured "
         f"{measured.median_ms:.3f} ms on {cfg.latency_device} ({cfg.latency_threads} thread(s)) | "
         f"{summary['macs'] / 1e6:.2f}M MACs | {summary['params'] / 1e6:.3f}M params",
     )
-    _say(single, f"wrote {arch_path} and {run_path / 'theta.png'}; retrain with:\n  {retrain}")
+    tell(single, f"wrote {arch_path} and {run_path / 'theta.png'}; retrain with:\n  {retrain}")
     return summary

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from ..errors import HwnasError
+from ..model import read_weights_file
 from ..spaces import SpaceSpec
 
 
@@ -15,7 +14,10 @@ def read_supernet(run_dir: str) -> dict:
     weights = Path(run_dir) / "supernet.pt"
     if not weights.is_file():
         raise HwnasError(f"--supernet {run_dir}: no supernet.pt (a finished `hwnas supernet train` run)")
-    return torch.load(weights, map_location="cpu", weights_only=True)
+    state = read_weights_file(weights)
+    if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
+        raise HwnasError(f"--supernet {run_dir}: supernet.pt holds no supernet weights (written by another program?)")
+    return state
 
 
 def check_supernet(state: dict, space: SpaceSpec, run_dir: str, space_name: str, data: str) -> None:

@@ -23,6 +23,8 @@ from typing import Any
 from ..blocks import BlockConfig, check_op
 from ..blocks.cell_ops import OP_SETS
 from ..errors import HwnasError, SpaceError
+from .knobs import INPUT_SIZE_EXPECTED, input_size_ok
+from .limits import MAX_CHANNELS, MAX_CLASSES, check_footprint
 
 STEMS = ("auto", "cifar", "cnas64", "cnas128", "imagenet")
 STEM_SIZES = (("cifar", 32), ("cnas64", 64), ("cnas128", 128), ("imagenet", 256))
@@ -39,22 +41,22 @@ def _ops_ok(v: Any) -> bool:
 
 
 CELL_KNOBS: dict[str, tuple[str, Any, Any]] = {
-    "input_size": (
-        "a list [channels, height, width] of positive integers",
-        lambda v: isinstance(v, list) and len(v) == 3 and all(_is_int(x) and x > 0 for x in v),
-        [3, 32, 32],
+    "input_size": (INPUT_SIZE_EXPECTED, input_size_ok, [3, 32, 32]),
+    "num_classes": (f"an integer >= 1 (at most {MAX_CLASSES:,})", lambda v: _is_int(v) and 1 <= v <= MAX_CLASSES, 10),
+    "init_channels": (
+        f"an integer in 2..{MAX_CHANNELS // 4}",
+        lambda v: _is_int(v) and 2 <= v <= MAX_CHANNELS // 4,
+        16,
     ),
-    "num_classes": ("an integer >= 1", lambda v: _is_int(v) and v >= 1, 10),
-    "init_channels": ("an integer >= 2", lambda v: _is_int(v) and v >= 2, 16),
     "layers": (
-        "an integer >= 3 (reduction cells sit at layers//3 and 2*layers//3)",
-        lambda v: _is_int(v) and v >= 3,
+        "an integer in 3..1000 (reduction cells sit at layers//3 and 2*layers//3)",
+        lambda v: _is_int(v) and 3 <= v <= 1000,
         8,
     ),
-    "nodes": ("an integer >= 1 (intermediate nodes per cell)", lambda v: _is_int(v) and v >= 1, 4),
+    "nodes": ("an integer in 1..32 (intermediate nodes per cell)", lambda v: _is_int(v) and 1 <= v <= 32, 4),
     "ops": (f"an op set ({', '.join(OP_SETS)}) or a list of op names", _ops_ok, "darts"),
     "stem": (f"one of {', '.join(STEMS)}", lambda v: v in STEMS, "auto"),
-    "stem_multiplier": ("an integer >= 1", lambda v: _is_int(v) and v >= 1, 3),
+    "stem_multiplier": ("an integer in 1..16", lambda v: _is_int(v) and 1 <= v <= 16, 3),
     "auxiliary": ("true or false", lambda v: isinstance(v, bool), False),
     "classifier": ("linear or cosine", lambda v: v in ("linear", "cosine"), "linear"),
 }
@@ -223,6 +225,20 @@ def _widths_hint(knobs: dict[str, Any], ops: tuple[str, ...]) -> str:
     )
 
 
+def _check_footprint(
+    knobs: dict[str, Any], stem: StemShape, cells: tuple[CellShape, ...], num_ops: int, where: str
+) -> None:
+    """Estimate parameters (a 1x1 conv per op on every edge, the classifier) and the largest feature map."""
+    edges = sum(2 + i for i in range(knobs["nodes"]))
+    params = sum(edges * num_ops * cell.channels**2 for cell in cells)
+    last = cells[-1].multiplier * cells[-1].channels
+    params += last * knobs["num_classes"]
+    c_in, h, w = knobs["input_size"]
+    maps = [c_in * h * w, stem.c_prev * stem.hw_prev[0] * stem.hw_prev[1]]
+    maps += [cell.multiplier * cell.channels * cell.input_hw[0] * cell.input_hw[1] for cell in cells]
+    check_footprint(params, max(maps), where)
+
+
 def resolve_cell_space(
     name: str, origin: str, declaration: dict[str, Any], knob_values: dict[str, Any]
 ) -> CellSpaceSpec:
@@ -244,8 +260,11 @@ def resolve_cell_space(
     ops = tuple(OP_SETS[knobs["ops"]] if isinstance(knobs["ops"], str) else knobs["ops"])
     if len(set(ops)) != len(ops):
         raise SpaceError(f"{where}: ops {list(ops)} repeat an op")
+    if all(op == "none" for op in ops):
+        raise SpaceError(f"{where}: ops {list(ops)}: expected at least one op besides none (the zero op)")
     stem = _stem(knobs, where)
     cells = _cell_shapes(knobs, stem, knobs["nodes"], knobs["nodes"])
+    _check_footprint(knobs, stem, cells, len(ops), where)
     problem = _op_problem(cells, ops)
     if problem is not None:
         cell, reason = problem

@@ -23,14 +23,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..blocks import BlockConfig, check_op, make_divisible
 from ..errors import HwnasError, SpaceError
 from .cells import CellSpaceSpec, resolve_cell_space
 from .knobs import resolve_knobs
+from .limits import check_footprint, check_width
+from .readers import load_yaml
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
+COMMON_KEYS = ("name", "source", "kind", "extends", "knobs", "search_defaults")
+LAYERWISE_KEYS = (*COMMON_KEYS, "stem", "stages", "candidates", "head")
 
 
 @dataclass(frozen=True)
@@ -123,18 +125,28 @@ def _read_declaration(name_or_path: str, seen: tuple[str, ...] = ()) -> tuple[st
             f"space {name_or_path!r} is neither a built-in space ({', '.join(builtin_spaces())}) nor a YAML file"
         )
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise SpaceError(f"space file {path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        data = load_yaml(path, "space file")
+    except HwnasError as exc:
+        raise SpaceError(str(exc)) from None
     if not isinstance(data, dict):
         raise SpaceError(f"space file {path}: expected a mapping at the top level, got {type(data).__name__}")
     origin = name_or_path if path.parent == BUILTIN_DIR else str(path)
+    allowed = COMMON_KEYS if data.get("kind") == "cell" else LAYERWISE_KEYS
+    unknown = [str(k) for k in data if k not in allowed]
+    if unknown:
+        kind = "a cell space" if data.get("kind") == "cell" else "a layer-wise space"
+        raise SpaceError(f"space file {path}: unknown key {unknown[0]!r} in {kind}; expected only {', '.join(allowed)}")
     base = data.pop("extends", None)
     if base is not None:
+        if not isinstance(base, str):
+            raise SpaceError(f"space file {path}: extends: got {base!r}, expected a space name or YAML path")
         if base in seen:
             raise SpaceError(f"space file {path}: extends {base!r} in a cycle")
-        _, _, parent = _read_declaration(str(base), (*seen, name_or_path))
-        knobs = {**parent.get("knobs", {}), **data.pop("knobs", {})}
+        _, _, parent = _read_declaration(base, (*seen, name_or_path))
+        for knobs in (parent.get("knobs"), data.get("knobs")):
+            if knobs is not None and not isinstance(knobs, dict):
+                raise SpaceError(f"space file {path}: knobs: got {knobs!r}, expected a mapping of knob names to values")
+        knobs = {**(parent.get("knobs") or {}), **(data.pop("knobs", None) or {})}
         data = {**parent, **data, "knobs": knobs}
     name = data.get("name", path.stem)
     return str(name), origin, data
@@ -150,10 +162,15 @@ def load_space(name_or_path: str, **knobs: Any) -> SpaceSpec | CellSpaceSpec:
     name, origin, declaration = _read_declaration(name_or_path)
     kind = declaration.get("kind", "layerwise")
     if kind == "cell":
-        return resolve_cell_space(name, origin, declaration, knobs)
-    if kind != "layerwise":
+        spec: SpaceSpec | CellSpaceSpec = resolve_cell_space(name, origin, declaration, knobs)
+    elif kind == "layerwise":
+        spec = resolve_space(name, origin, declaration, knobs)
+    else:
         raise SpaceError(f"space {name}: kind: got {kind!r}, expected layerwise (the default) or cell")
-    return resolve_space(name, origin, declaration, knobs)
+    from ..search.config import space_search_defaults
+
+    space_search_defaults(spec)
+    return spec
 
 
 def declared_kind(name_or_path: str) -> str:
@@ -204,8 +221,9 @@ def resolve_space(name: str, origin: str, declaration: dict[str, Any], knob_valu
         norm_inside=knobs["norm"] == "inside",
     )
 
-    def scale(c: int) -> int:
-        return c if knobs["width_mult"] == 1 else make_divisible(c * knobs["width_mult"], knobs["round_to"])
+    def scale(c: int, at: str = where) -> int:
+        width = c if knobs["width_mult"] == 1 else make_divisible(c * knobs["width_mult"], knobs["round_to"])
+        return check_width(width, at)
 
     stem_decl = _field(
         declaration, "stem", where, "a list of {op, channels, stride}", lambda v: isinstance(v, list), []
@@ -237,7 +255,7 @@ def resolve_space(name: str, origin: str, declaration: dict[str, Any], knob_valu
         c_out = c  # ops without a width (pooling) keep their input's
         if "channels" in item:
             c_out = _field(item, "channels", at, "a positive integer", _positive_int)
-            c_out = scale(knobs["stem_channels"][i] if knobs["stem_channels"] is not None else c_out)
+            c_out = scale(knobs["stem_channels"][i] if knobs["stem_channels"] is not None else c_out, at)
         _check(op, c, c_out, stride, at)
         stem.append(FixedLayer(op, c, c_out, stride, (h, w)))
         c, h, w = c_out, -(-h // stride), -(-w // stride)
@@ -250,8 +268,10 @@ def resolve_space(name: str, origin: str, declaration: dict[str, Any], knob_valu
         width = _field(stage, "channels", at, "a positive integer", _positive_int)
         if knobs["stage_channels"] is not None:
             width = knobs["stage_channels"][s]
-        width = scale(width)
-        count = _field(stage, "layers", at, "a positive integer", _positive_int)
+        width = scale(width, at)
+        count = _field(
+            stage, "layers", at, "a positive integer (at most 1000)", lambda v: _positive_int(v) and v <= 1000
+        )
         first_stride = _field(stage, "stride", at, "a positive integer", _positive_int, 1)
         stage_candidates = _field(stage, "candidates", at, "a non-empty list of op names", _op_list, default_candidates)
         if stage_candidates is None:
@@ -279,7 +299,8 @@ def resolve_space(name: str, origin: str, declaration: dict[str, Any], knob_valu
     if knobs["last_channels"] is not None:
         last = knobs["last_channels"]
     if last and knobs["width_mult"] > 1:
-        last = scale(last)
+        last = scale(last, f"{where}: head")
+    check_width(last, f"{where}: head")
     if last:
         _check(head_op, c, last, 1, f"{where}: head")
     head = HeadSpec(
@@ -292,7 +313,22 @@ def resolve_space(name: str, origin: str, declaration: dict[str, Any], knob_valu
         knobs["classifier_bias"],
         knobs["classifier"] == "cosine",
     )
+    _check_footprint(stem, layers, head, knobs["input_size"], where)
     return SpaceSpec(name, origin, declaration, knobs, cfg, tuple(stem), tuple(layers), head)
+
+
+def _check_footprint(
+    stem: list[FixedLayer], layers: list[SearchLayer], head: HeadSpec, input_size: list[int], where: str
+) -> None:
+    """Estimate parameters (a 1x1 conv per layer, the classifier) and the largest feature map; refuse the absurd."""
+    convs = [(x.c_in, x.c_out, x.input_hw) for x in (*stem, *layers)]
+    params = sum(c_in * c_out for c_in, c_out, _ in convs)
+    width = head.channels or head.c_in
+    params += head.c_in * head.channels + width * head.num_classes
+    activation = max(
+        [input_size[0] * input_size[1] * input_size[2]] + [max(a, b) * hw[0] * hw[1] for a, b, hw in convs]
+    )
+    check_footprint(params, activation, where)
 
 
 def _check(op: str, c_in: int, c_out: int, stride: int, where: str) -> None:

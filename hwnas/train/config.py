@@ -14,17 +14,28 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..choices import HEADS
 from ..errors import HwnasError
+from ..spaces.limits import MAX_CHANNELS, MAX_INPUT_CHANNELS, MAX_INPUT_SIDE, input_size_problem
+from ..spaces.readers import load_yaml
 
 OPTIMIZERS = ("sgd", "adam", "rmsprop")
 SCHEDULES = ("cosine", "step", "exponential", "constant")
 AMP_MODES = ("off", "bf16", "fp16")
+MAX_EPOCHS = 100_000
+MAX_BATCH = 65_536
 
 
-def _opt(help: str, **kw: Any) -> Any:
+def input_text_ok(text: str) -> bool:
+    """Whether `text` is CxHxW with positive integers within the input bounds of `spaces.limits`."""
+    parts = text.lower().split("x")
+    if len(parts) != 3 or not all(p.isdigit() and len(p) < 10 and int(p) > 0 for p in parts):
+        return False
+    return input_size_problem([int(p) for p in parts]) is None
+
+
+def option(help: str, **kw: Any) -> Any:
+    """A dataclass field of a config: its help, default, and optional `check`, `expected`, `choices`, `aliases`."""
     default = kw.pop("default")
     return field(default=default, metadata={"help": help, **kw})
 
@@ -33,174 +44,201 @@ def _opt(help: str, **kw: Any) -> Any:
 class TrainConfig:
     """Options of `hwnas train` (and the base of every search run's config)."""
 
-    data: str = _opt(
+    data: str = option(
         "dataset: digits, synthetic, cifar10:DIR, cifar100:DIR, folder:DIR, tiny-imagenet:DIR", default="digits"
     )
-    input: str | None = _opt("image size CxHxW fed to the network (default: the architecture's)", default=None)
-    classes: str | None = _opt(
+    input: str | None = option(
+        "image size CxHxW fed to the network (default: the architecture's)",
+        default=None,
+        check=input_text_ok,
+        expected=f"CxHxW with positive integers, e.g. 3x32x32 (channels at most {MAX_INPUT_CHANNELS}, "
+        f"sides at most {MAX_INPUT_SIDE})",
+    )
+    classes: str | None = option(
         "class subset: N (first N classes in sorted order) or a file listing class names", default=None
     )
-    val_split: float = _opt(
+    val_split: float = option(
         "fraction of the training pool held out for validation when the dataset has no test pool",
         default=0.1,
         check=lambda v: 0 < v < 1,
         expected="a number in (0, 1)",
     )
-    init_channels: int | None = _opt(
+    init_channels: int | None = option(
         "cell spaces: initial channels of the network (default: the architecture's; DARTS evaluates at 36)",
         default=None,
-        check=lambda v: v >= 2,
-        expected="an integer >= 2",
+        check=lambda v: 2 <= v <= MAX_CHANNELS // 4,
+        expected=f"an integer in 2..{MAX_CHANNELS // 4}",
     )
-    layers: int | None = _opt(
+    layers: int | None = option(
         "cell spaces: number of cells (default: the architecture's; DARTS evaluates with 20)",
         default=None,
-        check=lambda v: v >= 3,
-        expected="an integer >= 3 (reduction cells sit at 1/3 and 2/3 of the depth)",
+        check=lambda v: 3 <= v <= 1000,
+        expected="an integer in 3..1000 (reduction cells sit at 1/3 and 2/3 of the depth)",
     )
-    auxiliary: bool | None = _opt(
+    auxiliary: bool | None = option(
         "cell spaces: add (--auxiliary) or drop (--no-auxiliary) the auxiliary head on the second reduction cell "
         "(default: as the architecture file says)",
         default=None,
     )
-    auxiliary_weight: float = _opt(
+    auxiliary_weight: float = option(
         "weight of the auxiliary head's loss (networks with one)",
         default=0.4,
         check=lambda v: v >= 0,
         expected="a number >= 0",
     )
-    drop_path_prob: float = _opt(
+    drop_path_prob: float = option(
         "drop-path probability of the last epoch, rising linearly from 0 (networks with drop-path; DARTS 0.2)",
         default=0.0,
         check=lambda v: 0 <= v < 1,
         expected="a number in [0, 1)",
     )
-    head: str = _opt(
+    head: str = option(
         "classification head: softmax (linear classifier, cross-entropy), am_softmax or arcface (cosine "
-        "classifier with a margin on the true class; seed 000's --model-type)",
+        "classifier with a margin on the true class; the MXNet FBNet code's --model-type)",
         default="softmax",
         choices=HEADS,
     )
-    margin_scale: float | None = _opt(
+    margin_scale: float | None = option(
         "s of the margin heads (default: 30 for am_softmax, 64 for arcface)",
         default=None,
         check=lambda v: v > 0,
         expected="a number > 0",
     )
-    margin: float | None = _opt(
+    margin: float | None = option(
         "m of the margin heads (default: 0.35 for am_softmax, 0.5 for arcface)",
         default=None,
         check=lambda v: 0 <= v < 1.5,
         expected="a number in [0, 1.5)",
     )
-    feature_dim: int | None = _opt(
+    feature_dim: int | None = option(
         "layer-wise spaces: width of the last conv, the embedding size of face models (default: the space's; "
-        "seed 000's --feature-dim)",
+        "the MXNet FBNet code's --feature-dim)",
         default=None,
-        check=lambda v: v >= 1,
-        expected="an integer >= 1",
+        check=lambda v: 1 <= v <= MAX_CHANNELS,
+        expected=f"an integer in 1..{MAX_CHANNELS}",
     )
-    epochs: int = _opt("number of epochs", default=10, check=lambda v: v >= 1, expected="an integer >= 1")
-    batch_size: int = _opt(
-        "global batch size (split over DDP ranks)", default=64, check=lambda v: v >= 1, expected="an integer >= 1"
+    epochs: int = option(
+        "number of epochs", default=10, check=lambda v: 1 <= v <= MAX_EPOCHS, expected=f"an integer in 1..{MAX_EPOCHS}"
     )
-    optimizer: str = _opt("optimizer", default="sgd", choices=OPTIMIZERS)
-    lr: float = _opt(
+    batch_size: int = option(
+        "global batch size (split over DDP ranks)",
+        default=64,
+        check=lambda v: 1 <= v <= MAX_BATCH,
+        expected=f"an integer in 1..{MAX_BATCH}",
+    )
+    optimizer: str = option("optimizer", default="sgd", choices=OPTIMIZERS)
+    lr: float = option(
         "peak learning rate", default=0.05, check=lambda v: v > 0, expected="a number > 0", aliases=("--learning-rate",)
     )
-    momentum: float = _opt(
+    momentum: float = option(
         "momentum (sgd, rmsprop); beta1 for adam",
         default=0.9,
         check=lambda v: 0 <= v < 1,
         expected="a number in [0, 1)",
     )
-    nesterov: bool = _opt("Nesterov momentum (sgd)", default=False)
-    weight_decay: float = _opt("weight decay", default=5e-4, check=lambda v: v >= 0, expected="a number >= 0")
-    no_decay_bn_bias: bool = _opt("exempt BatchNorm parameters and biases from weight decay", default=False)
-    schedule: str = _opt("learning-rate schedule (per step)", default="cosine", choices=SCHEDULES)
-    lr_min: float = _opt(
+    nesterov: bool = option("Nesterov momentum (sgd)", default=False)
+    weight_decay: float = option("weight decay", default=5e-4, check=lambda v: v >= 0, expected="a number >= 0")
+    no_decay_bn_bias: bool = option("exempt BatchNorm parameters and biases from weight decay", default=False)
+    schedule: str = option("learning-rate schedule (per step)", default="cosine", choices=SCHEDULES)
+    lr_min: float = option(
         "final learning rate of the cosine schedule",
         default=0.0,
         check=lambda v: v >= 0,
         expected="a number >= 0",
         aliases=("--learning-rate-min",),
     )
-    warmup_epochs: float = _opt(
+    warmup_epochs: float = option(
         "linear warm-up from 0 to --lr over this many epochs",
         default=0.0,
         check=lambda v: v >= 0,
         expected="a number >= 0",
     )
-    step_epochs: float = _opt(
+    step_epochs: float = option(
         "step schedule: multiply by --gamma every this many epochs",
         default=30.0,
         check=lambda v: v > 0,
         expected="a number > 0",
     )
-    gamma: float = _opt(
+    gamma: float = option(
         "decay factor of the step (per --step-epochs) and exponential (per epoch) schedules",
         default=0.97,
         check=lambda v: 0 < v <= 1,
         expected="a number in (0, 1]",
     )
-    label_smoothing: float = _opt(
+    label_smoothing: float = option(
         "label smoothing", default=0.0, check=lambda v: 0 <= v < 1, expected="a number in [0, 1)"
     )
-    grad_clip: float = _opt(
+    grad_clip: float = option(
         "clip the gradient norm to this (0: off)", default=0.0, check=lambda v: v >= 0, expected="a number >= 0"
     )
-    amp: str = _opt(
+    amp: str = option(
         "mixed precision: bf16 (CPU or CUDA), fp16 (CUDA, with loss scaling), off", default="off", choices=AMP_MODES
     )
-    channels_last: bool = _opt("channels_last memory format for model and inputs", default=False)
-    ema: float = _opt(
+    channels_last: bool = option("channels_last memory format for model and inputs", default=False)
+    ema: float = option(
         "keep an exponential moving average of the weights with this decay (0: off); validation then uses it",
         default=0.0,
         check=lambda v: 0 <= v < 1,
         expected="a number in [0, 1)",
     )
-    crop_padding: int = _opt(
+    crop_padding: int = option(
         "random crop after zero-padding by this many pixels (0: off)",
         default=4,
-        check=lambda v: v >= 0,
-        expected="an integer >= 0",
+        check=lambda v: 0 <= v <= MAX_INPUT_SIDE,
+        expected=f"an integer in 0..{MAX_INPUT_SIDE}",
     )
-    flip: bool = _opt("random horizontal flip", default=True)
-    cutout: bool = _opt("cutout (a zeroed square per image)", default=False)
-    cutout_length: int = _opt(
-        "side of the cutout square", default=16, check=lambda v: v >= 1, expected="an integer >= 1"
+    flip: bool = option("random horizontal flip", default=True)
+    cutout: bool = option("cutout (a zeroed square per image)", default=False)
+    cutout_length: int = option(
+        "side of the cutout square",
+        default=16,
+        check=lambda v: 1 <= v <= MAX_INPUT_SIDE,
+        expected=f"an integer in 1..{MAX_INPUT_SIDE}",
     )
-    seed: int = _opt("seed of data order, augmentation and initialisation", default=0)
-    device: str = _opt("auto (the GPU with the most free memory, else the CPU), cpu, cuda, cuda:N", default="auto")
-    workers: int = _opt(
-        "data-loading worker processes (image folders)", default=2, check=lambda v: v >= 0, expected="an integer >= 0"
+    seed: int = option(
+        "seed of data order, augmentation and initialisation",
+        default=0,
+        check=lambda v: 0 <= v < 2**32,
+        expected="an integer in 0..4294967295",
     )
-    run_dir: str | None = _opt("run directory (default: runs/<command>-<arch>-<time>)", default=None)
-    checkpoint_every: int = _opt(
+    device: str = option("auto (the GPU with the most free memory, else the CPU), cpu, cuda, cuda:N", default="auto")
+    workers: int = option(
+        "data-loading worker processes (image folders)",
+        default=2,
+        check=lambda v: 0 <= v <= 256,
+        expected="an integer in 0..256",
+    )
+    run_dir: str | None = option(
+        "run directory (default: runs/<command>-<arch>-<time>)",
+        default=None,
+        check=lambda v: bool(v) and not (Path(v).exists() and not Path(v).is_dir()),
+        expected="a directory path (not an existing file)",
+    )
+    checkpoint_every: int = option(
         "also checkpoint every this many steps inside an epoch (0: epoch ends only)",
         default=200,
         check=lambda v: v >= 0,
         expected="an integer >= 0",
     )
-    keep_checkpoints: int = _opt(
+    keep_checkpoints: int = option(
         "keep the last this many checkpoints (best.pt is kept apart)",
         default=3,
-        check=lambda v: v >= 1,
-        expected="an integer >= 1",
+        check=lambda v: 1 <= v <= 1000,
+        expected="an integer in 1..1000",
     )
-    max_bad_steps: int = _opt(
+    max_bad_steps: int = option(
         "stop after this many non-finite losses in a row (each such step is skipped)",
         default=5,
         check=lambda v: v >= 1,
         expected="an integer >= 1",
     )
-    log_every: int = _opt(
+    log_every: int = option(
         "write a training record to metrics.jsonl every this many steps",
         default=20,
         check=lambda v: v >= 1,
         expected="an integer >= 1",
     )
-    progress: bool = _opt("progress bar (off by itself when output is not a terminal)", default=True)
+    progress: bool = option("progress bar (off by itself when output is not a terminal)", default=True)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -272,12 +310,9 @@ def check_config(cfg: Any, where: str = "config") -> Any:
 
 def read_yaml_config(path: str | os.PathLike[str], cls: type = TrainConfig) -> dict[str, Any]:
     """Read a config file's keys (dashes or underscores), rejecting keys that do not exist."""
-    try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
-    except OSError as exc:
-        raise HwnasError(f"config {path}: cannot read ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise HwnasError(f"config {path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    data = load_yaml(path, "config")
+    if data is None:
+        data = {}
     if not isinstance(data, dict):
         raise HwnasError(f"config {path}: expected a mapping of option names to values")
     out = {}

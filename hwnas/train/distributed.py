@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
 
 from ..errors import HwnasError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,25 @@ def all_reduce_sum(values: list[float], device: torch.device, ctx: Dist) -> list
     t = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(t)
     return t.tolist()
+
+
+def rank_zero(ctx: Dist, action: Callable[[], T]) -> T | None:
+    """`action()` on rank 0 (None elsewhere); an HwnasError it raises is raised on every rank, so no rank
+    waits forever in a collective that rank 0 will never join."""
+    result, error = None, None
+    if ctx.main:
+        try:
+            result = action()
+        except HwnasError as exc:
+            error = exc
+    if ctx.enabled:
+        box = [None if error is None else str(error)]
+        dist.broadcast_object_list(box, src=0)
+        if error is None and box[0] is not None:
+            raise HwnasError(box[0])
+    if error is not None:
+        raise error
+    return result
 
 
 def barrier(ctx: Dist) -> None:

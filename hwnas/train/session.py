@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -13,11 +12,11 @@ import torch
 from ..arch import Architecture, resolve_arch
 from ..data import ImageSet, Preprocess, open_dataset, train_val
 from ..errors import HwnasError
-from ..io import atomic_write
-from ..model import build_model, load_weights
+from ..model import build_model, load_weights, save_weights
 from .config import TrainConfig, check_config
-from .distributed import Dist, barrier, init_distributed, pick_device, shutdown
+from .distributed import Dist, barrier, init_distributed, pick_device, rank_zero, shutdown
 from .rundir import RunDir
+from .storage import writing
 from .trainer import Trainer
 
 RESUME_MAY_CHANGE = {
@@ -164,13 +163,20 @@ def reopen_config(resume: str, cfg: Any, explicit: set[str] | None, needs: str) 
 
 
 def open_run(kind: str, label: str, cfg: Any, ctx: Dist, resuming: bool) -> RunDir:
-    """The run directory every rank agrees on; a fresh run refuses one that already holds a run."""
-    run_path = _agree(Path(cfg.run_dir) if cfg.run_dir else RunDir.default_path(kind, label), ctx)
+    """The run directory every rank agrees on, locked by rank 0 for the whole run (close() releases it); a
+    second writer, or a fresh run into a directory that already holds one, is refused on every rank."""
+    run_path = shared_path(Path(cfg.run_dir) if cfg.run_dir else RunDir.default_path(kind, label), ctx)
     run = RunDir(run_path, cfg.keep_checkpoints, writer=ctx.main)
-    if not resuming and run.checkpoints.entries():
-        raise HwnasError(f"--run-dir {run_path} already holds a run; continue it with --resume {run_path}")
+    rank_zero(ctx, lambda: _claim(run, resuming))
     cfg.run_dir = str(run_path)
     return run
+
+
+def _claim(run: RunDir, resuming: bool) -> None:
+    run.acquire()
+    if not resuming and run.checkpoints.entries():
+        run.close()
+        raise HwnasError(f"--run-dir {run.path} already holds a run; continue it with --resume {run.path}")
 
 
 def start_or_resume(
@@ -189,12 +195,12 @@ def start_or_resume(
             raise HwnasError(f"--resume {resume}: no readable checkpoint in {run.checkpoints.directory}")
         trainer.load_state_dict(found[1])
         run.truncate_metrics(trainer.step)
-        _say(ctx, f"resuming {run.path} from {found[0].name} (epoch {trainer.epoch + 1}, step {trainer.step})")
+        tell(ctx, f"resuming {run.path} from {found[0].name} (epoch {trainer.epoch + 1}, step {trainer.step})")
     else:
         run.write_config(cfg.to_dict())
         for name, text in files.items():
             run.write_text(name, text)
-        _say(ctx, f"run directory: {run.path}")
+        tell(ctx, f"run directory: {run.path}")
 
 
 def train(
@@ -217,6 +223,7 @@ def train(
     arch = resolve_arch(arch)
 
     ctx, device = init_distributed(cfg.device)
+    run = None
     try:
         torch.manual_seed(cfg.seed)
         data = prepare(arch, cfg)
@@ -237,15 +244,22 @@ def train(
         trainer.fit()
         shipped = trainer.ema.module if trainer.ema is not None else trainer.model
         final = {**final_metrics(trainer), "weights": "model.pt", "val_images": len(data.val)}
-        if ctx.main:
-            atomic_write(run.path / "model.pt", lambda f: torch.save(shipped.state_dict(), f))
-            run.write_text("result.json", json.dumps(_result(final, trainer), indent=1))
+        rank_zero(ctx, lambda: _ship(run, shipped.state_dict(), _result(final, trainer)))
         run.close()
         barrier(ctx)
-        _say(ctx, _summary(final, trainer.best, run.path / "model.pt"))
+        tell(ctx, _summary(final, trainer.best, run.path / "model.pt"))
         return Outcome(run.path, trainer.best, trainer.history, ctx.main, final)
     finally:
+        if run is not None:
+            run.close()
         shutdown(ctx)
+
+
+def _ship(run: RunDir, weights: dict[str, torch.Tensor], result: dict[str, Any]) -> None:
+    """model.pt (refused if it holds NaN or infinity) and result.json (strict JSON)."""
+    with writing(run.path / "model.pt", f"; the checkpoints are kept: free space, then --resume {run.path}"):
+        save_weights(weights, run.path / "model.pt")
+    run.write_json("result.json", result)
 
 
 METRICS = ("epoch", "val_top1", "val_top5", "val_loss")
@@ -291,7 +305,7 @@ def evaluate(arch: Architecture | str, weights: str, cfg: TrainConfig) -> tuple[
     try:
         data, model = _trained_model(arch, weights, cfg)
         label = Path(weights).parent.name if Path(weights).name == "model.pt" else arch.space
-        run_path = _agree(Path(cfg.run_dir) if cfg.run_dir else RunDir.default_path("eval", label), ctx)
+        run_path = shared_path(Path(cfg.run_dir) if cfg.run_dir else RunDir.default_path("eval", label), ctx)
         cfg.run_dir = str(run_path)
         run = RunDir(run_path, writer=ctx.main)
         trainer = Trainer(
@@ -299,13 +313,13 @@ def evaluate(arch: Architecture | str, weights: str, cfg: TrainConfig) -> tuple[
         )
         metrics = trainer.evaluate()
         run.write_config(cfg.to_dict())
-        run.write_text("eval.json", json.dumps({"weights": str(weights), "images": len(data.val), **metrics}, indent=1))
+        run.write_json("eval.json", {"weights": str(weights), "images": len(data.val), **metrics})
         return run_path, metrics
     finally:
         shutdown(ctx)
 
 
-def _agree(path: Path, ctx: Dist) -> Path:
+def shared_path(path: Path, ctx: Dist) -> Path:
     """Every rank uses rank 0's run directory name."""
     if not ctx.enabled:
         return path
@@ -316,7 +330,8 @@ def _agree(path: Path, ctx: Dist) -> Path:
     return Path(box[0])
 
 
-def _say(ctx: Dist, message: str) -> None:
+def tell(ctx: Dist, message: str) -> None:
+    """Print a message for the user on stderr, once (rank 0)."""
     if ctx.main:
         print(message, file=sys.stderr)
 

@@ -29,7 +29,7 @@ from ..cellnet import AuxiliaryOutputs
 from ..data import EpochLoader, ImageSet, Preprocess
 from ..errors import HwnasError
 from .config import TrainConfig
-from .distributed import Dist, all_reduce_sum
+from .distributed import Dist, all_reduce_sum, rank_zero
 from .heads import margin_logits, margin_settings
 from .optim import build_optimizer, build_schedule
 from .rundir import RunDir
@@ -46,6 +46,40 @@ class Phase:
     name: str
     loader: EpochLoader
     step: Callable[[torch.Tensor, torch.Tensor], StepResult]
+
+
+BufferSnapshot = list[tuple[torch.Tensor, torch.Tensor]]
+
+
+def snapshot_buffers(module: nn.Module) -> BufferSnapshot:
+    """Copies of `module`'s buffers (BatchNorm running statistics, batch counts) taken before a step."""
+    return [(b, b.detach().clone()) for b in module.buffers()]
+
+
+def restore_buffers(snapshot: BufferSnapshot) -> None:
+    """Put the buffers back as `snapshot` found them: a skipped step's forward leaves no trace."""
+    with torch.no_grad():
+        for buffer, saved in snapshot:
+            buffer.copy_(saved)
+
+
+def buffers_finite(module: nn.Module) -> bool:
+    """Whether every floating-point buffer of `module` is finite (one device sync)."""
+    flags = [torch.isfinite(b).all() for b in module.buffers() if b.is_floating_point()]
+    return bool(torch.stack(flags).all()) if flags else True
+
+
+def first_non_finite(value: Any, where: str = "") -> str | None:
+    """The key path of the first floating-point tensor in `value` (nested dicts and lists) holding NaN or
+    infinity, else None."""
+    if torch.is_tensor(value):
+        return where if value.is_floating_point() and not bool(torch.isfinite(value).all()) else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list | tuple) else ()
+    for key, item in items:
+        found = first_non_finite(item, f"{where}.{key}" if where else str(key))
+        if found is not None:
+            return found
+    return None
 
 
 @dataclass
@@ -159,6 +193,7 @@ class Trainer:
         self.sums: dict[str, list[float]] = {}  # per phase of the current epoch: loss * n, correct, n
         self.best: dict[str, Any] = {}
         self.history: list[dict[str, Any]] = []
+        self.log_error: HwnasError | None = None  # a metrics write that failed on rank 0 (torchrun)
 
     def split_loader(self, dataset: ImageSet, seed: int, steps: int | None = None) -> EpochLoader:
         """A shuffled loader over another split (e.g. the architecture parameters'), sharded like training's;
@@ -199,24 +234,37 @@ class Trainer:
 
     def train_step(self, images: torch.Tensor, labels: torch.Tensor) -> StepResult:
         """Forward, backward and update on one batch; a non-finite loss or gradient skips the update."""
+        buffers = snapshot_buffers(self.model)
         with self.autocast():
             outputs = self.forward(images)
             loss = self.loss(outputs, labels)
         self.scaler.scale(loss).backward()
-        return self.apply_gradients(loss, outputs, labels)
+        return self.apply_gradients(loss, outputs, labels, buffers)
 
-    def apply_gradients(self, loss: torch.Tensor, outputs: torch.Tensor, labels: torch.Tensor) -> StepResult:
-        """Clip, check finiteness (agreed over ranks), step optimizer, schedule and EMA."""
+    def agree_finite(self, finite: bool) -> bool:
+        """True when on every rank the step's loss and gradients (`finite`) and the model's buffers, which
+        its forward updated, are finite."""
+        finite = finite and buffers_finite(self.model)
+        return all_reduce_sum([float(not finite)], self.device, self.ctx)[0] == 0
+
+    def apply_gradients(
+        self, loss: torch.Tensor, outputs: torch.Tensor, labels: torch.Tensor, buffers: BufferSnapshot | None = None
+    ) -> StepResult:
+        """Clip, check finiteness (agreed over ranks), step optimizer, schedule and EMA. A skipped step puts
+        the `buffers` (snapshot before its forward) back."""
         self.scaler.unscale_(self.optimizer)
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
         norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip or math.inf)
-        finite = bool(torch.isfinite(loss)) and (self.cfg.amp == "fp16" or bool(torch.isfinite(norm)))
-        finite = all_reduce_sum([float(not finite)], self.device, self.ctx)[0] == 0
+        finite = self.agree_finite(
+            bool(torch.isfinite(loss)) and (self.cfg.amp == "fp16" or bool(torch.isfinite(norm)))
+        )
         if finite:
             self.scaler.step(self.optimizer)
             self.scaler.update()
             if self.ema is not None:
                 self.ema.update_parameters(self.model)
+        elif buffers is not None:
+            restore_buffers(buffers)
         self.optimizer.zero_grad(set_to_none=True)
         self.schedule.step()
         logits = outputs.logits if isinstance(outputs, AuxiliaryOutputs) else outputs
@@ -276,14 +324,34 @@ class Trainer:
         self.load_extra_state(state.get("extra", {}))
 
     def save_checkpoint(self, best: bool = False) -> None:
+        """Write a checkpoint on rank 0; a state holding NaN or infinity stops the run instead (every rank)."""
         state = self.state_dict()  # every rank joins the RNG gather; only rank 0 writes
-        if self.run is not None and self.ctx.main:
-            name = (
-                f"epoch_{self.epoch:03d}.pt"
-                if self.batch == self.phase == 0
-                else f"epoch_{self.epoch:03d}_step_{self.step:07d}.pt"
-            )
-            self.run.checkpoints.save(state, name, best=best)
+        if self.run is not None:
+            rank_zero(self.ctx, lambda: self._write_checkpoint(state, best))
+
+    def _write_checkpoint(self, state: dict[str, Any], best: bool) -> None:
+        assert self.run is not None
+        if self.log_error is not None:
+            raise self.log_error
+        bad = first_non_finite(state)
+        if bad is not None:
+            raise TrainingError(self.diverged(f"{bad} holds NaN or infinity"))
+        name = (
+            f"epoch_{self.epoch:03d}.pt"
+            if self.batch == self.phase == 0
+            else f"epoch_{self.epoch:03d}_step_{self.step:07d}.pt"
+        )
+        self.run.checkpoints.save(state, name, best=best)
+
+    def diverged(self, what: str) -> str:
+        """The one line that stops a diverged run: where, what, and which checkpoint is kept."""
+        entries = self.run.checkpoints.entries() if self.run is not None else []
+        kept = f"the last good checkpoint, {entries[-1]['file']}, is kept" if entries else "no checkpoint was written"
+        where = f"end of epoch {self.epoch}" if self.batch == self.phase == 0 else f"epoch {self.epoch + 1}"
+        return (
+            f"the run diverged ({where}, step {self.step}): {what}; stopped without writing that state, "
+            f"{kept}. Lower --lr, set --grad-clip, or check the data"
+        )
 
     # ---- the loop ---------------------------------------------------------------------------
     def evaluate(self, model: nn.Module | None = None) -> dict[str, float]:
@@ -393,6 +461,10 @@ class Trainer:
             loss, correct, n = all_reduce_sum(self.sums.get(name, [0.0, 0.0, 0.0]), self.device, self.ctx)
             record[f"{name}_loss"], record[f"{name}_top1"] = loss / max(n, 1), 100 * correct / max(n, 1)
         record.update({"lr": self.optimizer.param_groups[0]["lr"], "seconds": seconds, **self.evaluate()})
+        if not math.isfinite(record["val_loss"]):
+            self._log(record)
+            self.epoch, self.phase, self.batch = self.epoch + 1, 0, 0
+            raise TrainingError(self.diverged(f"the validation loss is {record['val_loss']}"))
         self.epoch, self.phase, self.batch, self.sums = self.epoch + 1, 0, 0, {}
         improved = not self.best or record["val_top1"] > self.best["val_top1"]
         if improved:
@@ -415,5 +487,13 @@ class Trainer:
         return {}
 
     def _log(self, record: dict[str, Any]) -> None:
-        if self.run is not None and self.ctx.main:
+        """Write a record on rank 0; under torchrun a failed write stops the run at the next checkpoint,
+        where every rank learns of it."""
+        if self.run is None or not self.ctx.main or self.log_error is not None:
+            return
+        try:
             self.run.log(record)
+        except HwnasError as exc:
+            if not self.ctx.enabled:
+                raise
+            self.log_error = exc
