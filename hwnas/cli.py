@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from .errors import HwnasError
+from .foreign_flags import foreign_flag
 from .spaces.limits import MAX_INPUT_CHANNELS, MAX_INPUT_SIDE, input_size_problem
 
 
@@ -517,6 +518,10 @@ def build_parser(search_cls: type | None = None) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    foreign = foreign_flag(argv)
+    if foreign is not None:
+        print(f"hwnas: error: {foreign}", file=sys.stderr)
+        return 2
     parser = build_parser(search_config_class(argv))
     try:
         args = parser.parse_args(argv)

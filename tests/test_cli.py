@@ -95,3 +95,23 @@ def test_bad_file_is_one_line_and_writes_nothing(tmp_path):
 def test_debug_shows_the_traceback(tmp_path):
     result = run("--debug", "profile", "nope")
     assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "answer"),
+    [
+        (["train", "mobilenet_v2", "--gpu", "0,1"], "torchrun --nproc_per_node N"),
+        (["train", "mobilenet_v2", "--multi-gpus"], "torchrun --nproc_per_node N"),
+        (["train", "mobilenet_v2", "--load-model-path", "./model"], "--resume RUN_DIR"),
+        (["train", "mobilenet_v2", "--model-type=arcface"], "--head softmax|amsoftmax|arcface"),
+        (["search", "spos", "--search-strategy", "evolution"], "--strategy random|evolution|pareto"),
+        (["search", "spos", "--generation_num", "20"], "--generation-num"),
+        (["train", "mobilenet_v2", "--log-frequence", "50"], "--log-every"),
+    ],
+)
+def test_the_original_tools_flags_name_their_hwnas_equivalent(argv, answer, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and answer in err and "'s flag; hwnas has" in err
+    assert not any(tmp_path.iterdir())
