@@ -9,7 +9,7 @@ from typing import Any
 from ..choices import COST_METRICS, HW_LOSS_FORMS, MIXING_MODES, SAMPLINGS, STRATEGIES, TARGET_MODES
 from ..errors import HwnasError, SpaceError
 from ..spaces.limits import MAX_CHANNELS
-from ..train.config import MAX_BATCH, MAX_EPOCHS, TrainConfig, check_config, keys, option
+from ..train.config import MAX_BATCH, MAX_EPOCHS, TrainConfig, check_config, integer_in, keys, option
 
 
 def _limit(what: str) -> object:
@@ -26,14 +26,12 @@ class LatencyOptions:
     latency_threads: int = option(
         "threads pinned while measuring latency",
         default=1,
-        check=lambda v: 1 <= v <= 1024,
-        expected="an integer in 1..1024",
+        **integer_in(1, 1024),
     )
     latency_batch: int = option(
         "batch size of the latency measurements",
         default=1,
-        check=lambda v: 1 <= v <= MAX_BATCH,
-        expected=f"an integer in 1..{MAX_BATCH}",
+        **integer_in(1, MAX_BATCH),
     )
     latency_table: str | None = option(
         "use this cost table file instead of measuring (it must cover the space)", default=None
@@ -77,20 +75,17 @@ class SearchConfig(SupernetConfig):
     random_iteration: int = option(
         "random: architectures to evaluate",
         default=1000,
-        check=lambda v: 1 <= v <= 10_000_000,
-        expected="an integer in 1..10000000",
+        **integer_in(1, 10_000_000),
     )
     generation_num: int = option(
         "evolution/pareto: generations",
         default=20,
-        check=lambda v: 1 <= v <= 100_000,
-        expected="an integer in 1..100000",
+        **integer_in(1, 100_000),
     )
     population: int = option(
         "evolution/pareto: population size",
         default=60,
-        check=lambda v: 2 <= v <= 100_000,
-        expected="an integer in 2..100000",
+        **integer_in(2, 100_000),
     )
     parent_num: int = option(
         "evolution/pareto: parents kept each generation (SPOS's select_num)",
@@ -299,8 +294,7 @@ class DartsConfig(TrainConfig, LatencyOptions):
     eval_layers: int = option(
         "cells of the evaluation network written to arch.json and priced by the cost table",
         default=20,
-        check=lambda v: 3 <= v <= 1000,
-        expected="an integer in 3..1000",
+        **integer_in(3, 1000),
     )
     cost: str | None = option(
         "add the evaluation network's expected cost to α's loss: latency (ms), macs or params (millions); "

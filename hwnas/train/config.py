@@ -40,6 +40,11 @@ def option(help: str, **kw: Any) -> Any:
     return field(default=default, metadata={"help": help, **kw})
 
 
+def integer_in(low: int, high: int) -> dict[str, Any]:
+    """An option's `check` and `expected` for an integer in low..high (both included)."""
+    return {"check": lambda v: low <= v <= high, "expected": f"an integer in {low}..{high}"}
+
+
 @dataclass
 class TrainConfig:
     """Options of `hwnas train` (and the base of every search run's config)."""
@@ -114,8 +119,7 @@ class TrainConfig:
         "layer-wise spaces: width of the last conv, the embedding size of face models (default: the space's; "
         "the MXNet FBNet code's --feature-dim)",
         default=None,
-        check=lambda v: 1 <= v <= MAX_CHANNELS,
-        expected=f"an integer in 1..{MAX_CHANNELS}",
+        **integer_in(1, MAX_CHANNELS),
     )
     epochs: int = option(
         "number of epochs", default=10, check=lambda v: 1 <= v <= MAX_EPOCHS, expected=f"an integer in 1..{MAX_EPOCHS}"
@@ -123,8 +127,7 @@ class TrainConfig:
     batch_size: int = option(
         "global batch size (split over DDP ranks)",
         default=64,
-        check=lambda v: 1 <= v <= MAX_BATCH,
-        expected=f"an integer in 1..{MAX_BATCH}",
+        **integer_in(1, MAX_BATCH),
     )
     optimizer: str = option("optimizer", default="sgd", choices=OPTIMIZERS)
     lr: float = option(
@@ -184,16 +187,14 @@ class TrainConfig:
     crop_padding: int = option(
         "random crop after zero-padding by this many pixels (0: off)",
         default=4,
-        check=lambda v: 0 <= v <= MAX_INPUT_SIDE,
-        expected=f"an integer in 0..{MAX_INPUT_SIDE}",
+        **integer_in(0, MAX_INPUT_SIDE),
     )
     flip: bool = option("random horizontal flip", default=True)
     cutout: bool = option("cutout (a zeroed square per image)", default=False)
     cutout_length: int = option(
         "side of the cutout square",
         default=16,
-        check=lambda v: 1 <= v <= MAX_INPUT_SIDE,
-        expected=f"an integer in 1..{MAX_INPUT_SIDE}",
+        **integer_in(1, MAX_INPUT_SIDE),
     )
     seed: int = option(
         "seed of data order, augmentation and initialisation",
@@ -205,8 +206,7 @@ class TrainConfig:
     workers: int = option(
         "data-loading worker processes (image folders)",
         default=2,
-        check=lambda v: 0 <= v <= 256,
-        expected="an integer in 0..256",
+        **integer_in(0, 256),
     )
     run_dir: str | None = option(
         "run directory (default: runs/<command>-<arch>-<time>)",
@@ -223,8 +223,7 @@ class TrainConfig:
     keep_checkpoints: int = option(
         "keep the last this many checkpoints (best.pt is kept apart)",
         default=3,
-        check=lambda v: 1 <= v <= 1000,
-        expected="an integer in 1..1000",
+        **integer_in(1, 1000),
     )
     max_bad_steps: int = option(
         "stop after this many non-finite losses in a row (each such step is skipped)",
