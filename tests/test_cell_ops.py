@@ -8,11 +8,11 @@ import torch
 from hwnas.arch import Architecture
 from hwnas.blocks import BlockConfig, build_block, set_drop_path
 from hwnas.blocks.cell_ops import OP_SETS
-from hwnas.cellnet import AuxiliaryOutputs, CellNet
 from hwnas.cli import main
 from hwnas.cost import profile_arch
 from hwnas.errors import ArchError, OpNameError, SpaceError
 from hwnas.model import build_model
+from hwnas.nets import AuxiliaryOutputs, CellNet
 from hwnas.spaces import load_space
 from hwnas.zoo import load as zoo_load
 

@@ -10,9 +10,10 @@ from hwnas.arch import Architecture
 from hwnas.cli import main
 from hwnas.cost import profile_arch
 from hwnas.model import build_model
+from hwnas.nets import CosineClassifier
 from hwnas.spaces import load_space
 from hwnas.supernet import Supernet, extract_model
-from hwnas.train.heads import CosineClassifier, margin_logits
+from hwnas.train.heads import margin_logits
 from tests.helpers import random_choices
 
 OPS = "[bottleneck, bottleneck_se, bottleneck_g2, bottleneck_shuffle_g2, bottleneck_deform]"
@@ -154,7 +155,7 @@ def test_the_margin_applies_to_the_classifier_also_beside_an_auxiliary_head():
 
     import torch.nn.functional as F
 
-    from hwnas.cellnet import AuxiliaryOutputs
+    from hwnas.nets import AuxiliaryOutputs
     from hwnas.train.config import TrainConfig
     from hwnas.train.trainer import Trainer
 

@@ -22,7 +22,7 @@ from torch import nn
 
 from ..blocks import build_block
 from ..blocks.cell_ops import FactorizedReduce, ReLUConvBN
-from ..cellnet import CellStem
+from ..nets import CellStem
 from ..spaces import CellShape, CellSpaceSpec, Genotype
 from ..spaces.genotype import CELL_TYPES
 from ..supernet.cells import edge_index, edge_inputs

@@ -5,8 +5,8 @@ from __future__ import annotations
 from torch import nn
 
 from ..arch import Architecture
-from ..cellnet import CellNet
 from ..model import build_model
+from ..nets import CellNet
 from .counting import ModelProfile, count
 
 

@@ -34,7 +34,7 @@ from ..cache import PACKAGE_DIR, cache_dir
 from ..choices import COST_METRICS
 from ..errors import HwnasError
 from ..io import atomic_write_text, json_text
-from ..model import ClassifierHead, build_layer, build_stem
+from ..nets import ClassifierHead, build_layer, build_stem
 from ..spaces import CellSpaceSpec, SpaceSpec
 from .counting import count
 from .latency import DTYPES, check_device, device_name, measure_latency

@@ -19,7 +19,7 @@ from torch import nn
 
 from ..blocks import BlockConfig, build_block
 from ..blocks.common import ChannelShuffle
-from ..cellnet import CellStem, cell_preprocess
+from ..nets import CellStem, cell_preprocess
 from ..spaces import CellShape, CellSpaceSpec
 from ..spaces.genotype import CELL_TYPES
 

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..blocks import BlockConfig
-from ..model import build_layer
+from ..nets import build_layer
 from ..spaces import SearchLayer
 
 Choice = int | tuple[int, torch.Tensor] | torch.Tensor

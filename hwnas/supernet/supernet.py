@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from ..errors import ArchError
-from ..model import ClassifierHead, build_stem, init_weights
+from ..nets import ClassifierHead, build_stem, init_weights
 from ..spaces import SpaceSpec
 from .choice import Choice, ChoiceLayer
 

@@ -1,4 +1,4 @@
-"""Classification heads of the training engine.
+"""The losses of the training engine's classification heads (their cosine classifier is `nets.heads`).
 
 - `softmax`: cross-entropy over a linear classifier.
 - `am_softmax` (Wang et al. 2018) and `arcface` (Deng et al. 2019): the network ends in a cosine
@@ -13,24 +13,10 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from ..choices import HEADS
 
 MARGIN_DEFAULTS = {"am_softmax": (30.0, 0.35), "arcface": (64.0, 0.5)}
-
-
-class CosineClassifier(nn.Module):
-    """cos θ between the L2-normalised input and each L2-normalised class weight (no bias)."""
-
-    def __init__(self, features: int, classes: int) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.empty(classes, features))
-        nn.init.normal_(self.weight, 0, 0.01)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(F.normalize(x, dim=1), F.normalize(self.weight, dim=1))
 
 
 def margin_settings(head: str, scale: float | None, margin: float | None) -> tuple[float, float]:

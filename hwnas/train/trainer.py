@@ -25,9 +25,9 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ..blocks import set_drop_path
-from ..cellnet import AuxiliaryOutputs
 from ..data import EpochLoader, ImageSet, Preprocess
 from ..errors import HwnasError
+from ..nets import AuxiliaryOutputs
 from .config import TrainConfig
 from .distributed import Dist, all_reduce_sum, rank_zero
 from .heads import margin_logits, margin_settings

@@ -15,11 +15,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import BlockConfig, DropPath, build_block
-from .blocks.cell_ops import FactorizedReduce, ReLUConvBN
-from .spaces import CellShape, CellSpaceSpec, Genotype
-from .spaces.cells import StemShape
-from .train.heads import CosineClassifier
+from ..blocks import BlockConfig, DropPath, build_block
+from ..blocks.cell_ops import FactorizedReduce, ReLUConvBN
+from ..spaces import CellShape, CellSpaceSpec, Genotype
+from ..spaces.cells import StemShape
+from .heads import CosineClassifier
 
 
 class AuxiliaryOutputs(NamedTuple):
