@@ -27,8 +27,8 @@ def main() -> None:
     from hwnas.arch import Architecture
     from hwnas.cost import measure_latency, profile_arch
     from hwnas.model import build_model
-    from hwnas.search.config import DartsConfig
-    from hwnas.search.darts_session import search_cells
+    from hwnas.strategies.config import DartsConfig
+    from hwnas.strategies.run import search as search_cells
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

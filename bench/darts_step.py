@@ -29,9 +29,9 @@ def one(kind: str, threads: int, batch: int, steps: int, device: str) -> dict:
 
     from hwnas.data import Batch, Preprocess
     from hwnas.data.imageset import ImageSet, TensorSource
-    from hwnas.search.config import DartsConfig
-    from hwnas.search.darts import DartsTrainer
     from hwnas.spaces import load_space
+    from hwnas.strategies.config import DartsConfig
+    from hwnas.strategies.darts import DartsTrainer
     from hwnas.supernet.cells import CellSupernet
 
     torch.set_num_threads(threads)

@@ -35,13 +35,13 @@ def one(kind: str, threads: int, batch: int, steps: int) -> dict:
     from hwnas.cost.hardware_loss import UNITS, CostModel, HardwareLoss
     from hwnas.cost.table import build_table
     from hwnas.data import Batch, Preprocess
+    from hwnas.engine.config import TrainConfig
+    from hwnas.engine.trainer import Trainer
     from hwnas.model import build_model
-    from hwnas.search.config import SearchConfig
-    from hwnas.search.dnas import DNASTrainer
     from hwnas.spaces import load_space
+    from hwnas.strategies.config import SearchConfig
+    from hwnas.strategies.dnas import DNASTrainer
     from hwnas.supernet import Supernet
-    from hwnas.train.config import TrainConfig
-    from hwnas.train.trainer import Trainer
 
     torch.set_num_threads(threads)
     space = load_space("fbnet_cifar")

@@ -31,9 +31,9 @@ def search_step(mode: str, threads: int, batch: int, steps: int, width: float) -
     from hwnas.cost.table import build_table
     from hwnas.data import Batch, Preprocess
     from hwnas.data.imageset import ImageSet, TensorSource
-    from hwnas.search.config import SearchConfig
-    from hwnas.search.dnas import DNASTrainer
     from hwnas.spaces import load_space
+    from hwnas.strategies.config import SearchConfig
+    from hwnas.strategies.dnas import DNASTrainer
     from hwnas.supernet import Supernet
 
     torch.set_num_threads(threads)

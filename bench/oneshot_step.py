@@ -35,16 +35,16 @@ def main() -> None:
     from hwnas.arch import Architecture
     from hwnas.data import Batch, Preprocess
     from hwnas.data.imageset import ImageSet, TensorSource
+    from hwnas.engine.config import TrainConfig
+    from hwnas.engine.trainer import Trainer
     from hwnas.model import build_model
-    from hwnas.search.config import SearchConfig, SupernetConfig
-    from hwnas.search.evolution import PathEvaluator
-    from hwnas.search.oneshot import OneShotTrainer
-    from hwnas.search.paths import fair_paths, uniform_path
+    from hwnas.pipeline import open_run_data
     from hwnas.spaces import load_space
+    from hwnas.strategies.config import SearchConfig, SupernetConfig
+    from hwnas.strategies.evolution import PathEvaluator
+    from hwnas.strategies.oneshot import OneShotTrainer
+    from hwnas.strategies.paths import fair_paths, uniform_path
     from hwnas.supernet import Supernet
-    from hwnas.train.config import TrainConfig
-    from hwnas.train.session import open_run_data
-    from hwnas.train.trainer import Trainer
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)

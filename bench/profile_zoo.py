@@ -19,6 +19,7 @@ import time
 import torch
 
 from hwnas import zoo
+from hwnas.arch import Architecture
 from hwnas.cost import measure_latency, profile_arch
 from hwnas.model import build_model
 
@@ -50,7 +51,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch}, device {args.device}")
     print(f"{'model':20} {'params':>10} {'MACs (M)':>9} {'build (ms)':>10} {'latency (ms)':>12} {'IQR':>7} {'runs':>5}")
     for name in zoo.names():
-        arch = zoo.load(name)
+        arch = Architecture.from_zoo(name)
         build_s = median_seconds(lambda arch=arch: build_model(arch), 5)
         model = build_model(arch)
         profile = profile_arch(arch, model)

@@ -34,10 +34,10 @@ def retrain(task: tuple[list[str], int, int]) -> dict:
     import torch
 
     from hwnas.arch import Architecture
+    from hwnas.engine.config import TrainConfig
     from hwnas.quickstart import RETRAIN_RECIPE, SPACE
     from hwnas.spaces import load_space
-    from hwnas.train.config import TrainConfig
-    from hwnas.train.session import train
+    from hwnas.training import train
 
     torch.set_num_threads(1)
     logging.disable(logging.WARNING)

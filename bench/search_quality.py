@@ -95,8 +95,8 @@ def quietly(fn, *args, **kwargs):
 
 def run_dnas(mode: str, seed: int, target: float, settings: Settings, work: Path, extra: dict) -> list[dict]:
     from hwnas.arch import Architecture
-    from hwnas.search.config import SearchConfig
-    from hwnas.search.session import search
+    from hwnas.strategies.config import SearchConfig
+    from hwnas.strategies.run import search
 
     cfg = SearchConfig(
         **{
@@ -122,8 +122,8 @@ def paths_per_step(sampling: str, space) -> int:
 def run_supernet_dnas(sn_dir: Path, seed: int, target: float, settings: Settings, work: Path, run: str) -> list[str]:
     """Differentiable search (hard Gumbel, FBNet's θ) that starts from a trained one-shot supernet's weights."""
     from hwnas.arch import Architecture
-    from hwnas.search.config import SearchConfig
-    from hwnas.search.session import search
+    from hwnas.strategies.config import SearchConfig
+    from hwnas.strategies.run import search
 
     cfg = SearchConfig(
         **common_options(seed, work / run),
@@ -141,12 +141,12 @@ def run_oneshot(sampling: str, seed: int, target: float, settings: Settings, wor
     import torch
 
     from hwnas.arch import Architecture
-    from hwnas.search.config import SearchConfig, SupernetConfig
-    from hwnas.search.evolution import PathEvaluator
-    from hwnas.search.session import search, train_supernet
+    from hwnas.pipeline import open_run_data
     from hwnas.spaces import load_space
+    from hwnas.strategies.config import SearchConfig, SupernetConfig
+    from hwnas.strategies.evolution import PathEvaluator
+    from hwnas.strategies.run import search, train_supernet
     from hwnas.supernet import Supernet
-    from hwnas.train.session import open_run_data
 
     space = load_space(str(groundtruth.SPACE))
     sn_dir = work / f"supernet-{sampling}-{seed}"

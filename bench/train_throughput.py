@@ -17,11 +17,11 @@ import time
 
 import torch
 
-from hwnas import zoo
+from hwnas.arch import Architecture
 from hwnas.data import EpochLoader, Preprocess, open_dataset
+from hwnas.engine.config import TrainConfig
+from hwnas.engine.trainer import Trainer
 from hwnas.model import build_model
-from hwnas.train.config import TrainConfig
-from hwnas.train.trainer import Trainer
 
 
 def sync(device: torch.device) -> None:
@@ -30,7 +30,7 @@ def sync(device: torch.device) -> None:
 
 
 def measure(arch_name: str, size: int, batch: int, steps: int, device: torch.device, amp: str) -> dict:
-    arch = zoo.load(arch_name).with_space_args(input_size=[3, size, size], num_classes=10)
+    arch = Architecture.from_zoo(arch_name).with_space_args(input_size=[3, size, size], num_classes=10)
     pools = open_dataset("synthetic", (3, size, size))
     cfg = TrainConfig(batch_size=batch, epochs=1, progress=False, amp=amp, cutout=True, crop_padding=size // 8)
     pre = Preprocess((3, size, size), pools.mean, pools.std, cfg.crop_padding, True, 16)

@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import zoo
 from .blocks import parse_op
 from .errors import ArchError, HwnasError
 from .io import atomic_write_text, json_text
 from .spaces import CellSpaceSpec, Genotype, SpaceSpec, load_space
+from .spaces.readers import load_json
 
 FORMAT = "hwnas.arch/1"
 FIELDS = ("format", "space", "space_args", "choices", "genotype", "meta")
@@ -99,8 +101,6 @@ class Architecture:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Architecture:
-        from .spaces.readers import load_json
-
         path = Path(path)
         try:
             data = load_json(path, "architecture file")  # UTF-8, bounded in size, depth and number length
@@ -109,6 +109,13 @@ class Architecture:
         except HwnasError as exc:
             raise ArchError(str(exc)) from None
         return cls.from_dict(data, str(path), path.parent)
+
+    @classmethod
+    def from_zoo(cls, name: str) -> Architecture:
+        """The published architecture `name` of the zoo (`hwnas zoo` lists them)."""
+        if name not in zoo.names():
+            raise ArchError(f"zoo model {name!r} does not exist; expected one of {', '.join(zoo.names())}")
+        return cls.load(zoo.path(name))
 
     def with_space_args(self, **knobs: Any) -> Architecture:
         """The same choices in the space resolved with some knobs changed (e.g. input_size)."""
@@ -127,12 +134,17 @@ class Architecture:
             return {"genotype": self.genotype.to_dict()}
         return {"choices": list(self.choices)}
 
-    def to_json(self) -> str:
-        return json_text(self.to_dict(), indent=2) + "\n"
+    def to_json(self, folder: str | os.PathLike[str] | None = None) -> str:
+        """The file's text for a file in `folder`: a space YAML path is written relative to that folder, where
+        loading looks for it (None: as it is)."""
+        data = self.to_dict()
+        if folder is not None and self.space.endswith((".yaml", ".yml")):
+            data["space"] = os.path.relpath(os.path.abspath(self.space), os.path.abspath(folder))
+        return json_text(data, indent=2) + "\n"
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the file atomically (temporary file, then rename)."""
-        return atomic_write_text(path, self.to_json())
+        return atomic_write_text(path, self.to_json(Path(path).parent))
 
 
 def _resolve(space: str, space_args: dict[str, Any], where: str) -> SpaceSpec | CellSpaceSpec:
@@ -164,11 +176,9 @@ def resolve_arch(arch: Architecture | str | os.PathLike[str]) -> Architecture:
     """An `Architecture` from itself, a zoo name, or an architecture file path."""
     if isinstance(arch, Architecture):
         return arch
-    from . import zoo
-
     name = str(arch)
     if name in zoo.names():
-        return zoo.load(name)
+        return Architecture.from_zoo(name)
     if Path(name).is_file():
         return Architecture.load(name)
     raise ArchError(f"architecture {name!r} is neither a zoo model ({', '.join(zoo.names())}) nor a file")

@@ -4,31 +4,37 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
+from .engine.config import MAX_BATCH, MAX_THREADS, add_config_flags, input_size_of, integer_in
 from .errors import HwnasError
 from .foreign_flags import foreign_flag
+from .log import to_stderr
 from .spaces.limits import MAX_INPUT_CHANNELS, MAX_INPUT_SIDE, input_size_problem
+
+logger = logging.getLogger(__name__)
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (what is wrong, where to look) and exit code 2."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+        logger.error(f"{self.prog}: error: {message} (see `{self.prog} --help`)")
+        self.exit(2)
 
 
 CELL_TRAINING = ("init_channels", "layers", "auxiliary", "auxiliary_weight", "drop_path_prob")  # cell networks only
+NOT_EVALUATION = ("epochs", "checkpoint_every", "keep_checkpoints", "max_bad_steps", "log_every")
 
 
 def _input_size(text: str) -> list[int]:
     """`--input CxHxW`: three positive integers within the input bounds of `spaces.limits`."""
-    parts = text.lower().split("x")
-    if len(parts) != 3 or not all(p.isdigit() and len(p) < 10 and int(p) > 0 for p in parts):
+    size = input_size_of(text)
+    if size is None:
         raise argparse.ArgumentTypeError(f"got {text!r}, expected CxHxW with positive integers, e.g. 3x224x224")
-    size = [int(p) for p in parts]
     problem = input_size_problem(size)
     if problem is not None:
         raise argparse.ArgumentTypeError(
@@ -37,16 +43,17 @@ def _input_size(text: str) -> list[int]:
     return size
 
 
-def int_in(low: int, high: int) -> Callable[[str], int]:
-    """An argparse type: an integer in low..high, else one line saying so."""
+def integer_flag(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type for an integer in low..high: the range and its words are `integer_in`'s, as for options."""
+    rule = integer_in(low, high)
 
     def parse(text: str) -> int:
         try:
             value = int(text) if len(text) < 20 else None
         except ValueError:
             value = None
-        if value is None or not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"got {text!r}, expected an integer in {low}..{high}")
+        if value is None or not rule["check"](value):
+            raise argparse.ArgumentTypeError(f"got {text!r}, expected {rule['expected']}")
         return value
 
     return parse
@@ -96,7 +103,10 @@ def cmd_spaces(args: argparse.Namespace) -> int:
             choices = max(len(layer.candidates) for layer in spec.layers)
             print(f"{name:14} {spec.num_layers:3} layers, up to {choices} choices each, input {size}")
         return 0
+    from .strategies.config import space_search_defaults
+
     spec = load_space(args.space)
+    space_search_defaults(spec)  # a space's search defaults are options of `hwnas search`: checked as such
     print(spec.declaration.get("source", spec.origin))
     print(cell_space_table(spec) if spec.kind == "cell" else space_table(spec))
     return 0
@@ -152,8 +162,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .train.config import explicit_keys, resolve_config
-    from .train.session import train
+    from .engine.config import explicit_keys, resolve_config
+    from .training import train
 
     _check_arch_file(args.arch)
     outcome = train(args.arch, resolve_config(args), resume=args.resume, explicit=explicit_keys(args))
@@ -223,25 +233,17 @@ def cmd_latency(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from .search.config import DartsConfig
-    from .train.config import explicit_keys, resolve_config
+    from .engine.config import explicit_keys, resolve_config
+    from .spaces import load_space
+    from .strategies.config import space_search_defaults
+    from .strategies.run import search
 
     if args.resume is None and "space" not in vars(args):
         raise HwnasError("search: give a space (built-in name or YAML path), or --resume RUN_DIR")
-    from .search.config import space_search_defaults
-    from .spaces import load_space
-
     cls = args.search_config
     defaults = {} if args.resume else space_search_defaults(load_space(args.space), cls)
     cfg = resolve_config(args, defaults, cls=cls)
-    if cls is DartsConfig:
-        from .search.darts_session import search_cells
-
-        outcome = search_cells(cfg, resume=args.resume, explicit=explicit_keys(args, cls))
-    else:
-        from .search.session import search
-
-        outcome = search(cfg, resume=args.resume, explicit=explicit_keys(args, cls))
+    outcome = search(cfg, resume=args.resume, explicit=explicit_keys(args, cls))
     if outcome.main_process:
         print(json.dumps({"run_dir": str(outcome.run_dir), "arch": str(outcome.arch_path), **outcome.summary}))
     return 0
@@ -255,9 +257,9 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
 
 
 def cmd_supernet_train(args: argparse.Namespace) -> int:
-    from .search.config import SupernetConfig
-    from .search.session import train_supernet
-    from .train.config import explicit_keys, resolve_config
+    from .engine.config import explicit_keys, resolve_config
+    from .strategies.config import SupernetConfig
+    from .strategies.run import train_supernet
 
     if args.resume is None and "space" not in vars(args):
         raise HwnasError("supernet train: give a space (built-in name or YAML path), or --resume RUN_DIR")
@@ -273,8 +275,8 @@ def _trained_config(args: argparse.Namespace):
     """The options of the run whose weights `--weights` names (its config.yaml, if any), under the flags given."""
     from pathlib import Path
 
-    from .train.config import resolve_config
-    from .train.rundir import RunDir
+    from .engine.config import resolve_config
+    from .engine.rundir import RunDir
 
     trained = RunDir(Path(args.weights).parent)
     base = trained.read_config() if trained.config_path.is_file() else {}
@@ -283,59 +285,42 @@ def _trained_config(args: argparse.Namespace):
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .train.session import evaluate
+    from .training import evaluate
 
     _check_arch_file(args.arch)
-    run_dir, metrics = evaluate(args.arch, args.weights, _trained_config(args))
-    print(f"run directory: {run_dir}", file=sys.stderr)
-    print(json.dumps({"run_dir": str(run_dir), **metrics}))
+    cfg = _trained_config(args)
+    metrics = evaluate(args.arch, args.weights, cfg)
+    print(json.dumps({"run_dir": cfg.run_dir, **metrics}))
     return 0
 
 
-def _is_cell_space(name: str) -> bool:
-    """Whether `name` (a built-in space or YAML path) declares `kind: cell`; False when it cannot be read."""
-    from .spaces.spec import declared_kind
-
+def search_options_class(argv: Sequence[str]) -> type | None:
+    """The options class of a `hwnas search` command line, which its space (or --resume run) decides before its
+    flags can be parsed: `hwnas.strategies.run.config_class`. None for other commands."""
+    command = next((i for i, word in enumerate(argv) if not word.startswith("-")), None)
+    if command is None or argv[command] != "search":
+        return None
+    words = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+    words.add_argument("space", nargs="?")
+    words.add_argument("--resume")
     try:
-        return declared_kind(name) == "cell"
-    except (HwnasError, OSError):
-        return False
+        known, _ = words.parse_known_args(argv[command + 1 :])
+    except argparse.ArgumentError:  # e.g. --resume without a value: the full parser says so
+        return None
+    from .strategies.run import config_class
 
-
-def search_config_class(argv: Sequence[str]) -> type:
-    """`hwnas search` takes DARTS options when its space (or the resumed run's space) is a cell space."""
-    from .search.config import DartsConfig, SearchConfig
-
-    if "search" not in argv:
-        return SearchConfig
-    rest = list(argv[list(argv).index("search") + 1 :])
-    space = None
-    if "--resume" in rest and rest.index("--resume") + 1 < len(rest):
-        from pathlib import Path
-
-        from .spaces.readers import load_yaml
-
-        run = Path(rest[rest.index("--resume") + 1])
-        config = (run if run.is_dir() else run.parent.parent) / "config.yaml"
-        try:
-            space = (load_yaml(config, "config") or {}).get("space")
-        except (HwnasError, AttributeError):
-            space = None
-    else:
-        space = next((a for a in rest if not a.startswith("-")), None)
-    return DartsConfig if isinstance(space, str) and _is_cell_space(space) else SearchConfig
+    return config_class(space=known.space, resume=known.resume)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from .train.session import verify
+    from .training import verify
 
     _check_arch_file(args.arch)
     report = verify(args.arch, args.weights, args.pairs, args.images, _trained_config(args))
-    print(
+    logger.info(
         f"{report['pairs']} pairs ({report['folds']} folds): accuracy {report['accuracy']:.2f}% "
         f"± {report['accuracy_std']:.2f} at threshold {report['threshold']:.3f}; "
-        f"TAR@FAR=1e-3 {100 * report['tar_at_far_1e-3']:.2f}%",
-        file=sys.stderr,
+        f"TAR@FAR=1e-3 {100 * report['tar_at_far_1e-3']:.2f}%"
     )
     print(json.dumps(report))
     return 0
@@ -350,10 +335,9 @@ def cmd_faces(args: argparse.Namespace) -> int:
     write_identities(root / "train", args.identities, args.per_identity, args.size, args.seed)
     write_identities(root / "test", args.test_identities, args.per_identity, args.size, args.seed + 1)
     pairs = write_pairs(root / "test", root / "pairs.txt", args.folds, args.per_fold, args.seed)
-    print(
+    logger.info(
         f"wrote {args.identities} training identities to {root / 'train'}, {args.test_identities} held-out ones to "
-        f"{root / 'test'} ({args.per_identity} images each, {args.size}x{args.size}) and {pairs}",
-        file=sys.stderr,
+        f"{root / 'test'} ({args.per_identity} images each, {args.size}x{args.size}) and {pairs}"
     )
     return 0
 
@@ -363,6 +347,8 @@ def build_parser(search_cls: type | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     arch_help = "architecture file or zoo name (see `hwnas zoo`)"
+    weights_help = "model.pt of a run (its config.yaml supplies the defaults) or any state dict"
+    resume_help = "continue RUN_DIR from its latest good checkpoint, or from RUN_DIR/checkpoints/F.pt"
     input_help = "input size CxHxW, overriding the space's (e.g. 3x224x224)"
 
     def add(name: str, func: Callable[[argparse.Namespace], int] | None, help: str) -> argparse.ArgumentParser:
@@ -387,28 +373,38 @@ def build_parser(search_cls: type | None = None) -> argparse.ArgumentParser:
     p.add_argument("--input", type=_input_size, help=input_help)
     p.add_argument("--device", default="cpu", help="device for --latency (cpu, cuda, cuda:1, ...)")
     p.add_argument("--latency", action="store_true", help="measure latency with torch.utils.benchmark")
-    p.add_argument("--batch", type=int_in(1, 65536), default=1, help="batch size for --latency")
+    p.add_argument("--batch", type=integer_flag(1, MAX_BATCH), default=1, help="batch size for --latency")
     p.add_argument(
-        "--threads", type=int_in(1, 1024), default=1, help="CPU threads for --latency (pinned while measuring)"
+        "--threads",
+        type=integer_flag(1, MAX_THREADS),
+        default=1,
+        help="CPU threads for --latency (pinned while measuring)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
-    p = add("export", cmd_export, "export an architecture to ONNX or TorchScript, checked against PyTorch")
+    p = add(
+        "export",
+        cmd_export,
+        "export an architecture to ONNX, a torch.export program or (legacy) TorchScript, checked against PyTorch",
+    )
     p.add_argument("arch", help=arch_help)
-    p.add_argument("--format", choices=("onnx", "torchscript"), required=True)
+    p.add_argument(
+        "--format",
+        choices=("onnx", "export", "torchscript"),
+        required=True,
+        help="onnx; export: a torch.export program (.pt2, load with torch.export.load); "
+        "torchscript: legacy, prefer --format export",
+    )
     p.add_argument("-o", "--output", required=True, help="file to write")
     p.add_argument("--weights", help="state dict (or checkpoint with a 'model' entry) to load first")
     p.add_argument("--input", type=_input_size, help=input_help)
     p.add_argument("--no-verify", action="store_true", help="skip comparing the exported outputs with PyTorch's")
     p.add_argument("--json", action="store_true", help="print the export report as JSON")
 
-    from .train.config import add_config_flags
-
     p = add("train", cmd_train, "train an architecture from scratch (or resume a run) and write a run directory")
+    p.usage = "%(prog)s [ARCH] [--resume RUN_DIR] [--config FILE] [options]"
     p.add_argument("arch", nargs="?", help=arch_help + "; optional with --resume")
-    p.add_argument(
-        "--resume", help="continue RUN_DIR from its latest good checkpoint, or from RUN_DIR/checkpoints/F.pt"
-    )
+    p.add_argument("--resume", metavar="RUN_DIR", help=resume_help)
     add_config_flags(p)
 
     p = add(
@@ -418,8 +414,8 @@ def build_parser(search_cls: type | None = None) -> argparse.ArgumentParser:
         "profile and export it (a few minutes on 2 CPU cores)",
     )
     p.add_argument("--out", default="runs/quickstart", help="folder for everything it writes")
-    p.add_argument("--search-epochs", type=int_in(1, 10_000), default=8)
-    p.add_argument("--train-epochs", type=int_in(1, 10_000), default=15)
+    p.add_argument("--search-epochs", type=integer_flag(1, 10_000), default=8)
+    p.add_argument("--train-epochs", type=integer_flag(1, 10_000), default=15)
 
     p = add(
         "latency",
@@ -429,29 +425,34 @@ def build_parser(search_cls: type | None = None) -> argparse.ArgumentParser:
     )
     p.add_argument("target", nargs="+", metavar="[validate] SPACE", help="built-in space name or space YAML path")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or onnxruntime")
-    p.add_argument("--threads", type=int_in(1, 1024), default=1, help="threads pinned while measuring")
-    p.add_argument("--batch", type=int_in(1, 65536), default=1, help="batch size of the measurements")
+    p.add_argument("--threads", type=integer_flag(1, MAX_THREADS), default=1, help="threads pinned while measuring")
+    p.add_argument("--batch", type=integer_flag(1, MAX_BATCH), default=1, help="batch size of the measurements")
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
     p.add_argument("--input", type=_input_size, help=input_help)
     p.add_argument(
-        "--init-channels", type=int_in(2, 4096), help="cell spaces: initial channels of the network to price"
+        "--init-channels", type=integer_flag(2, 4096), help="cell spaces: initial channels of the network to price"
     )
-    p.add_argument("--layers", type=int_in(3, 1000), help="cell spaces: cells of the network to price")
+    p.add_argument("--layers", type=integer_flag(3, 1000), help="cell spaces: cells of the network to price")
     p.add_argument("--table", help="use this table file instead of the cache (it must cover the space)")
     p.add_argument("-o", "--output", help="also write the table to this file")
-    p.add_argument("--samples", type=int_in(2, 100_000), default=50, help="validate: random architectures to measure")
-    p.add_argument("--seed", type=int_in(0, 2**32 - 1), default=0, help="validate: seed of the random architectures")
+    p.add_argument(
+        "--samples", type=integer_flag(2, 100_000), default=50, help="validate: random architectures to measure"
+    )
+    p.add_argument(
+        "--seed", type=integer_flag(0, 2**32 - 1), default=0, help="validate: seed of the random architectures"
+    )
     p.add_argument("--save-offset", action="store_true", help="validate: store the fitted offset in the table")
     p.add_argument("--json", action="store_true", help="print JSON")
 
-    from .search.config import SearchConfig, SupernetConfig
+    from .strategies.config import SearchConfig, SupernetConfig
 
     p = add("supernet", None, "single-path one-shot supernets: `hwnas supernet train SPACE --sampling uniform|fair`")
     supernet_sub = p.add_subparsers(dest="supernet_command", required=True, metavar="SUBCOMMAND")
     p = supernet_sub.add_parser("train", help="train a supernet with uniform (SPOS) or strictly fair (FairNAS) paths")
     p.set_defaults(func=cmd_supernet_train)
+    p.usage = "%(prog)s [SPACE] [--resume RUN_DIR] [--config FILE] [options]"
     p.add_argument("space", nargs="?", default=argparse.SUPPRESS, help="built-in space name or space YAML path")
-    p.add_argument("--resume", help="continue RUN_DIR from its latest good checkpoint")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue RUN_DIR from its latest good checkpoint")
     p.add_argument(
         "--strategy",
         dest="sampling",
@@ -469,10 +470,9 @@ def build_parser(search_cls: type | None = None) -> argparse.ArgumentParser:
         "(darts, cnas: `hwnas search darts --help` lists those options)",
     )
     p.set_defaults(search_config=search_cls)
+    p.usage = "%(prog)s [SPACE] [--resume RUN_DIR] [--config FILE] [options]"
     p.add_argument("space", nargs="?", default=argparse.SUPPRESS, help="built-in space name or space YAML path")
-    p.add_argument(
-        "--resume", help="continue RUN_DIR from its latest good checkpoint, or from RUN_DIR/checkpoints/F.pt"
-    )
+    p.add_argument("--resume", metavar="RUN_DIR", help=resume_help)
     evaluation_only = ("auxiliary", "auxiliary_weight", "drop_path_prob")
     skip = ("space", *evaluation_only) if search_cls is not SearchConfig else ("space", *CELL_TRAINING)
     add_config_flags(p, skip=skip, cls=search_cls)
@@ -483,13 +483,16 @@ def build_parser(search_cls: type | None = None) -> argparse.ArgumentParser:
         "face verification of trained weights on an LFW-style pairs file: accuracy at the best threshold "
         "(10-fold) and TAR@FAR=1e-3",
     )
+    p.usage = "%(prog)s ARCH --weights FILE --pairs FILE [--images DIR] [--config FILE] [options]"
     p.add_argument("arch", help=arch_help)
+    p.add_argument("--weights", required=True, metavar="FILE", help=weights_help)
+    p.add_argument("--pairs", required=True, metavar="FILE", help="pairs file in LFW's pairs.txt format")
     p.add_argument(
-        "--weights", required=True, help="model.pt of a run (its config.yaml supplies the defaults) or any state dict"
+        "--images",
+        metavar="DIR",
+        help="folder of identity sub-folders the pairs name (default: the pairs file's folder)",
     )
-    p.add_argument("--pairs", required=True, help="pairs file in LFW's pairs.txt format")
-    p.add_argument("--images", help="folder of identity sub-folders the pairs name (default: the pairs file's folder)")
-    add_config_flags(p, skip=("epochs", "checkpoint_every", "keep_checkpoints", "max_bad_steps", "log_every"))
+    add_config_flags(p, skip=NOT_EVALUATION)
 
     p = add(
         "faces",
@@ -497,50 +500,51 @@ def build_parser(search_cls: type | None = None) -> argparse.ArgumentParser:
         "write a small synthetic face-like identity set (training identities, held-out ones and an LFW pairs file)",
     )
     p.add_argument("out", help="folder to write (train/, test/, pairs.txt)")
-    p.add_argument("--identities", type=int_in(1, 100_000), default=40, help="training identities")
-    p.add_argument("--test-identities", type=int_in(2, 100_000), default=20, help="held-out identities for the pairs")
-    p.add_argument("--per-identity", type=int_in(2, 10_000), default=10, help="images per identity")
-    p.add_argument("--size", type=int_in(8, 4096), default=108, help="image side in pixels")
-    p.add_argument("--folds", type=int_in(1, 1000), default=10, help="folds of the pairs file")
+    p.add_argument("--identities", type=integer_flag(1, 100_000), default=40, help="training identities")
     p.add_argument(
-        "--per-fold", type=int_in(1, 100_000), default=30, help="matched (and as many mismatched) pairs per fold"
+        "--test-identities", type=integer_flag(2, 100_000), default=20, help="held-out identities for the pairs"
     )
-    p.add_argument("--seed", type=int_in(0, 2**32 - 2), default=0)
+    p.add_argument("--per-identity", type=integer_flag(2, 10_000), default=10, help="images per identity")
+    p.add_argument("--size", type=integer_flag(8, 4096), default=108, help="image side in pixels")
+    p.add_argument("--folds", type=integer_flag(1, 1000), default=10, help="folds of the pairs file")
+    p.add_argument(
+        "--per-fold", type=integer_flag(1, 100_000), default=30, help="matched (and as many mismatched) pairs per fold"
+    )
+    p.add_argument("--seed", type=integer_flag(0, 2**32 - 2), default=0)
 
     p = add("eval", cmd_eval, "accuracy of trained weights on a dataset's validation split")
+    p.usage = "%(prog)s ARCH --weights FILE [--config FILE] [options]"
     p.add_argument("arch", help=arch_help)
-    p.add_argument(
-        "--weights", required=True, help="model.pt of a run (its config.yaml supplies the defaults) or any state dict"
-    )
-    add_config_flags(p, skip=("epochs", "checkpoint_every", "keep_checkpoints", "max_bad_steps", "log_every"))
+    p.add_argument("--weights", required=True, metavar="FILE", help=weights_help)
+    add_config_flags(p, skip=NOT_EVALUATION)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one `hwnas` command line; returns the exit code (0, 1 for a failure, 2 for bad input, 130 interrupted)."""
+    to_stderr()
     argv = list(sys.argv[1:] if argv is None else argv)
     foreign = foreign_flag(argv)
     if foreign is not None:
-        print(f"hwnas: error: {foreign}", file=sys.stderr)
+        logger.error(f"hwnas: error: {foreign}")
         return 2
-    parser = build_parser(search_config_class(argv))
+    parser = build_parser(search_options_class(argv))
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help, or a usage error already printed as one line
+    except SystemExit as exc:  # --help, or a usage error already said in one line
         return exc.code if isinstance(exc.code, int) else 2
     try:
         return args.func(args)
     except HwnasError as exc:
         if args.debug:
             raise
-        print(f"hwnas {args.command}: error: {exc}", file=sys.stderr)
+        logger.error(f"hwnas {args.command}: error: {exc}")
         return 2
     except KeyboardInterrupt:
-        print("hwnas: interrupted", file=sys.stderr)
+        logger.error("hwnas: interrupted")
         return 130
     except Exception as exc:
         if args.debug:
             raise
-        print(
-            f"hwnas {args.command}: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", file=sys.stderr
-        )
+        logger.error(f"hwnas {args.command}: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)")
         return 1

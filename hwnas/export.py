@@ -1,4 +1,5 @@
-"""Export a built architecture to ONNX or TorchScript and check the file against PyTorch."""
+"""Export a built architecture (ONNX, a `torch.export` program, or legacy TorchScript) and check the file against
+PyTorch."""
 
 from __future__ import annotations
 
@@ -58,6 +59,19 @@ def _run_onnx(path: Path, x: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(session.run(None, {session.get_inputs()[0].name: x.numpy()})[0])
 
 
+def _export_program(model: nn.Module, x: torch.Tensor, path: Path) -> None:
+    """`torch.export.export` with a dynamic batch dimension, saved with `torch.export.save` (a .pt2 archive)."""
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    program = torch.export.export(model, (x,), dynamic_shapes=({0: batch},))
+    buffer = io.BytesIO()  # through a buffer: torch.export.save warns about any file name not ending in .pt2
+    torch.export.save(program, buffer)
+    path.write_bytes(buffer.getvalue())
+
+
+def _run_program(path: Path, x: torch.Tensor) -> torch.Tensor:
+    return torch.export.load(io.BytesIO(path.read_bytes())).module()(x)
+
+
 def _export_torchscript(model: nn.Module, x: torch.Tensor, path: Path) -> None:
     """Script the model; a model whose Python control flow TorchScript cannot compile (cell networks, which
     index op lists by node) is traced instead, which is exact in eval mode where the flow is fixed."""
@@ -76,6 +90,14 @@ def _run_torchscript(path: Path, x: torch.Tensor) -> torch.Tensor:
         return torch.jit.load(str(path)).eval()(x)
 
 
+EXPORTERS = {
+    "onnx": (_export_onnx, _run_onnx),
+    "export": (_export_program, _run_program),
+    "torchscript": (_export_torchscript, _run_torchscript),
+}
+FORMAT_NOTES = {"export": "torch.export program", "torchscript": "torchscript, legacy; prefer --format export"}
+
+
 def export(
     arch: Architecture,
     output: str | os.PathLike[str],
@@ -87,11 +109,12 @@ def export(
 ) -> dict[str, Any]:
     """Write `arch` (with `weights`, else its initial weights) to `output`; only a checked file lands.
 
-    With `verify`, the exported file is run (ONNX Runtime or `torch.jit.load`) on a batch
-    of 2 random inputs and must match PyTorch within `atol`, or nothing is written.
+    `fmt`: onnx, export (a `torch.export` program, loaded back with `torch.export.load`) or torchscript
+    (legacy). With `verify`, the exported file is run (ONNX Runtime, `torch.export.load` or `torch.jit.load`)
+    on a batch of 2 random inputs and must match PyTorch within `atol`, or nothing is written.
     """
-    if fmt not in ("onnx", "torchscript"):
-        raise HwnasError(f"export format {fmt!r} is not supported; expected onnx or torchscript")
+    if fmt not in EXPORTERS:
+        raise HwnasError(f"export format {fmt!r} is not supported; expected onnx, export or torchscript (legacy)")
     output = Path(output)
     model = build_model(arch).eval()
     if weights is not None:
@@ -100,16 +123,14 @@ def export(
     x = torch.randn(2, *arch.spec.input_size, generator=generator)
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.name}.tmp")
+    write, run = EXPORTERS[fmt]
     try:
-        if fmt == "onnx":
-            _export_onnx(model, x[:1], tmp)
-        else:
-            _export_torchscript(model, x[:1], tmp)
+        write(model, x if fmt == "export" else x[:1], tmp)  # torch.export would fix an example batch of 1
         report: dict[str, Any] = {"output": str(output), "format": fmt, "bytes": tmp.stat().st_size}
         if verify:
             with torch.inference_mode():
                 expected = model(x)
-                got = _run_onnx(tmp, x) if fmt == "onnx" else _run_torchscript(tmp, x)
+                got = run(tmp, x)
             diff = float((expected - got).abs().max())
             report["max_abs_diff"] = diff
             if not diff <= atol:
@@ -120,5 +141,6 @@ def export(
     finally:
         tmp.unlink(missing_ok=True)
     checked = f", max |diff| vs PyTorch {report['max_abs_diff']:.2e}" if verify else ""
-    report["summary"] = f"wrote {output} ({fmt}, {report['bytes'] / 1e6:.1f} MB{checked})"
+    note = FORMAT_NOTES.get(fmt, fmt)
+    report["summary"] = f"wrote {output} ({note}, {report['bytes'] / 1e6:.1f} MB{checked})"
     return report

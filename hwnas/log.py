@@ -35,4 +35,3 @@ def to_stderr(level: int = logging.INFO) -> None:
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
     logger.setLevel(level)
-    logger.propagate = False

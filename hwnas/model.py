@@ -6,23 +6,18 @@ import hashlib
 import io
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
+from .arch import Architecture, resolve_arch
 from .errors import HwnasError
 from .io import atomic_write, atomic_write_text, sha256_file
 from .nets import CellNet, LayerwiseNet
 
-if TYPE_CHECKING:
-    from .arch import Architecture
-
 
 def build_model(arch: Architecture | str) -> nn.Module:
     """Build the network an architecture file (or zoo name, or `Architecture`) describes."""
-    from .arch import resolve_arch
-
     arch = resolve_arch(arch)
     if arch.genotype is not None:
         return CellNet(arch.spec, arch.genotype)

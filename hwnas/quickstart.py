@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -15,14 +15,15 @@ from .arch import Architecture
 from .cost import measure_latency, profile_arch
 from .cost.table import CostTable, load_or_build
 from .cost.validate import validate_table
+from .engine.config import TrainConfig
 from .errors import HwnasError
 from .export import export
 from .io import atomic_write_text
-from .search.config import SearchConfig
-from .search.session import search
+from .model import build_model
 from .spaces import SpaceSpec, load_space
-from .train.config import TrainConfig
-from .train.session import train
+from .strategies.config import SearchConfig
+from .strategies.run import search
+from .training import train
 
 SPACE = "fbnet_small"
 MARKER = "quickstart.json"
@@ -53,8 +54,11 @@ def _fresh(out: Path) -> None:
     atomic_write_text(out / MARKER, json.dumps({"started": time.strftime("%Y-%m-%dT%H:%M:%S")}))
 
 
+logger = logging.getLogger(__name__)
+
+
 def _say(message: str) -> None:
-    print(f"\n== {message}", file=sys.stderr)
+    logger.info(f"\n== {message}")
 
 
 def latency_target(table: CostTable, space: SpaceSpec) -> tuple[float, float, float]:
@@ -88,8 +92,6 @@ def run_quickstart(out: str | Path = "runs/quickstart", search_epochs: int = 8, 
     _say("4/5 profiling the retrained network")
     deployed = Architecture.load(out / "train" / "arch.json")
     profile = profile_arch(deployed)
-    from .model import build_model
-
     latency = measure_latency(build_model(deployed), deployed.spec.input_size, threads=1, min_run_time=1.0)
     predicted_sum = table.predict(space, arch.choices) - table.offset_ms
     _say("5/5 exporting to ONNX and checking it in ONNX Runtime")

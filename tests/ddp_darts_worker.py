@@ -10,11 +10,11 @@ from pathlib import Path
 import torch
 
 from hwnas.data import Preprocess, open_dataset, search_split, train_val
-from hwnas.search.config import DartsConfig
-from hwnas.search.darts import DartsTrainer
+from hwnas.engine.distributed import init_distributed, shutdown
 from hwnas.spaces import load_space
+from hwnas.strategies.config import DartsConfig
+from hwnas.strategies.darts import DartsTrainer
 from hwnas.supernet.cells import CellSupernet
-from hwnas.train.distributed import init_distributed, shutdown
 
 TINY = {"input_size": [1, 8, 8], "init_channels": 8, "layers": 3, "nodes": 2}
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import torch
 
 from hwnas.data import Preprocess, open_dataset, train_val
-from hwnas.search.config import SupernetConfig
-from hwnas.search.oneshot import OneShotTrainer
+from hwnas.engine.distributed import init_distributed, shutdown
 from hwnas.spaces import load_space
+from hwnas.strategies.config import SupernetConfig
+from hwnas.strategies.oneshot import OneShotTrainer
 from hwnas.supernet import Supernet
-from hwnas.train.distributed import init_distributed, shutdown
 
 
 def main(space_path: str, sampling: str, out: str) -> None:

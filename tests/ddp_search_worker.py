@@ -12,11 +12,11 @@ import torch
 from hwnas.cost.hardware_loss import UNITS, CostModel, HardwareLoss
 from hwnas.cost.table import build_table
 from hwnas.data import Preprocess, open_dataset, search_split, train_val
-from hwnas.search.config import SearchConfig
-from hwnas.search.dnas import DNASTrainer
+from hwnas.engine.distributed import init_distributed, shutdown
 from hwnas.spaces import load_space
+from hwnas.strategies.config import SearchConfig
+from hwnas.strategies.dnas import DNASTrainer
 from hwnas.supernet import Supernet
-from hwnas.train.distributed import init_distributed, shutdown
 
 
 def main(space_path: str, mode: str, out: str) -> None:

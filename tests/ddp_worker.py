@@ -10,9 +10,9 @@ import torch
 from torch import nn
 
 from hwnas.data import Preprocess, open_dataset, train_val
-from hwnas.train.config import TrainConfig
-from hwnas.train.distributed import init_distributed, shutdown
-from hwnas.train.trainer import Trainer
+from hwnas.engine.config import TrainConfig
+from hwnas.engine.distributed import init_distributed, shutdown
+from hwnas.engine.trainer import Trainer
 
 
 def main(out: str) -> None:

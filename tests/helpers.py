@@ -9,6 +9,8 @@ def random_choices(space: SpaceSpec, rng: random.Random) -> list[str]:
     return [rng.choice(layer.candidates) for layer in space.layers]
 
 
+FAST = {"flip": False, "crop_padding": 0, "progress": False, "checkpoint_every": 0}  # no augmentation, no step saves
+
 TINY_SPACE = """
 name: tiny
 knobs: {input_size: [1, 8, 8], num_classes: 10, dropout: 0.2}

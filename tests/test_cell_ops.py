@@ -14,10 +14,9 @@ from hwnas.errors import ArchError, OpNameError, SpaceError
 from hwnas.model import build_model
 from hwnas.nets import AuxiliaryOutputs, CellNet
 from hwnas.spaces import load_space
-from hwnas.zoo import load as zoo_load
 
 CELL_OPS = sorted(set(OP_SETS["darts"]) | set(OP_SETS["cnas"]))
-DARTS_V2 = zoo_load("darts_v2").genotype.to_dict()
+DARTS_V2 = Architecture.from_zoo("darts_v2").genotype.to_dict()
 
 
 @pytest.mark.parametrize("op", CELL_OPS)
@@ -79,13 +78,13 @@ def test_darts_v2_has_exactly_the_published_parameter_count():
     assert isinstance(model, CellNet)
     assert sum(p.numel() for p in model.parameters()) == 3_349_342
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
-    zoo = zoo_load("darts_v2")  # trained with the auxiliary head, which the deployed count leaves out
+    zoo = Architecture.from_zoo("darts_v2")  # trained with the auxiliary head, which the deployed count leaves out
     assert zoo.space_args["auxiliary"] is True
     assert profile_arch(zoo).params == 3_349_342
 
 
 def test_imagenet_form_uses_the_two_step_stem():
-    arch = zoo_load("darts_v2").with_space_args(
+    arch = Architecture.from_zoo("darts_v2").with_space_args(
         input_size=[3, 224, 224], num_classes=1000, init_channels=48, layers=14, auxiliary=False
     )
     assert arch.spec.stem.kind == "imagenet" and arch.spec.cells[0].reduction_prev
@@ -102,7 +101,7 @@ def test_cnas_stems_are_chosen_by_input_size(side, stem, first_cell_hw):
 
 def test_auxiliary_head_and_drop_path_act_in_training_only():
     torch.manual_seed(0)
-    arch = zoo_load("darts_v2").with_space_args(init_channels=8, layers=5, auxiliary=True)
+    arch = Architecture.from_zoo("darts_v2").with_space_args(init_channels=8, layers=5, auxiliary=True)
     model = build_model(arch)
     x = torch.randn(4, 3, 32, 32)
     out = model.train()(x)
@@ -173,7 +172,7 @@ def test_choices_and_genotype_do_not_mix():
 
 
 def test_a_genotype_file_round_trips_and_exports(tmp_path, capsys):
-    arch = zoo_load("darts_v2").with_space_args(init_channels=8, layers=5)
+    arch = Architecture.from_zoo("darts_v2").with_space_args(init_channels=8, layers=5)
     path = arch.save(tmp_path / "g.json")
     assert Architecture.load(path) == arch
     assert main(["export", str(path), "--format", "onnx", "-o", str(tmp_path / "g.onnx"), "--json"]) == 0

@@ -84,6 +84,29 @@ def test_alpha_heatmap_unnormalised(tmp_path):
     assert path.read_bytes().startswith(PNG)
 
 
+def test_alpha_heatmap_boxes_what_the_sparse_genotype_keeps(tmp_path):
+    """Under CNAS's sparse mode `none` competes and an edge may be dropped: the boxes follow the genotype, not
+    each edge's strongest real op."""
+    import torch
+
+    from hwnas.strategies.derive import derive_genotype
+
+    rng = np.random.default_rng(2)
+    edges = sum(i + 2 for i in range(4))
+    probs = {cell: softmax(rng.normal(size=(edges, len(OPS)))) for cell in ("normal", "reduce")}
+    probs["normal"][:, OPS.index("none")] += 0.5  # `none` wins several edges
+    strengths = {cell: torch.tensor(p) for cell, p in probs.items()}
+    sparse = derive_genotype(strengths, tuple(OPS), 4, sparse=True).to_dict()
+    dense = derive_genotype(strengths, tuple(OPS), 4).to_dict()
+    marks = cells.genotype_marks(sparse, OPS, 4)
+    assert any(OPS[j] == "none" for _, j in marks["normal"])
+    assert marks != cells.genotype_marks(dense, OPS, 4)
+    assert len(marks["normal"]) == 8  # two inputs for each of the 4 nodes, nothing on the other 6 edges
+    assert marks["normal"] != cells.strongest_marks({"normal": probs["normal"]}, OPS)["normal"]
+    path = cells.alpha_heatmap(probs, OPS, 4, tmp_path / "alpha.png", "sparse", genotype=sparse)
+    assert path.read_bytes().startswith(PNG)
+
+
 def test_alpha_heatmap_rejects_wrong_shape(tmp_path):
     with pytest.raises(HwnasError, match=r"probs\['normal'\]: got shape \(4, 8\), expected \(5, 8\)"):
         cells.alpha_heatmap({"normal": np.zeros((4, len(OPS)))}, OPS, 2, tmp_path / "x.png", "t")

@@ -5,6 +5,7 @@ import sys
 import pytest
 
 from hwnas import zoo
+from hwnas.arch import Architecture
 from hwnas.cli import main
 
 
@@ -32,7 +33,7 @@ def test_profile_input_override_and_latency(capsys):
 
 
 def test_profile_of_a_file(tmp_path, capsys):
-    path = zoo.load("fairnas_c").save(tmp_path / "c.json")
+    path = Architecture.from_zoo("fairnas_c").save(tmp_path / "c.json")
     assert main(["profile", str(path)]) == 0
     assert "4,397,864 params" in capsys.readouterr().out
 
@@ -115,3 +116,126 @@ def test_the_original_tools_flags_name_their_hwnas_equivalent(argv, answer, caps
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and answer in err and "'s flag; hwnas has" in err
     assert not any(tmp_path.iterdir())
+
+
+def help_sections(capsys, *argv: str) -> dict[str, dict[str, str]]:
+    """`hwnas ARGV --help` as {section title: {first flag: its whole entry, wrapped lines joined}}."""
+    assert main([*argv, "--help"]) == 0
+    sections: dict[str, dict[str, str]] = {}
+    title = flag = None
+    for line in capsys.readouterr().out.splitlines():
+        if line and not line.startswith(" "):
+            title, flag = line.rstrip(":"), None
+            sections[title] = {}
+        elif line.startswith("  -") and title is not None:
+            flag = line.split()[0].rstrip(",")
+            sections[title][flag] = line.strip()
+        elif flag is not None and line.strip():
+            sections[title][flag] += " " + line.strip()
+    return sections
+
+
+COMMON_GROUPS = ["network", "training", "data", "run"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "groups", "placed"),
+    [
+        (
+            ["train"],
+            COMMON_GROUPS,
+            {"--epochs": "training", "--threads": "run", "--input": "data", "--head": "network"},
+        ),
+        (
+            ["search"],
+            [
+                "search",
+                "DNAS (FBNet)",
+                "one-shot search (random, evolution, pareto)",
+                "one-shot supernet (SPOS, FairNAS)",
+                "hardware cost",
+                "latency measurement",
+                *COMMON_GROUPS,
+            ],
+            {
+                "--strategy": "search",
+                "--mode": "DNAS (FBNet)",
+                "--generation-num": "one-shot search (random, evolution, pareto)",
+                "--target": "hardware cost",
+                "--latency-threads": "latency measurement",
+                "--threads": "run",
+            },
+        ),
+        (
+            ["search", "darts"],
+            [
+                "DARTS/CNAS search network",
+                "DARTS/CNAS architecture parameters (α)",
+                "DARTS/CNAS genotype and evaluation network",
+                "hardware cost",
+                "latency measurement",
+                *COMMON_GROUPS,
+            ],
+            {
+                "--layers": "DARTS/CNAS search network",
+                "--arch-learning-rate": "DARTS/CNAS architecture parameters (α)",
+                "--use-sparse": "DARTS/CNAS genotype and evaluation network",
+                "--epochs": "training",
+            },
+        ),
+        (
+            ["supernet", "train"],
+            ["one-shot supernet (SPOS, FairNAS)", "hardware cost", "latency measurement", *COMMON_GROUPS],
+            {"--sampling": "one-shot supernet (SPOS, FairNAS)", "--max-macs": "hardware cost", "--threads": "run"},
+        ),
+    ],
+)
+def test_help_groups_the_options_and_says_each_default_once(capsys, argv, groups, placed):
+    sections = help_sections(capsys, *argv)
+    assert [t.removesuffix(" options") for t in sections if t.endswith(" options")] == groups
+    for title in (f"{g} options" for g in groups):
+        for entry in sections[title].values():
+            assert entry.count("default") == 1, entry
+    for flag, group in placed.items():
+        assert flag in sections[f"{group} options"], (flag, group)
+
+
+def test_help_shows_each_commands_own_defaults(capsys):
+    assert "(default: 10)" in help_sections(capsys, "train")["training options"]["--epochs"]
+    assert "(default: 50)" in help_sections(capsys, "search", "darts")["training options"]["--epochs"]
+    assert "(default: on)" in help_sections(capsys, "train")["data options"]["--flip"]
+
+
+def test_threads_is_an_option_of_runs_and_stays_the_measuring_threads_of_profile_and_latency():
+    from hwnas.cli import build_parser
+    from hwnas.engine.config import TrainConfig, resolve_config
+    from hwnas.strategies.config import SearchConfig, SupernetConfig
+
+    parser = build_parser()
+    for argv, cls in (
+        (["train", "fbnet_a"], TrainConfig),
+        (["search", "fbnet_small"], SearchConfig),
+        (["supernet", "train", "fbnet_small"], SupernetConfig),
+    ):
+        assert resolve_config(parser.parse_args(argv), cls=cls).threads is None  # PyTorch's own choice
+        assert resolve_config(parser.parse_args([*argv, "--threads", "3"]), cls=cls).threads == 3
+    args = parser.parse_args(["search", "fbnet_small", "--latency-threads", "2", "--threads", "3"])
+    cfg = resolve_config(args, cls=SearchConfig)
+    assert (cfg.latency_threads, cfg.threads) == (2, 3)
+    assert parser.parse_args(["profile", "fbnet_a", "--latency", "--threads", "4"]).threads == 4
+    assert parser.parse_args(["latency", "fbnet_small", "--threads", "4"]).threads == 4
+
+
+def test_search_options_follow_the_space_or_the_resumed_run(tmp_path):
+    from hwnas.cli import search_options_class
+    from hwnas.strategies.config import DartsConfig, SearchConfig
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("space: cnas\n")
+    assert search_options_class(["--debug", "search", "darts", "--epochs", "1"]) is DartsConfig
+    assert search_options_class(["search", "fbnet_small"]) is SearchConfig
+    assert search_options_class(["search", "--resume", str(run)]) is DartsConfig
+    assert search_options_class(["search", f"--resume={run / 'checkpoints' / 'epoch_001.pt'}"]) is DartsConfig
+    assert search_options_class(["search", "--resume"]) is None  # the full parser refuses it
+    assert search_options_class(["train", "search"]) is None

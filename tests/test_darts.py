@@ -16,9 +16,9 @@ from hwnas.cli import main
 from hwnas.cost.cells import CellCostModel
 from hwnas.cost.table import build_table
 from hwnas.model import build_model
-from hwnas.search.derive import derive_genotype
-from hwnas.search.unrolled import unrolled_arch_gradient
 from hwnas.spaces import load_space
+from hwnas.strategies.derive import derive_genotype
+from hwnas.strategies.unrolled import unrolled_arch_gradient
 from hwnas.supernet.cells import CellArchParams, CellSupernet, edge_inputs
 from tests.fake_data import write_cifar
 from tests.helpers import kill_after_checkpoint, two_rank_results
@@ -169,8 +169,8 @@ def test_a_cost_on_alpha_moves_it_toward_cheaper_ops():
     """The same α steps on the same batch lower the expected MACs when λ > 0, and not when λ = 0."""
     from hwnas.cost.hardware_loss import HardwareLoss
     from hwnas.data import Preprocess, open_dataset, search_split, train_val
-    from hwnas.search.config import DartsConfig
-    from hwnas.search.darts import DartsTrainer
+    from hwnas.strategies.config import DartsConfig
+    from hwnas.strategies.darts import DartsTrainer
 
     space = load_space("darts", **{**TINY, "init_channels": 8})
     cost = CellCostModel.from_table(build_table(space, measure=False, progress=False), space, "macs")
@@ -254,12 +254,13 @@ def test_bad_search_and_train_input_gets_one_line(tmp_path, capsys):
 
 
 def _alpha_of(run: Path) -> dict:
-    from hwnas.train.checkpoint import CheckpointStore
+    from hwnas.engine.checkpoint import CheckpointStore
 
     _, state = CheckpointStore(run / "checkpoints").load_latest()
-    return {k: v.tolist() for k, v in state["extra"]["arch"].items()}
+    return {k: v.tolist() for k, v in state["extra"]["arch"]["params"].items()}
 
 
+@pytest.mark.slow
 def test_search_resumes_after_sigkill_with_the_same_alpha(tmp_path):
     args = [
         "search", "darts", "--data", "digits", "--classes", "4", *SEARCH, "--input", "1x8x8", "--batch-size", "32",
@@ -279,6 +280,7 @@ def test_search_resumes_after_sigkill_with_the_same_alpha(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_every_rank_derives_the_same_genotype(tmp_path):
     ranks = two_rank_results("ddp_darts_worker.py", out=tmp_path)
     for key, value in ranks[0]["alpha"].items():
@@ -293,8 +295,8 @@ def test_every_rank_derives_the_same_genotype(tmp_path):
      ("cnas_search.yaml", True)],
 )  # fmt: skip
 def test_ready_made_configs_parse(name, search):
-    from hwnas.search.config import DartsConfig
-    from hwnas.train.config import TrainConfig, check_config, read_yaml_config
+    from hwnas.engine.config import TrainConfig, check_config, read_yaml_config
+    from hwnas.strategies.config import DartsConfig
 
     cls = DartsConfig if search else TrainConfig
     values = read_yaml_config(Path(__file__).parents[1] / "configs" / name, cls)
@@ -303,6 +305,7 @@ def test_ready_made_configs_parse(name, search):
         assert all(getattr(DartsConfig(), k) == v for k, v in values.items())
 
 
+@pytest.mark.slow
 def test_a_genotype_trains_under_torchrun_with_its_auxiliary_head(tmp_path):
     run = tmp_path / "run"
     result = subprocess.run(

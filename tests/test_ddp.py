@@ -19,6 +19,7 @@ def env(tmp_path) -> dict:
     return {**os.environ, "OMP_NUM_THREADS": "1", "HWNAS_CACHE_DIR": str(tmp_path / "cache")}
 
 
+@pytest.mark.slow
 def test_two_processes_match_one(tmp_path):
     worker = str(ROOT / "tests" / "ddp_worker.py")
     subprocess.run([sys.executable, worker, str(tmp_path / "one.pt")], env=env(tmp_path), check=True, cwd=ROOT)
@@ -34,6 +35,7 @@ def test_two_processes_match_one(tmp_path):
         assert a["val_top1"] == pytest.approx(b["val_top1"]) and a["train_loss"] == pytest.approx(b["train_loss"], 1e-4)
 
 
+@pytest.mark.slow
 def test_hwnas_train_under_torchrun(tmp_path):
     run = tmp_path / "run"
     result = subprocess.run(

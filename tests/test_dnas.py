@@ -17,25 +17,19 @@ from hwnas.cost.table import CostTable, build_table, load_or_build
 from hwnas.errors import HwnasError, SpaceError
 from hwnas.spaces import load_space
 from hwnas.supernet import Supernet
-from hwnas.supernet.mixing import MODES, ArchParams, temperature_at
+from hwnas.supernet.mixing import ArchParams, Mixing, temperature_at
 from tests.helpers import TINY_SPACE, kill_after_checkpoint, two_rank_results
 
 ROOT = Path(__file__).parents[1]
 
 
 @pytest.fixture
-def space_file(tmp_path) -> Path:
-    path = tmp_path / "tiny.yaml"
-    path.write_text(TINY_SPACE)
-    return path
+def table(tiny_latency_cached) -> CostTable:
+    """The measured latency table of the tiny space (measured once a session)."""
+    return CostTable.load(tiny_latency_cached)
 
 
-@pytest.fixture
-def table(space_file) -> CostTable:
-    return build_table(load_space(str(space_file)), min_run_time=0.01, progress=False)
-
-
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", list(Mixing))
 def test_gradients_reach_theta(space_file, mode):
     supernet = Supernet(load_space(str(space_file)))
     theta = ArchParams(supernet)
@@ -57,18 +51,18 @@ def test_hard_gumbel_runs_one_candidate_per_layer(space_file):
     for i, layer in enumerate(supernet.layers):
         for j, op in enumerate(layer.candidates):
             op.register_forward_hook(lambda m, a, o, i=i, j=j: calls.append((i, j)))
-    choices = ArchParams(supernet).choices("gumbel_hard", temperature=5.0, seed=1)
+    choices = ArchParams(supernet).choices(Mixing.GUMBEL_HARD, temperature=5.0, seed=1)
     supernet(torch.randn(2, 1, 8, 8), choices)
     assert [i for i, _ in calls] == [0, 1, 2]
     assert [j for _, j in calls] == [c[0] for c in choices]
     calls.clear()
-    supernet(torch.randn(2, 1, 8, 8), ArchParams(supernet).choices("gumbel", temperature=5.0, seed=1))
+    supernet(torch.randn(2, 1, 8, 8), ArchParams(supernet).choices(Mixing.GUMBEL, temperature=5.0, seed=1))
     assert len(calls) == 9  # soft: every candidate of every layer
 
 
 def test_noise_is_a_function_of_the_seed(space_file):
     theta = ArchParams(Supernet(load_space(str(space_file))))
-    a, b, c = (theta.choices("gumbel", 1.0, s) for s in (7, 7, 8))
+    a, b, c = (theta.choices(Mixing.GUMBEL, 1.0, s) for s in (7, 7, 8))
     assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
     assert not all(torch.equal(x, y) for x, y in zip(a, c, strict=True))
     assert temperature_at(0) == 5.0 and temperature_at(2) == pytest.approx(5.0 * 0.956**2)
@@ -127,12 +121,13 @@ def test_cache_rebuilds_when_the_space_changes_and_not_otherwise(space_file, mon
     assert len(built) == 3
 
 
-def test_corrupt_cached_table_is_rebuilt_with_a_message(space_file, capsys):
+def test_corrupt_cached_table_is_rebuilt_with_a_message(space_file, tiny_latency_cached, caplog):
     space = load_space(str(space_file))
     table = load_or_build(space, progress=False)
+    assert table.path == tiny_latency_cached  # the session's measurement, not a new one
     table.path.write_text('{"format": "hwnas.costtable/1", "entries": {"x": {}}}')
     rebuilt = load_or_build(space, progress=False)
-    assert "lacks latency_ms.median" in capsys.readouterr().err and rebuilt.path == table.path
+    assert "lacks latency_ms.median" in caplog.text and rebuilt.path == table.path
     assert CostTable.load(table.path).entries.keys() == rebuilt.entries.keys()
 
 
@@ -182,7 +177,7 @@ def test_empty_candidate_list(tmp_path):
         load_space(str(path))
 
 
-def test_latency_cli(space_file, capsys):
+def test_latency_cli(space_file, tiny_latency_cached, capsys):
     assert main(["latency", str(space_file), "--json"]) == 0
     grid = json.loads(capsys.readouterr().out)
     assert len(grid["layers"]) == 3 and set(grid["layers"][0]) == {"ir_k3_e3", "ir_k5_e3", "skip"}
@@ -215,7 +210,7 @@ SEARCH = [
 ]
 
 
-def test_search_writes_an_architecture_that_trains(space_file, tmp_path, capsys):
+def test_search_writes_an_architecture_that_trains(space_file, tiny_latency_cached, tmp_path, capsys):
     run = tmp_path / "search"
     args = ["search", str(space_file), *SEARCH, "--run-dir", str(run), "--sample", "2", "--mode", "gumbel_hard"]
     assert main(args) == 0
@@ -235,7 +230,7 @@ def test_search_writes_an_architecture_that_trains(space_file, tmp_path, capsys)
     assert json.loads(capsys.readouterr().out)["best"]["val_top1"] >= 0
 
 
-def test_search_refuses_an_unreachable_target(space_file, tmp_path):
+def test_search_refuses_an_unreachable_target(space_file, tiny_latency_cached, tmp_path):
     with pytest.raises(HwnasError, match="no architecture in this space meets it"):
         from hwnas.cli import build_parser
 
@@ -251,7 +246,8 @@ def _theta_of(run: Path) -> list[list[float]]:
     return [r for r in records if r["kind"] == "epoch"][-1]["theta"]
 
 
-def test_search_resumes_after_sigkill_with_the_same_theta(space_file, tmp_path):
+@pytest.mark.slow
+def test_search_resumes_after_sigkill_with_the_same_theta(space_file, tiny_latency_cached, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HWNAS_CACHE_DIR": str(tmp_path / "cache")}
     args = [
         str(space_file),
@@ -278,6 +274,7 @@ def test_search_resumes_after_sigkill_with_the_same_theta(space_file, tmp_path):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["gumbel", "gumbel_hard"])
 def test_every_rank_ends_with_the_same_architecture(space_file, tmp_path, mode):
     ranks = two_rank_results("ddp_search_worker.py", str(space_file), mode, out=tmp_path)
@@ -296,8 +293,8 @@ def test_onnxruntime_table(space_file):
 def test_hard_mode_theta_gradient_is_the_score_function(space_file):
     """gumbel_hard: θ's CE gradient is (CE - b)·∇ log p(sampled path), b a moving average of the CE."""
     from hwnas.data import Preprocess, open_dataset
-    from hwnas.search.config import SearchConfig
-    from hwnas.search.dnas import BASELINE_DECAY, DNASTrainer
+    from hwnas.strategies.config import SearchConfig
+    from hwnas.strategies.dnas import BASELINE_DECAY, DNASTrainer
 
     space = load_space(str(space_file))
     pools = open_dataset("digits", space.input_size)

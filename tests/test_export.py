@@ -1,3 +1,5 @@
+import io
+import json
 import random
 
 import onnx
@@ -10,7 +12,7 @@ from hwnas.errors import HwnasError
 from hwnas.export import export
 from hwnas.model import build_model
 from hwnas.spaces import load_space
-from tests.helpers import random_choices
+from tests.helpers import random_choices, tiny_arch
 
 
 @pytest.fixture
@@ -53,3 +55,45 @@ def test_weights_that_do_not_fit_write_nothing(tmp_path, arch):
     with pytest.raises(HwnasError, match=r"weights .*w.pt: do not fit this architecture"):
         export(arch, tmp_path / "m.onnx", fmt="onnx", weights=tmp_path / "w.pt")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["w.pt"]
+
+
+def tiny_cells() -> Architecture:
+    knobs = {"init_channels": 4, "layers": 3, "input_size": [3, 16, 16], "num_classes": 5, "auxiliary": False}
+    return Architecture.from_zoo("darts_v2").with_space_args(**knobs)
+
+
+@pytest.mark.parametrize("kind", ["layerwise", "cells"])
+def test_torch_export_program_matches_pytorch_at_any_batch(tmp_path, kind):
+    arch = Architecture.load(tiny_arch(tmp_path)) if kind == "layerwise" else tiny_cells()
+    model = build_model(arch)
+    with torch.no_grad():
+        model.train()(torch.randn(4, *arch.spec.input_size))
+    torch.save(model.state_dict(), tmp_path / "w.pt")
+    report = export(arch, tmp_path / "m.pt2", fmt="export", weights=tmp_path / "w.pt")
+    assert report["format"] == "export" and report["max_abs_diff"] <= 1e-4
+    assert "(torch.export program, " in report["summary"] and "max |diff| vs PyTorch" in report["summary"]
+    program = torch.export.load(io.BytesIO((tmp_path / "m.pt2").read_bytes()))
+    x = torch.randn(3, *arch.spec.input_size)  # a batch size the export never saw
+    with torch.no_grad():
+        assert torch.allclose(program.module()(x), model.eval()(x), atol=1e-5)
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left
+
+
+def test_torchscript_is_marked_legacy_and_unknown_formats_are_refused(tmp_path):
+    arch = Architecture.load(tiny_arch(tmp_path))
+    report = export(arch, tmp_path / "m.ts", fmt="torchscript", verify=False)
+    assert report["summary"].startswith(f"wrote {tmp_path / 'm.ts'} (torchscript, legacy; prefer --format export, ")
+    with pytest.raises(HwnasError, match=r"export format 'tflite' is not supported; expected onnx, export or torch"):
+        export(arch, tmp_path / "m.tflite", fmt="tflite")
+
+
+def test_the_command_line_writes_a_torch_export_program(tmp_path, capsys):
+    from hwnas.cli import main
+
+    arch = tiny_arch(tmp_path)
+    assert main(["export", arch, "--format", "export", "-o", str(tmp_path / "m.pt2"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["format"] == "export" and report["max_abs_diff"] <= 1e-4
+    program = torch.export.load(io.BytesIO((tmp_path / "m.pt2").read_bytes()))
+    x = torch.randn(2, *Architecture.load(arch).spec.input_size)
+    assert program.module()(x).shape == (2, 10)

@@ -9,11 +9,11 @@ from torch import nn
 from hwnas.arch import Architecture
 from hwnas.cli import main
 from hwnas.cost import profile_arch
+from hwnas.engine.heads import margin_logits
 from hwnas.model import build_model
 from hwnas.nets import CosineClassifier
 from hwnas.spaces import load_space
 from hwnas.supernet import Supernet, extract_model
-from hwnas.train.heads import margin_logits
 from tests.helpers import random_choices
 
 OPS = "[bottleneck, bottleneck_se, bottleneck_g2, bottleneck_shuffle_g2, bottleneck_deform]"
@@ -155,9 +155,9 @@ def test_the_margin_applies_to_the_classifier_also_beside_an_auxiliary_head():
 
     import torch.nn.functional as F
 
+    from hwnas.engine.config import TrainConfig
+    from hwnas.engine.trainer import Trainer
     from hwnas.nets import AuxiliaryOutputs
-    from hwnas.train.config import TrainConfig
-    from hwnas.train.trainer import Trainer
 
     cos, aux, labels = (
         torch.tensor([[0.5, 0.2], [0.1, 0.9]]),

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from hwnas import zoo
+from hwnas.arch import Architecture
 from hwnas.cli import main
 
 SEED = 14
@@ -151,7 +151,7 @@ def space_cases(rng: random.Random, n: int) -> list[Case]:
 
 
 def arch_cases(rng: random.Random, n: int) -> list[Case]:
-    good = zoo.load("fbnet_a").to_dict()
+    good = Architecture.from_zoo("fbnet_a").to_dict()
     fields = {
         "format": ["hwnas.arch/2", 1, None],
         "space": ["nowhere", "", 3, "missing.yaml"],
@@ -227,6 +227,7 @@ def flag_cases(rng: random.Random, n: int) -> list[Case]:
         (["train", "fbnet_a"], "--run-dir", ["taken_file"]),
         (["train", "fbnet_a"], "--data", ["bogus", "folder:nowhere", "cifar10:nowhere", "folder:taken_file"]),
         (["train", "fbnet_a"], "--optimizer", ["adamw", ""]),
+        (["train", "fbnet_a"], "--threads", ["0", "-1", "1025", "x"]),
         (["profile", "fbnet_a"], "--threads", ["0", "-1", "99999", "x"]),
         (["profile", "fbnet_a"], "--batch", ["0", "-1", "1e3", "9" * 5000]),
         (["profile", "fbnet_a"], "--input", ["1x100000x100000", "2000x8x8", "3x224"]),

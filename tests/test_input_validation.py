@@ -7,10 +7,9 @@ import pytest
 import yaml
 
 from hwnas.cli import main
+from hwnas.engine.config import TrainConfig, keys
 from hwnas.errors import SpaceError
-from hwnas.search.config import DartsConfig, SearchConfig, SupernetConfig
-from hwnas.spaces import load_space
-from hwnas.train.config import TrainConfig, keys
+from hwnas.strategies.config import DartsConfig, SearchConfig, SupernetConfig
 
 
 def refused(capsys, *argv: str) -> str:
@@ -64,9 +63,13 @@ def test_utf16_space_file(tmp_path, capsys):
     assert "UTF-16" in refused(capsys, "spaces", str(path))
 
 
-def test_search_defaults_checked_at_load(tmp_path):
-    with pytest.raises(SpaceError, match="epochs"):
-        load_space(write(tmp_path / "s.yaml", "name: x\nkind: cell\nsearch_defaults: {epochs: -3}\n"))
+def test_search_defaults_checked_before_a_search(tmp_path, monkeypatch):
+    import hwnas
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SpaceError, match="search_defaults: epochs: got -3"):
+        hwnas.search(write(tmp_path / "s.yaml", "name: x\nkind: cell\nsearch_defaults: {epochs: -3}\n"))
+    assert not (tmp_path / "runs").exists()
 
 
 def test_duplicate_keys_refused_in_configs(tmp_path, capsys):
@@ -85,6 +88,9 @@ def test_duplicate_keys_refused_in_configs(tmp_path, capsys):
         (["train", "fbnet_a", "--input", "3x100000x100000"], "input"),
         (["train", "fbnet_a", "--batch-size", "1000000000000000"], "batch_size"),
         (["search", "fbnet_small", "--alpha", "-1"], "alpha"),
+        (["train", "fbnet_a", "--threads", "0"], "threads: got 0, expected an integer in 1..1024"),
+        (["search", "fbnet_small", "--threads", "1025"], "threads: got 1025"),
+        (["supernet", "train", "fbnet_small", "--threads", "x"], "--threads: invalid int value: 'x'"),
     ],
 )
 def test_bad_flags(capsys, argv, message):
@@ -107,12 +113,12 @@ def test_arch_file_in_utf16_and_deep_json(tmp_path, capsys):
 
 
 def test_search_resume_of_a_train_run_is_refused_before_measuring(tmp_path, capsys, monkeypatch):
-    import hwnas.search.session as session
+    import hwnas.cost.table as table
 
     def no_table(*args, **kwargs):
         raise AssertionError("measured a cost table before refusing")
 
-    monkeypatch.setattr(session, "cost_table", no_table)
+    monkeypatch.setattr(table, "measure_latency", no_table)
     run = tmp_path / "trained"
     run.mkdir()
     (run / "config.yaml").write_text(yaml.safe_dump({**TrainConfig().to_dict(), "run_dir": str(run)}))

@@ -12,23 +12,16 @@ import torch
 
 from hwnas.cli import main
 from hwnas.errors import HwnasError
-from hwnas.search.config import SearchConfig, SupernetConfig
-from hwnas.search.constraints import constraints_for
-from hwnas.search.evolution import non_dominated_sort
-from hwnas.search.paths import fair_paths, uniform_path, within_budget
-from hwnas.search.session import search, train_supernet
+from hwnas.pipeline import cost_table
 from hwnas.spaces import load_space
-from tests.helpers import TINY_SPACE, two_rank_results
+from hwnas.strategies.config import SearchConfig, SupernetConfig
+from hwnas.strategies.constraints import constraints_for
+from hwnas.strategies.evolution import non_dominated_sort
+from hwnas.strategies.paths import fair_paths, uniform_path, within_budget
+from hwnas.strategies.run import search, train_supernet
+from tests.helpers import FAST, two_rank_results
 
 ROOT = Path(__file__).parents[1]
-FAST = {"flip": False, "crop_padding": 0, "progress": False, "checkpoint_every": 0}
-
-
-@pytest.fixture
-def space_file(tmp_path) -> Path:
-    path = tmp_path / "tiny.yaml"
-    path.write_text(TINY_SPACE)
-    return path
 
 
 def test_fair_paths_use_every_candidate_once():
@@ -57,7 +50,7 @@ def test_uniform_paths_respect_allowed_ops_and_budgets():
     space = load_space("proxylessnas", input_size=[3, 32, 32])
     counts = [len(la.candidates) for la in space.layers]
     cfg = SupernetConfig(space="proxylessnas", max_macs=9.0)
-    constraints = constraints_for(space, cfg, progress=False)
+    constraints = constraints_for(space, cfg, cost_table(space, cfg, need_latency=False, progress=False))
     rng = random.Random(1)
     for _ in range(200):
         path = within_budget(lambda: uniform_path(counts, rng), constraints.fits)
@@ -76,7 +69,8 @@ def test_infeasible_constraint_names_the_cheapest():
         match=r"--max-macs 0.01: no architecture in fbnet_small meets it; the cheapest "
         r"costs .* \(skip, skip",
     ):
-        constraints_for(space, SupernetConfig(space="fbnet_small", max_macs=0.01), progress=False)
+        cfg = SupernetConfig(space="fbnet_small", max_macs=0.01)
+        constraints_for(space, cfg, cost_table(space, cfg, need_latency=False, progress=False))
 
 
 def test_non_dominated_sort():
@@ -93,17 +87,10 @@ def test_non_dominated_sort():
         assert any(points[j][0] >= points[i][0] and points[j][1] <= points[i][1] for j in first)
 
 
-@pytest.fixture
-def supernet_run(space_file, tmp_path) -> Path:
-    run = tmp_path / "sup"
-    train_supernet(SupernetConfig(space=str(space_file), epochs=2, run_dir=str(run), **FAST))
-    return run
-
-
-def run_search(space_file, supernet_run, run_dir, **kw) -> dict:
+def run_search(space_file, supernet, run_dir, **kw) -> dict:
     cfg = SearchConfig(
         space=str(space_file),
-        supernet=str(supernet_run),
+        supernet=str(supernet),
         run_dir=str(run_dir),
         eval_images=90,
         recalibrate_batches=2,
@@ -123,9 +110,9 @@ EVOLUTION = {
 }
 
 
-def test_evolution_is_deterministic_and_never_gets_worse(space_file, supernet_run, tmp_path):
-    a = run_search(space_file, supernet_run, tmp_path / "a", **EVOLUTION)
-    b = run_search(space_file, supernet_run, tmp_path / "b", **EVOLUTION)
+def test_evolution_is_deterministic_and_never_gets_worse(space_file, tiny_supernet, tmp_path):
+    a = run_search(space_file, tiny_supernet, tmp_path / "a", **EVOLUTION)
+    b = run_search(space_file, tiny_supernet, tmp_path / "b", **EVOLUTION)
     assert a["history"] == b["history"] and a["choices"] == b["choices"]
     best = [h["best_val_top1"] for h in a["history"]]
     assert best == sorted(best) and len(best) == 4
@@ -133,9 +120,9 @@ def test_evolution_is_deterministic_and_never_gets_worse(space_file, supernet_ru
     assert len({tuple(json.loads(line)["path"]) for line in lines}) == len(lines)  # nothing evaluated twice
 
 
-def test_pareto_front_is_non_dominated(space_file, supernet_run, tmp_path):
+def test_pareto_front_is_non_dominated(space_file, tiny_supernet, tmp_path):
     summary = run_search(
-        space_file, supernet_run, tmp_path / "p", **{**EVOLUTION, "strategy": "pareto", "pareto_cost": "macs"}
+        space_file, tiny_supernet, tmp_path / "p", **{**EVOLUTION, "strategy": "pareto", "pareto_cost": "macs"}
     )
     records = [json.loads(line) for line in (tmp_path / "p" / "candidates.jsonl").read_text().splitlines()]
     front = [r for r in records if r["choices"] in summary["front"]]
@@ -151,18 +138,19 @@ def test_pareto_front_is_non_dominated(space_file, supernet_run, tmp_path):
     assert (tmp_path / "p" / "candidates.csv").read_text().startswith("val_top1,macs,params")
 
 
-def test_search_inputs_are_checked(space_file, supernet_run, tmp_path):
+def test_search_inputs_are_checked(space_file, tiny_supernet, tmp_path):
     with pytest.raises(HwnasError, match="--population 2 is smaller than --parent-num 5"):
-        run_search(space_file, supernet_run, tmp_path / "x", strategy="evolution", population=2, parent_num=5)
+        run_search(space_file, tiny_supernet, tmp_path / "x", strategy="evolution", population=2, parent_num=5)
     with pytest.raises(HwnasError, match="needs --supernet RUN_DIR"):
         search(SearchConfig(space=str(space_file), strategy="random"))
     with pytest.raises(HwnasError, match="trained on another space"):
-        search(SearchConfig(space="fbnet_small", strategy="random", supernet=str(supernet_run), **FAST))
+        search(SearchConfig(space="fbnet_small", strategy="random", supernet=str(tiny_supernet), **FAST))
     assert main(["search", str(space_file), "--strategy", "annealing"]) == 2
     assert not (tmp_path / "x").exists()
 
 
-def test_search_resumes_after_sigkill_with_the_same_result(space_file, supernet_run, tmp_path):
+@pytest.mark.slow
+def test_search_resumes_after_sigkill_with_the_same_result(space_file, tiny_supernet, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     args = [
         sys.executable,
@@ -173,7 +161,7 @@ def test_search_resumes_after_sigkill_with_the_same_result(space_file, supernet_
         "--strategy",
         "evolution",
         "--supernet",
-        str(supernet_run),
+        str(tiny_supernet),
         "--generation-num",
         "8",
         "--population",
@@ -213,6 +201,7 @@ def test_search_resumes_after_sigkill_with_the_same_result(space_file, supernet_
     assert got["history"] == ref["history"] and got["choices"] == ref["choices"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sampling", ["uniform", "fair"])
 def test_every_rank_trains_the_same_paths(space_file, tmp_path, sampling):
     ranks = two_rank_results("ddp_oneshot_worker.py", str(space_file), sampling, out=tmp_path)
@@ -224,63 +213,8 @@ def test_every_rank_trains_the_same_paths(space_file, tmp_path, sampling):
     )
 
 
-def small(space: str, tmp_path: Path) -> Path:
-    path = tmp_path / f"{space}_small.yaml"
-    path.write_text(
-        f"extends: {space}\nname: {space}_small\nknobs: {{width_mult: 0.25, input_size: [3, 16, 16], "
-        f"num_classes: 10, last_channels: 64}}\n"
-    )
-    return path
-
-
-@pytest.mark.parametrize("space", ["proxylessnas", "fbnet", "spos", "single_path"])
-def test_one_shot_example_matrix_runs_end_to_end(space, tmp_path):
-    space_file = small(space, tmp_path)
-    common = {**FAST, "classes": "3", "batch_size": 64}
-    for sampling in ("uniform", "fair"):
-        sup = tmp_path / f"sup-{sampling}"
-        train_supernet(SupernetConfig(space=str(space_file), sampling=sampling, epochs=1, run_dir=str(sup), **common))
-        for strategy, extra in (
-            ("random", {"random_iteration": 3}),
-            ("evolution", {}),
-            ("pareto", {"pareto_cost": "macs"}),
-        ):
-            evo = {"generation_num": 2, "population": 3, "parent_num": 2, "mutation_num": 2, "crossover_num": 1}
-            out = search(
-                SearchConfig(
-                    space=str(space_file),
-                    strategy=strategy,
-                    supernet=str(sup),
-                    run_dir=str(tmp_path / f"{sampling}-{strategy}"),
-                    recalibrate_batches=1,
-                    **common,
-                    **extra,
-                    **({} if strategy == "random" else evo),
-                )
-            )
-            assert len(out.summary["choices"]) == load_space(str(space_file)).num_layers
-    for mode in ("softmax", "gumbel"):
-        out = search(
-            SearchConfig(
-                space=str(space_file),
-                strategy="dnas",
-                mode=mode,
-                epochs=1,
-                weight_warmup_epochs=0,
-                a_optimizer="sgd",
-                a_lr=0.05,
-                a_weight_decay=4e-4,
-                hw_loss="add",
-                hc_weight=0.005,
-                cost="macs",
-                run_dir=str(tmp_path / f"dnas-{mode}"),
-                **common,
-            )
-        )
-        assert (tmp_path / f"dnas-{mode}" / "arch.json").is_file() and out.summary["choices"]
-
-
-def test_evaluation_spread_over_ranks_gives_the_same_search(space_file, supernet_run, tmp_path):
+@pytest.mark.slow
+def test_evaluation_spread_over_ranks_gives_the_same_search(space_file, tiny_supernet, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     args = [
         "-m",
@@ -290,7 +224,7 @@ def test_evaluation_spread_over_ranks_gives_the_same_search(space_file, supernet
         "--strategy",
         "evolution",
         "--supernet",
-        str(supernet_run),
+        str(tiny_supernet),
         "--generation-num",
         "3",
         "--population",
@@ -345,6 +279,7 @@ head: {op: conv_k1, channels: 64}
 """
 
 
+@pytest.mark.slow
 def test_evolution_on_a_real_supernet_is_no_worse_than_random_at_equal_budget(tmp_path):
     """A 5-layer, 3-choice space on digits: random search gets as many evaluations as evolution made.
     On a supernet this small the two often tie; that evolution beats random by a margin is shown on a
@@ -390,7 +325,7 @@ def test_supernet_health_warns_on_an_untrained_supernet(space_file, tmp_path, ca
     import re
 
     sup = untrained_supernet(space_file, tmp_path / "raw")
-    with caplog.at_level(logging.WARNING, logger="hwnas.search.evolution"):
+    with caplog.at_level(logging.WARNING, logger="hwnas.strategies.evolution"):
         summary = run_search(space_file, sup, tmp_path / "s", strategy="random", random_iteration=4)
     health = json.loads((tmp_path / "s" / "result.json").read_text())["supernet_health"]
     assert health == summary["supernet_health"]
@@ -403,14 +338,12 @@ def test_supernet_health_warns_on_an_untrained_supernet(space_file, tmp_path, ca
     assert not (tmp_path / "refused").exists()
 
 
-def test_supernet_health_passes_a_trained_supernet(space_file, tmp_path, caplog):
+def test_supernet_health_passes_a_trained_supernet(space_file, tiny_supernet, tmp_path, caplog):
     import logging
 
-    sup = tmp_path / "sup"
-    train_supernet(SupernetConfig(space=str(space_file), epochs=6, lr=0.2, batch_size=64, run_dir=str(sup), **FAST))
-    with caplog.at_level(logging.WARNING, logger="hwnas.search.evolution"):
+    with caplog.at_level(logging.WARNING, logger="hwnas.strategies.evolution"):
         summary = run_search(
-            space_file, sup, tmp_path / "s", strategy="random", random_iteration=4, require_healthy=True
+            space_file, tiny_supernet, tmp_path / "s", strategy="random", random_iteration=4, require_healthy=True
         )
     health = summary["supernet_health"]
     assert health["healthy"] and health["mean_top1"] >= 19.0 and health["max_top1"] >= health["mean_top1"]
@@ -418,7 +351,7 @@ def test_supernet_health_passes_a_trained_supernet(space_file, tmp_path, caplog)
 
 
 def test_supernet_health_rule():
-    from hwnas.search.health import supernet_health
+    from hwnas.strategies.health import supernet_health
 
     def verdict(mean: float, classes: int) -> bool:
         return supernet_health(lambda path: mean, lambda: [0], classes, paths=3)["healthy"]
@@ -432,7 +365,7 @@ def test_supernet_health_rule():
 
 
 def test_theta_health():
-    from hwnas.search.health import theta_health
+    from hwnas.strategies.health import theta_health
 
     start = [torch.zeros(3, 4), torch.zeros(2, 3)]
     moved = [torch.zeros(3, 4), torch.tensor([[0.0, 0.5, 0.0], [0.0, -0.75, 0.0]])]
@@ -446,14 +379,14 @@ def test_theta_health():
     assert not theta_health(start, [t + 1e-8 for t in start], updates=5)["healthy"]
 
 
-def test_dnas_starts_from_a_trained_supernet(space_file, supernet_run, tmp_path):
+def test_dnas_starts_from_a_trained_supernet(space_file, tiny_supernet, tmp_path):
     """Differentiable search on a trained SPOS supernet: its weights are where DNAS starts (lr ~0 keeps them)."""
-    from hwnas.search.config import SearchConfig as Config
+    from hwnas.strategies.config import SearchConfig as Config
 
     run = tmp_path / "dnas"
     cfg = Config(
         space=str(space_file),
-        supernet=str(supernet_run),
+        supernet=str(tiny_supernet),
         mode="gumbel_hard",
         epochs=1,
         weight_warmup_epochs=0,
@@ -463,12 +396,12 @@ def test_dnas_starts_from_a_trained_supernet(space_file, supernet_run, tmp_path)
         **{**FAST, "checkpoint_every": 1},
     )
     summary = search(cfg).summary
-    assert json.loads((run / "arch.json").read_text())["meta"]["supernet"] == str(supernet_run)
-    started = torch.load(supernet_run / "supernet.pt", weights_only=True)["model"]
+    assert json.loads((run / "arch.json").read_text())["meta"]["supernet"] == str(tiny_supernet)
+    started = torch.load(tiny_supernet / "supernet.pt", weights_only=True)["model"]
     ended = torch.load(next((run / "checkpoints").glob("epoch_*.pt")), weights_only=True)["model"]
     convs = [k for k in started if k.endswith("weight") and started[k].dim() == 4]
     assert convs and all(torch.allclose(started[k], ended[k], atol=1e-6) for k in convs)
     assert summary["val_top1_inherited"] is not None
     with pytest.raises(HwnasError, match="trained on another space"):
-        search(Config(space="fbnet_small", supernet=str(supernet_run), run_dir=str(tmp_path / "x"), **FAST))
+        search(Config(space="fbnet_small", supernet=str(tiny_supernet), run_dir=str(tmp_path / "x"), **FAST))
     assert not (tmp_path / "x").exists()

@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from hwnas.train.config import TrainConfig
-from hwnas.train.optim import build_optimizer, build_schedule, lr_factor
+from hwnas.engine.config import TrainConfig
+from hwnas.engine.optim import build_optimizer, build_schedule, lr_factor
 
 
 def net() -> nn.Module:

@@ -4,24 +4,25 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from hwnas import zoo
+from hwnas.arch import Architecture
 from hwnas.cost import count, measure_latency, profile_arch
 from hwnas.model import build_model
 
 
 def test_mobilenet_v2_matches_torchvision_exactly():
-    profile = profile_arch(zoo.load("mobilenet_v2"))
+    profile = profile_arch(Architecture.from_zoo("mobilenet_v2"))
     assert (profile.params, profile.macs) == (3_504_872, 300_774_272)
 
 
 def test_fbnet_a_matches_the_paper_within_half_a_percent():
-    profile = profile_arch(zoo.load("fbnet_a"))
+    profile = profile_arch(Architecture.from_zoo("fbnet_a"))
     assert abs(profile.macs / 249e6 - 1) < 0.005
     assert abs(profile.params / 4.3e6 - 1) < 0.005
 
 
 @pytest.mark.parametrize("name", zoo.names())
 def test_macs_agree_with_flop_counter(name):
-    arch = zoo.load(name).with_space_args(input_size=[3, 64, 64])
+    arch = Architecture.from_zoo(name).with_space_args(input_size=[3, 64, 64])
     model = build_model(arch).eval()
     profile = profile_arch(arch, model)
     with FlopCounterMode(display=False) as counter, torch.no_grad():
@@ -32,7 +33,7 @@ def test_macs_agree_with_flop_counter(name):
 
 
 def test_units_cover_the_network():
-    arch = zoo.load("proxylessnas_gpu")
+    arch = Architecture.from_zoo("proxylessnas_gpu")
     profile = profile_arch(arch)
     assert [u.name for u in profile.units] == ["stem.0", "stem.1", *(f"layers.{i}" for i in range(21)), "head"]
     zero = profile.units[2 + 1]

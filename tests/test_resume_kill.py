@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 
 from tests.helpers import tiny_arch
@@ -55,6 +56,7 @@ def kill_after_a_checkpoint(cmd: list[str], run, env: dict, rng: random.Random) 
     assert proc.wait() == -signal.SIGKILL, "the run finished before it could be killed"
 
 
+@pytest.mark.slow
 def test_sigkill_and_resume_match_an_uninterrupted_run(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HWNAS_CACHE_DIR": str(tmp_path / "cache")}
     arch = tiny_arch(tmp_path)

@@ -9,15 +9,16 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 from hwnas.arch import Architecture
 from hwnas.cli import main
+from hwnas.engine.checkpoint import CheckpointStore
+from hwnas.engine.config import TrainConfig
+from hwnas.engine.trainer import Trainer
 from hwnas.model import build_model
-from hwnas.train.checkpoint import CheckpointStore
-from hwnas.train.config import TrainConfig
-from hwnas.train.session import prepare
-from hwnas.train.trainer import Trainer
+from hwnas.training import prepare
 from tests.helpers import tiny_arch
 
 FAST = ["--input", "1x8x8", "--no-flip", "--crop-padding", "0", "--no-progress", "--batch-size", "64"]
@@ -105,6 +106,7 @@ def wait_for_checkpoint(run: Path, proc: subprocess.Popen) -> None:
     raise AssertionError("the first writer wrote no checkpoint")
 
 
+@pytest.mark.slow
 def test_a_second_writer_is_refused_and_a_killed_writers_lock_is_gone(tmp_path, capsys):
     arch = tiny_arch(tmp_path)
     run = tmp_path / "run"
@@ -167,6 +169,7 @@ def limit_file_size(size: int):
     return apply
 
 
+@pytest.mark.slow
 def test_a_full_disk_keeps_the_last_checkpoint_and_the_run_resumes(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", tiny_arch(tmp_path), *FAST, "--epochs", "1", "--run-dir", str(run)]) == 0

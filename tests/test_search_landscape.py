@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from hwnas.search.config import SearchConfig
-from hwnas.search.evolution import SearchRules
-from hwnas.train.distributed import Dist
+from hwnas.engine.distributed import Dist
+from hwnas.strategies.config import SearchConfig
+from hwnas.strategies.evolution import SearchRules
 
 LAYERS, CHOICES = 8, 4
 SEEDS = range(24)

@@ -6,11 +6,11 @@ import yaml
 
 from hwnas.arch import Architecture
 from hwnas.cli import main
+from hwnas.engine.checkpoint import CheckpointStore
+from hwnas.engine.config import TrainConfig
 from hwnas.errors import HwnasError
 from hwnas.model import build_model
-from hwnas.train.checkpoint import CheckpointStore
-from hwnas.train.config import TrainConfig
-from hwnas.train.session import train
+from hwnas.training import train
 from tests.helpers import tiny_arch
 
 FAST = ["--input", "1x8x8", "--no-flip", "--crop-padding", "0", "--no-progress", "--batch-size", "64"]
@@ -195,9 +195,9 @@ class NaNAfter(torch.nn.Module):
 
 
 def test_nan_guard_skips_then_stops_without_corrupting_checkpoints(tmp_path, capsys):
-    from hwnas.train.rundir import RunDir
-    from hwnas.train.session import prepare
-    from hwnas.train.trainer import Trainer, TrainingError
+    from hwnas.engine.rundir import RunDir
+    from hwnas.engine.trainer import Trainer, TrainingError
+    from hwnas.training import prepare
 
     arch = Architecture.load(tiny_arch(tmp_path))
     cfg = TrainConfig(
@@ -271,7 +271,7 @@ def test_resume_refuses_a_different_run(tmp_path, capsys):
 
 
 def test_device_choice():
-    from hwnas.train.distributed import pick_device
+    from hwnas.engine.distributed import pick_device
 
     if not torch.cuda.is_available():
         assert pick_device("auto") == torch.device("cpu")

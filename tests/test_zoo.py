@@ -1,8 +1,12 @@
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from hwnas import zoo
+from hwnas.arch import Architecture, resolve_arch
+from hwnas.errors import ArchError
 from hwnas.report.zoo_table import zoo_rows, zoo_table
 
 EXPECTED = {
@@ -30,7 +34,7 @@ def test_zoo_has_every_published_model():
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_entries_validate_and_cite_their_source(name):
-    arch = zoo.load(name)
+    arch = Architecture.from_zoo(name)
     assert arch.meta["description"] and arch.meta["paper"]["source"] and arch.meta["paper"]["top1"] > 70
     if arch.is_cell:
         assert arch.genotype.nodes("normal") == arch.genotype.nodes("reduce") == 4
@@ -41,3 +45,14 @@ def test_entries_validate_and_cite_their_source(name):
 def test_readme_zoo_table_is_what_hwnas_counts():
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     assert zoo_table(zoo_rows(), markdown=True) in readme
+
+
+def test_a_zoo_name_resolves_and_an_unknown_one_names_the_zoo():
+    assert resolve_arch("fbnet_c") == Architecture.from_zoo("fbnet_c")
+    with pytest.raises(ArchError, match=r"zoo model 'fbnet_z' does not exist; expected one of darts_v1, "):
+        Architecture.from_zoo("fbnet_z")
+
+
+def test_the_zoo_is_data_that_imports_neither_torch_nor_the_architecture_module():
+    code = "import sys, hwnas.zoo; print(sorted(m for m in ('torch', 'hwnas.arch') if m in sys.modules))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"

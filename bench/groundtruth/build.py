@@ -60,11 +60,11 @@ def train_once(task: tuple[list[str], int, dict]) -> dict:
     """One stand-alone training of `choices` with `seed`; returns the final test top-1 and the time it took."""
     choices, seed, recipe = task
     from hwnas.arch import Architecture
+    from hwnas.engine.config import TrainConfig
+    from hwnas.engine.trainer import Trainer
     from hwnas.model import build_model
+    from hwnas.pipeline import open_run_data
     from hwnas.spaces import load_space
-    from hwnas.train.config import TrainConfig
-    from hwnas.train.session import open_run_data
-    from hwnas.train.trainer import Trainer
 
     torch.set_num_threads(1)
     cfg = TrainConfig(**recipe, seed=seed, progress=False)

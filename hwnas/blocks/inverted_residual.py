@@ -72,13 +72,11 @@ def _check(params: Params, c_in: int, c_out: int, stride: int) -> str | None:
     return None
 
 
+def _build(p: Params, c_in: int, c_out: int, stride: int, cfg: BlockConfig) -> InvertedResidual:
+    return InvertedResidual(c_in, c_out, stride, p["kernel"], p["expansion"], p["groups"], p["se"], cfg)
+
+
+NAMES = re.compile(r"ir_k(?P<k>\d+)_e(?P<e>\d+)(?:_g(?P<g>\d+))?(?P<se>_se)?")
 FAMILY = OpFamily(
-    name="inverted_residual",
-    grammar="ir_k{K}_e{E}[_g{G}][_se] (K in 3, 5, 7; E >= 1; G >= 1)",
-    pattern=re.compile(r"ir_k(?P<k>\d+)_e(?P<e>\d+)(?:_g(?P<g>\d+))?(?P<se>_se)?"),
-    parse=_parse,
-    check=_check,
-    build=lambda p, c_in, c_out, stride, cfg: InvertedResidual(
-        c_in, c_out, stride, p["kernel"], p["expansion"], p["groups"], p["se"], cfg
-    ),
+    "inverted_residual", "ir_k{K}_e{E}[_g{G}][_se] (K in 3, 5, 7; E >= 1; G >= 1)", NAMES, _build, _parse, _check
 )

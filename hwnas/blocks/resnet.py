@@ -213,11 +213,6 @@ def _build(p: Params, c_in: int, c_out: int, stride: int, cfg: BlockConfig) -> B
     )
 
 
-FAMILY = OpFamily(
-    name="resnet",
-    grammar="bottleneck, bottleneck_se, bottleneck_g{G}, bottleneck_shuffle_g{G}, bottleneck_deform (G >= 2)",
-    pattern=re.compile(r"bottleneck(?:(?P<se>_se)|(?P<deform>_deform)|_g(?P<g>\d+)|_shuffle_g(?P<sg>\d+))?"),
-    parse=_parse,
-    check=_check,
-    build=_build,
-)
+GRAMMAR = "bottleneck, bottleneck_se, bottleneck_g{G}, bottleneck_shuffle_g{G}, bottleneck_deform (G >= 2)"
+NAMES = re.compile(r"bottleneck(?:(?P<se>_se)|(?P<deform>_deform)|_g(?P<g>\d+)|_shuffle_g(?P<sg>\d+))?")
+FAMILY = OpFamily("resnet", GRAMMAR, NAMES, _build, _parse, _check)

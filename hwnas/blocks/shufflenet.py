@@ -73,11 +73,9 @@ def _check(params: Params, c_in: int, c_out: int, stride: int) -> str | None:
     return None
 
 
-FAMILY = OpFamily(
-    name="shufflenet",
-    grammar="shuffle_k3, shuffle_k5, shuffle_k7, shuffle_xception",
-    pattern=re.compile(r"shuffle_(?P<kind>k3|k5|k7|xception)"),
-    parse=_parse,
-    check=_check,
-    build=lambda p, c_in, c_out, stride, cfg: ShuffleBlock(c_in, c_out, stride, p["kernel"], p["xception"], cfg),
-)
+def _build(p: Params, c_in: int, c_out: int, stride: int, cfg: BlockConfig) -> ShuffleBlock:
+    return ShuffleBlock(c_in, c_out, stride, p["kernel"], p["xception"], cfg)
+
+
+NAMES = re.compile(r"shuffle_(?P<kind>k3|k5|k7|xception)")
+FAMILY = OpFamily("shufflenet", "shuffle_k3, shuffle_k5, shuffle_k7, shuffle_xception", NAMES, _build, _parse, _check)

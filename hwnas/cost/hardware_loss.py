@@ -23,9 +23,9 @@ import torch
 from ..choices import HW_LOSS_FORMS, TARGET_MODES
 from ..errors import HwnasError
 from ..spaces import SpaceSpec
+from .metrics import UNITS
 from .table import CostTable
 
-UNITS = {"latency": ("ms", 1.0), "macs": ("M MACs", 1e-6), "params": ("M params", 1e-6)}
 FORMS = HW_LOSS_FORMS
 
 

@@ -19,6 +19,7 @@ from torch import nn
 from torch.utils import benchmark
 
 from ..errors import HwnasError
+from ..export import quiet_onnx_export
 
 DEVICES = "cpu, cuda, cuda:N, onnxruntime"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -69,8 +70,6 @@ def device_name(device: str) -> str:
 
 def _onnx_runner(model: nn.Module, x: torch.Tensor, threads: int) -> Callable[[], object]:
     import onnxruntime
-
-    from ..export import quiet_onnx_export
 
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "m.onnx")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..arch import Architecture
+from ..arch import Architecture, resolve_arch
 from ..model import build_model
 from ..nets import CellNet
 from .counting import ModelProfile, count
@@ -22,7 +22,9 @@ def network_units(model: nn.Module, arch: Architecture) -> list[tuple[str, str, 
     return [*units, ("head", head, model.head)]
 
 
-def profile_arch(arch: Architecture, model: nn.Module | None = None) -> ModelProfile:
-    """Per-unit params and MACs of `arch` at its space's input size (batch 1)."""
+def profile_arch(arch: Architecture | str, model: nn.Module | None = None) -> ModelProfile:
+    """Per-unit params and MACs of `arch` (an architecture, its file or a zoo name) at its space's input size
+    (batch 1)."""
+    arch = resolve_arch(arch)
     model = model if model is not None else build_model(arch)
     return count(model, arch.spec.input_size, network_units(model, arch))

@@ -18,58 +18,39 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import torch
 from torch import nn
+from tqdm import tqdm
 
-from ..blocks import BlockConfig
+from ..blocks import families_fingerprint
 from ..cache import PACKAGE_DIR, cache_dir
-from ..choices import COST_METRICS
 from ..errors import HwnasError
 from ..io import atomic_write_text, json_text
-from ..nets import ClassifierHead, build_layer, build_stem
 from ..spaces import CellSpaceSpec, SpaceSpec
-from .counting import count
+from .cell_units import cell_units
+from .counting import ModelProfile, count
 from .latency import DTYPES, check_device, device_name, measure_latency
+from .metrics import METRICS
+from .units import Unit, Units, head_key, layer_keys, layer_units, stem_key
 
 FORMAT = "hwnas.costtable/1"
-METRICS = COST_METRICS
+NOT_MEASURED = {"median": 0.0, "mean": 0.0, "std": 0.0, "count": 0}
+
+logger = logging.getLogger(__name__)
 
 
-def _config_tag(cfg: BlockConfig) -> str:
-    tag = f"act:{cfg.activation}-e1:{'keep' if cfg.expand_at_e1 else 'drop'}"
-    return tag if cfg.norm_inside else f"{tag}-norm:outside"
-
-
-def layer_key(op: str, c_in: int, c_out: int, stride: int, hw: tuple[int, int], cfg: BlockConfig) -> str:
-    return f"{op}-input:{c_in}x{hw[0]}x{hw[1]}-output:{c_out}-stride:{stride}-{_config_tag(cfg)}"
-
-
-def stem_key(space: SpaceSpec) -> str:
-    parts = "+".join(f"{s.op}/{s.c_out}/s{s.stride}" for s in space.stem) or "none"
-    return f"stem-{parts}-input:{'x'.join(map(str, space.input_size))}-{_config_tag(space.block_config)}"
-
-
-def head_key(space: SpaceSpec) -> str:
-    h = space.head
-    return (
-        f"head-{h.op if h.channels else 'none'}-input:{h.c_in}x{h.input_hw[0]}x{h.input_hw[1]}-channels:{h.channels}"
-        f"-classes:{h.num_classes}{'-cosine' if h.cosine else ''}-{_config_tag(space.block_config)}"
-    )
-
-
-def _layer_keys(space: SpaceSpec) -> list[list[str]]:
-    cfg = space.block_config
-    return [
-        [layer_key(op, la.c_in, la.c_out, la.stride, la.input_hw, cfg) for op in la.candidates] for la in space.layers
-    ]
+def space_units(space: SpaceSpec | CellSpaceSpec) -> Units:
+    """Every distinct priced unit of `space` under its table key: what `build_table` measures."""
+    return cell_units(space) if space.kind == "cell" else layer_units(space)
 
 
 @dataclass
@@ -84,7 +65,7 @@ class CostTable:
         return float(entry["latency_ms"]["median"]) if metric == "latency" else float(entry[metric])
 
     def check_covers(self, space: SpaceSpec | CellSpaceSpec, where: str) -> None:
-        keys = list(_units(space))
+        keys = list(space_units(space))
         missing = [k for k in keys if k not in self.entries]
         if missing:
             raise HwnasError(
@@ -99,7 +80,7 @@ class CostTable:
         fixed = self.value(stem_key(space), metric) + self.value(head_key(space), metric)
         if metric == "latency":
             fixed += self.offset_ms
-        return fixed, [[self.value(k, metric) for k in row] for row in _layer_keys(space)]
+        return fixed, [[self.value(k, metric) for k in row] for row in layer_keys(space)]
 
     def predict(self, space: SpaceSpec, choices: Sequence[str], metric: str = "latency") -> float:
         fixed, rows = self.matrix(space, metric)
@@ -151,106 +132,107 @@ class CostTable:
 
 
 def _blocks_fingerprint() -> str:
+    """Hash of the code that builds the priced modules (plugins included): a measured table goes stale when it
+    changes."""
     digest = hashlib.sha256()
-    for path in [*sorted((PACKAGE_DIR / "blocks").glob("*.py")), PACKAGE_DIR / "model.py", PACKAGE_DIR / "cellnet.py"]:
+    sources = [*sorted((PACKAGE_DIR / "blocks").glob("*.py")), *sorted((PACKAGE_DIR / "nets").glob("*.py"))]
+    for path in [*sources, PACKAGE_DIR / "model.py"]:
         digest.update(path.read_bytes())
+    digest.update(families_fingerprint().encode())  # registered ops and plugins
     return digest.hexdigest()[:12]
 
 
-def table_key(space: SpaceSpec | CellSpaceSpec, device: str, threads: int, batch: int, dtype: str) -> dict[str, Any]:
-    """Everything a latency table depends on."""
-    key = {
-        "space": space.name,
-        "space_fingerprint": space.fingerprint(),
-        "device": device,
-        "device_name": device_name(device),
-        "torch": torch.__version__,
-        "threads": threads,
-        "batch": batch,
-        "dtype": dtype,
-        "blocks": _blocks_fingerprint(),
-    }
-    if device == "onnxruntime":
-        key["onnxruntime"] = version("onnxruntime")
-    return key
+class TimingOptions(TypedDict, total=False):
+    """The keyword options of `build_table` and `load_or_build` that say how latency is measured (see `Timing`)."""
+
+    device: str
+    threads: int
+    batch: int
+    dtype: str
 
 
-def _units(space: SpaceSpec | CellSpaceSpec) -> dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]]:
-    """Each distinct key of the space with a module to time and its input shape (built lazily)."""
-    if space.kind == "cell":
-        from .cells import cell_units
+@dataclass(frozen=True)
+class Timing:
+    """How a table's latency is measured: on `device` (cpu, cuda, cuda:N, onnxruntime), `threads` pinned,
+    a `batch` of inputs in `dtype`."""
 
-        return cell_units(space)
-    cfg = space.block_config
-    units: dict[str, Any] = {stem_key(space): (lambda: build_stem(space), space.input_size)}
-    for layer in space.layers:
-        for op in layer.candidates:
-            key = layer_key(op, layer.c_in, layer.c_out, layer.stride, layer.input_hw, cfg)
-            units.setdefault(key, (lambda op=op, la=layer: build_layer(op, la, cfg), layer.input_shape))
-    head = space.head
-    units[head_key(space)] = (lambda: ClassifierHead(space), (head.c_in, *head.input_hw))
-    return units
+    device: str = "cpu"
+    threads: int = 1
+    batch: int = 1
+    dtype: str = "float32"
+
+    def check(self) -> None:
+        """Raise one HwnasError line if this machine cannot measure this way."""
+        check_device(self.device)
+        if self.dtype not in DTYPES:
+            raise HwnasError(f"dtype {self.dtype!r}: expected one of {', '.join(DTYPES)}")
+
+    def table_key(self, space: SpaceSpec | CellSpaceSpec) -> dict[str, Any]:
+        """Everything a table of `space` measured this way depends on."""
+        key = {
+            "space": space.name,
+            "space_fingerprint": space.fingerprint(),
+            **asdict(self),
+            "device_name": device_name(self.device),
+            "torch": torch.__version__,
+            "blocks": _blocks_fingerprint(),
+        }
+        if self.device == "onnxruntime":
+            key["onnxruntime"] = version("onnxruntime")
+        return key
+
+    def measure(self, module: nn.Module, shape: tuple[int, ...], min_run_time: float) -> dict[str, Any]:
+        """The `latency_ms` field of a table entry: `module` timed on a batch of `shape` inputs."""
+        lat = measure_latency(module, shape, min_run_time=min_run_time, **asdict(self))
+        return {"median": lat.median_ms, "mean": lat.mean_ms, "std": lat.std_ms, "count": lat.runs}
 
 
-def _measure(
-    module: nn.Module, shape: tuple[int, ...], device: str, threads: int, batch: int, dtype: str, min_run_time: float
-) -> dict[str, Any]:
-    lat = measure_latency(
-        module, shape, device=device, batch=batch, threads=threads, dtype=dtype, min_run_time=min_run_time
-    )
-    counted = _count_only(module, shape)
-    return {
-        **counted,
-        "latency_ms": {"median": lat.median_ms, "mean": lat.mean_ms, "std": lat.std_ms, "count": lat.runs},
-    }
-
-
-def _count_only(module: nn.Module, shape: tuple[int, ...]) -> dict[str, Any]:
-    counted = count(module, shape, [("unit", "unit", module)])
-    return {
-        "latency_ms": {"median": 0.0, "mean": 0.0, "std": 0.0, "count": 0},
-        "macs": counted.macs,
-        "params": counted.params,
-    }
+def priced_entries(
+    units: Units, latency: Callable[[Unit, nn.Module, ModelProfile], dict[str, Any]], progress: bool = False
+) -> dict[str, dict[str, Any]]:
+    """Each unit's table entry: its MACs and params counted on one image, and its `latency_ms` field from
+    `latency(unit, module, counted)`. Building the modules leaves the caller's random state as it was."""
+    entries: dict[str, dict[str, Any]] = {}
+    with torch.random.fork_rng(devices=[]):
+        for key, unit in tqdm(units.items(), disable=None if progress else True, file=sys.stderr, leave=False):
+            module = unit.build()
+            counted = count(module, unit.input_shape, [(key, unit.op, module)])  # before timing moves it
+            entries[key] = {
+                "latency_ms": latency(unit, module, counted),
+                "macs": counted.macs,
+                "params": counted.params,
+            }
+    return entries
 
 
 def build_table(
     space: SpaceSpec | CellSpaceSpec,
     *,
-    device: str = "cpu",
-    threads: int = 1,
-    batch: int = 1,
-    dtype: str = "float32",
     min_run_time: float = 0.2,
     progress: bool = True,
     measure: bool = True,
+    **options: Unpack[TimingOptions],
 ) -> CostTable:
-    """Measure every distinct (op, input shape) of `space` on `device`; count its MACs and params.
+    """Measure every distinct (op, input shape) of `space` as `options` say (`Timing`); count its MACs and params.
 
     With `measure=False` only MACs and params are counted (latency entries are 0, `meta.measured` false).
     """
-    from tqdm import tqdm
-
-    check_device(device)
-    if dtype not in DTYPES:
-        raise HwnasError(f"dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
-    units = _units(space)
+    timing = Timing(**options)
+    timing.check()
+    units = space_units(space)
     if not measure:
-        with torch.random.fork_rng(devices=[]):
-            entries = {key: _count_only(make(), shape) for key, (make, shape) in units.items()}
+        entries = priced_entries(units, lambda unit, module, counted: dict(NOT_MEASURED))
         return CostTable({"space": space.name, "space_fingerprint": space.fingerprint(), "measured": False}, entries)
-    print(
-        f"hwnas: measuring {len(units)} layer/candidate shapes of {space.name} on {device} "
-        f"({device_name(device)}), {threads} thread(s) pinned, batch {batch}, {dtype}",
-        file=sys.stderr,
+    logger.info(
+        f"hwnas: measuring {len(units)} layer/candidate shapes of {space.name} on {timing.device} "
+        f"({device_name(timing.device)}), {timing.threads} thread(s) pinned, batch {timing.batch}, {timing.dtype}"
     )
-    entries: dict[str, dict[str, Any]] = {}
     start = time.time()
-    with torch.random.fork_rng(devices=[]):  # measuring leaves the caller's random state as it was
-        for key, (make, shape) in tqdm(units.items(), disable=None if progress else True, file=sys.stderr, leave=False):
-            entries[key] = _measure(make(), shape, device, threads, batch, dtype, min_run_time)
+    entries = priced_entries(
+        units, lambda unit, module, counted: timing.measure(module, unit.input_shape, min_run_time), progress
+    )
     meta = {
-        **table_key(space, device, threads, batch, dtype),
+        **timing.table_key(space),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "seconds": round(time.time() - start, 1),
         "unit": "ms; macs and params per image",
@@ -261,22 +243,20 @@ def build_table(
 def load_or_build(
     space: SpaceSpec | CellSpaceSpec,
     *,
-    device: str = "cpu",
-    threads: int = 1,
-    batch: int = 1,
-    dtype: str = "float32",
     table: str | None = None,
     progress: bool = True,
+    **options: Unpack[TimingOptions],
 ) -> CostTable:
-    """A user's table file (checked to cover the space), else the cached table for exactly these settings,
+    """A user's table file (checked to cover the space), else the cached table for exactly these `options`,
     else a new measurement (cached). A corrupt or mismatched cache entry is rebuilt, with a message."""
     if table is not None:
         loaded = CostTable.load(table)
         loaded.check_covers(space, f"cost table {table}")
         return loaded
-    key = table_key(space, device, threads, batch, dtype)
+    timing = Timing(**options)
+    key = timing.table_key(space)
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
-    path = cache_dir() / "cost-tables" / f"{space.name}-{device.replace(':', '')}-{digest}.json"
+    path = cache_dir() / "cost-tables" / f"{space.name}-{timing.device.replace(':', '')}-{digest}.json"
     if path.is_file():
         try:
             cached = CostTable.load(path)
@@ -285,7 +265,7 @@ def load_or_build(
             cached.check_covers(space, f"cost table {path}")
             return cached
         except HwnasError as exc:
-            print(f"hwnas: {exc}; rebuilding it", file=sys.stderr)
-    built = build_table(space, device=device, threads=threads, batch=batch, dtype=dtype, progress=progress)
+            logger.warning(f"hwnas: {exc}; rebuilding it")
+    built = build_table(space, progress=progress, **options)
     built.save(path)
     return built

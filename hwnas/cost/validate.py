@@ -8,11 +8,15 @@ import sys
 from dataclasses import asdict, dataclass
 
 from scipy import stats
+from tqdm import tqdm
 
 from ..arch import Architecture
+from ..errors import HwnasError
 from ..model import build_model
 from ..spaces import CellSpaceSpec, Genotype, SpaceSpec
+from .cells import CellCostModel
 from .latency import measure_latency
+from .models import is_model_table
 from .table import CostTable
 
 
@@ -52,8 +56,6 @@ def _random_network(
 ) -> tuple[Architecture, float]:
     """A uniformly random architecture of the space and the table's prediction for it (without the offset)."""
     if space.kind == "cell":
-        from .cells import CellCostModel
-
         genotype = random_genotype(space, rng)
         return Architecture.from_genotype(space, genotype), CellCostModel.from_table(table, space, "latency").of(
             genotype
@@ -73,10 +75,13 @@ def validate_table(
     """Measure `samples` uniformly random architectures on the table's device and settings, compare with
     the table's sums. The per-model offset (stem/head/framework overhead the per-layer sums miss) is fitted
     on the even-numbered samples and judged on the odd ones, so its error is not measured on its own fit."""
-    from tqdm import tqdm
-
-    rng = random.Random(seed)
     meta = table.meta
+    if is_model_table(table):
+        raise HwnasError(
+            f"cost table {table.path or ''}: its latency comes from a latency model ({meta['device']}), not from "
+            f"a device; expected a table measured on cpu, cuda or onnxruntime to validate against measurements"
+        )
+    rng = random.Random(seed)
     device, threads, batch = meta.get("device", "cpu"), int(meta.get("threads", 1)), int(meta.get("batch", 1))
     measured, predicted = [], []
     for _ in tqdm(range(samples), disable=None if progress else True, file=sys.stderr, leave=False):

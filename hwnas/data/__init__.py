@@ -1,10 +1,11 @@
-"""Datasets from disk, deterministic splits, resumable loaders and on-device augmentation."""
+"""Datasets from disk or from any torch Dataset, deterministic splits, resumable loaders and on-device augmentation."""
 
 from .augment import AugmentPlan, Preprocess
 from .imageset import Batch, ImageSet
 from .loader import EpochLoader
 from .sources import FORMATS, DataPools, open_dataset
 from .splits import search_split, split, train_val
+from .torch_datasets import pools_from_datasets
 
 __all__ = [
     "FORMATS",
@@ -15,6 +16,7 @@ __all__ = [
     "ImageSet",
     "Preprocess",
     "open_dataset",
+    "pools_from_datasets",
     "search_split",
     "split",
     "train_val",

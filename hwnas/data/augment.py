@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..errors import HwnasError
 from .imageset import Batch
 
 
@@ -29,7 +30,9 @@ class AugmentPlan:
 
 @dataclass(frozen=True)
 class Preprocess:
-    """uint8 images of any size and 1 or C channels -> normalised float [B, C, H, W] on `device`."""
+    """Images of any size and 1 or C channels -> normalised float [B, C, H, W] on `device`.
+
+    uint8 images (0..255) are scaled to [0, 1] first; float images are taken as already in [0, 1]."""
 
     shape: tuple[int, int, int]
     mean: tuple[float, ...]
@@ -52,10 +55,11 @@ class Preprocess:
 
     def __call__(self, batch: Batch, device: torch.device, plan: AugmentPlan | None = None) -> torch.Tensor:
         c, h, w = self.shape
-        x = batch.images.to(device, non_blocking=True).float().div_(255)
+        x = batch.images.to(device, non_blocking=True)
+        x = x.float() if x.is_floating_point() else x.float().div_(255)
         if x.shape[1] != c:
             if x.shape[1] != 1:
-                raise ValueError(f"images have {x.shape[1]} channels, the network expects {c}")
+                raise HwnasError(f"images have {x.shape[1]} channels, the network expects {c} (or 1, repeated)")
             x = x.expand(-1, c, -1, -1)
         if x.shape[-2:] != (h, w):
             x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=x.shape[-1] > w)

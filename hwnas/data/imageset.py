@@ -1,4 +1,4 @@
-"""`ImageSet`: labelled images as uint8 tensors, read a batch at a time (in memory or from files)."""
+"""`ImageSet`: labelled images as tensors, read a batch at a time (in memory, from files or from a torch Dataset)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import torch
 from torch.utils.data import Dataset
@@ -15,9 +16,15 @@ from ..errors import HwnasError
 
 @dataclass(frozen=True)
 class Batch:
-    images: torch.Tensor  # uint8 [B, C, H, W]
+    images: torch.Tensor  # uint8 [B, C, H, W] (0..255), or float32 [B, C, H, W] in [0, 1]
     labels: torch.Tensor  # int64 [B]
     positions: torch.Tensor  # int64 [B]: positions in the ImageSet (keys of per-sample augmentation)
+
+
+class ImageSource(Protocol):
+    """Where an ImageSet's images come from: `read(ids)` returns the images at those ids as one batch tensor."""
+
+    def read(self, ids: torch.Tensor) -> torch.Tensor: ...
 
 
 class TensorSource:
@@ -30,14 +37,19 @@ class TensorSource:
         return self.images[ids]
 
 
-class UnreadableImage(HwnasError):
-    """An image file that does not decode. A DataLoader worker's error comes back to the main process as
-    this class built from a message holding the worker's traceback; only its last line, ours, is kept."""
+class ItemError(HwnasError):
+    """An item that cannot be read, raised while reading a batch (maybe in a loader worker). A DataLoader
+    worker's error comes back to the main process as the same class built from a message holding the
+    worker's traceback; only its last line, ours, is kept."""
 
     def __init__(self, message: str) -> None:
         last = message.strip().splitlines()[-1] if message.strip() else message
         prefix = f"{type(self).__module__}.{type(self).__qualname__}: "
         super().__init__(last.removeprefix(prefix))
+
+
+class UnreadableImage(ItemError):
+    """An image file that does not decode."""
 
 
 def _reason(exc: BaseException) -> str:
@@ -128,7 +140,7 @@ class FileSource:
 class ImageSet(Dataset):
     """A view (`index`) of labelled images; `subset` narrows the view without copying images."""
 
-    def __init__(self, source: TensorSource | FileSource, labels: torch.Tensor, index: torch.Tensor | None = None):
+    def __init__(self, source: ImageSource, labels: torch.Tensor, index: torch.Tensor | None = None):
         self.source = source
         self.labels = labels
         self.index = torch.arange(len(labels)) if index is None else index

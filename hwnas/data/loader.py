@@ -41,6 +41,7 @@ class EpochLoader:
         self.batch_size = batch_size
         self.train = train
         self.rank, self.world = rank, world
+        # decoded tensors are read in this process; files and callers' datasets in `workers` processes
         self.workers = 0 if isinstance(dataset.source, TensorSource) else workers
         self.sampler = (
             DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True)

@@ -24,6 +24,8 @@ FORMATS = "digits, synthetic, cifar10:DIR, cifar100:DIR, folder:DIR, tiny-imagen
 
 @dataclass(frozen=True)
 class DataPools:
+    """A run's data, from `open_dataset` (a `--data` spec) or `pools_from_datasets` (torch datasets)."""
+
     train: ImageSet
     test: ImageSet | None
     classes: list[str]

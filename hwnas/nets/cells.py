@@ -19,7 +19,8 @@ from ..blocks import BlockConfig, DropPath, build_block
 from ..blocks.cell_ops import FactorizedReduce, ReLUConvBN
 from ..spaces import CellShape, CellSpaceSpec, Genotype
 from ..spaces.cells import StemShape
-from .heads import CosineClassifier
+from .backbone import Backbone, stage_ends
+from .heads import build_classifier
 
 
 class AuxiliaryOutputs(NamedTuple):
@@ -45,6 +46,7 @@ class CellStem(nn.Module):
         super().__init__()
         c_in, wide, c = shape.c_in, shape.c_prev, init_channels
         self.two_step = shape.kind == "imagenet"
+        self.first_reduction = {"cifar": 1, "imagenet": 4}.get(shape.kind, 2)  # of `first`'s output
         if shape.kind == "cifar":
             self.first = nn.Sequential(*_conv_bn(c_in, wide, 1, cfg))
         elif shape.kind == "cnas64":
@@ -125,8 +127,12 @@ class AuxiliaryHead(nn.Module):
         return self.classifier(self.features(x).flatten(1))
 
 
-class CellNet(nn.Module):
-    """The network a genotype describes in a cell space (its knobs give widths, depth, stem, auxiliary)."""
+class CellNet(nn.Module, Backbone):
+    """The network a genotype describes in a cell space (its knobs give widths, depth, stem, auxiliary).
+
+    Follows timm's model interface: `forward_features` (the last cell's output), `forward_head`,
+    `reset_classifier`, `get_classifier`, `num_classes`, `num_features`, and `feature_info` (the last
+    cell, or stem part, of each stride stage) with `forward_intermediates`."""
 
     def __init__(self, space: CellSpaceSpec, genotype: Genotype) -> None:
         super().__init__()
@@ -145,26 +151,53 @@ class CellNet(nn.Module):
             if space.knobs["auxiliary"]
             else None
         )
-        width = last.multiplier * last.channels
-        cosine = space.knobs["classifier"] == "cosine"
-        self.classifier = CosineClassifier(width, space.num_classes) if cosine else nn.Linear(width, space.num_classes)
+        self.num_classes = space.num_classes
+        self.num_features = last.multiplier * last.channels
+        self.cosine = space.knobs["classifier"] == "cosine"
+        self.classifier = build_classifier(self.num_features, space.num_classes, cosine=self.cosine)
+        self.feature_info = stage_ends(
+            [("stem.first", space.stem.c_prev_prev, self.stem.first_reduction)]
+            + ([("stem.second", space.stem.c_prev, 2)] if self.stem.two_step else [])
+            + [(f"cells.{s.index}", s.multiplier * s.channels, 2 if s.reduction else 1) for s in shapes]
+        )
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        s0, s1 = self.stem(x)
-        for cell in self.cells:
-            s0, s1 = s1, cell(s0, s1)
-        return s1.mean((2, 3))
-
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """The L2-normalised pooled features the classifier reads."""
-        return F.normalize(self.features(x), dim=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor | AuxiliaryOutputs:
+    def _run_cells(self, x: torch.Tensor, auxiliary: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The last cell's output, and with `auxiliary` the auxiliary head's logits (else None)."""
         s0, s1 = self.stem(x)
         aux = None
         for i, cell in enumerate(self.cells):
             s0, s1 = s1, cell(s0, s1)
-            if i == self.auxiliary_index and self.auxiliary is not None and self.training:
+            if auxiliary and i == self.auxiliary_index:
                 aux = self.auxiliary(s1)
-        logits = self.classifier(s1.mean((2, 3)))
+        return s1, aux
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self._run_cells(x, False)[0]
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Global average pool, then the classifier; with `pre_logits`, the pooled features."""
+        pooled = x.mean((2, 3))
+        return pooled if pre_logits else self.classifier(pooled)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | AuxiliaryOutputs:
+        final, aux = self._run_cells(x, self.training and self.auxiliary is not None)
+        logits = self.forward_head(final)
         return AuxiliaryOutputs(logits, aux) if aux is not None else logits
+
+    def get_classifier(self) -> nn.Module:
+        return self.classifier
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A new classifier for `num_classes` (the auxiliary head's too); 0 removes both, so `forward`
+        returns the pooled features."""
+        self.classifier = build_classifier(self.num_features, num_classes, cosine=self.cosine)
+        if self.auxiliary is not None:
+            if num_classes:
+                self.auxiliary.classifier = nn.Linear(self.auxiliary.classifier.in_features, num_classes)
+            else:
+                self.auxiliary = None
+        self.num_classes = num_classes
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The L2-normalised pooled features the classifier reads."""
+        return F.normalize(self.forward_head(self.forward_features(x), pre_logits=True), dim=1)

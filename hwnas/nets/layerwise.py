@@ -9,7 +9,8 @@ from torch import nn
 from ..blocks import BlockConfig, build_block
 from ..blocks.common import batch_norm
 from ..spaces import SearchLayer, SpaceSpec
-from .heads import CosineClassifier
+from .backbone import Backbone, stage_ends
+from .heads import build_classifier
 
 
 class ClassifierHead(nn.Module):
@@ -21,20 +22,28 @@ class ClassifierHead(nn.Module):
         self.conv = (
             build_block(head.op, head.c_in, head.channels, 1, space.block_config) if head.channels else nn.Identity()
         )
-        features = head.channels or head.c_in
+        self.num_features = head.channels or head.c_in
+        self.cosine, self.classifier_bias = head.cosine, head.bias
         self.dropout = nn.Dropout(head.dropout)
-        self.classifier = (
-            CosineClassifier(features, head.num_classes)
-            if head.cosine
-            else nn.Linear(features, head.num_classes, bias=head.bias)
-        )
+        self.classifier = build_classifier(self.num_features, head.num_classes, cosine=head.cosine, bias=head.bias)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The pooled features the classifier reads (the embedding of face models)."""
         return self.conv(x).mean((2, 3))
 
+    def logits(self, pooled: torch.Tensor) -> torch.Tensor:
+        """Dropout and the classifier on pooled features."""
+        return self.classifier(self.dropout(pooled))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.dropout(self.features(x)))
+        return self.logits(self.features(x))
+
+    def reset(self, num_classes: int) -> None:
+        """A new classifier of the same kind for `num_classes` (0: none, the pooled features pass through)."""
+        self.classifier = build_classifier(
+            self.num_features, num_classes, cosine=self.cosine, bias=self.classifier_bias
+        )
+        init_weights(self.classifier)
 
 
 def init_weights(module: nn.Module) -> None:
@@ -64,8 +73,12 @@ def build_stem(space: SpaceSpec) -> nn.Sequential:
     return nn.Sequential(*(build_block(s.op, s.c_in, s.c_out, s.stride, space.block_config) for s in space.stem))
 
 
-class LayerwiseNet(nn.Module):
-    """stem -> one block per searchable layer -> head; the standalone form of every layer-wise space."""
+class LayerwiseNet(nn.Module, Backbone):
+    """stem -> one block per searchable layer -> head; the standalone form of every layer-wise space.
+
+    Follows timm's model interface: `forward_features` (the map before pooling, after the head's last
+    conv), `forward_head`, `reset_classifier`, `get_classifier`, `num_classes`, `num_features`, and
+    `feature_info` (the last module of each stride stage) with `forward_intermediates`."""
 
     def __init__(self, space: SpaceSpec, choices: list[str]) -> None:
         super().__init__()
@@ -74,11 +87,34 @@ class LayerwiseNet(nn.Module):
             *(build_layer(op, layer, space.block_config) for op, layer in zip(choices, space.layers, strict=True))
         )
         self.head = ClassifierHead(space)
+        self.num_classes = space.head.num_classes
+        self.num_features = self.head.num_features
+        self.feature_info = stage_ends(
+            [(f"stem.{i}", s.c_out, s.stride) for i, s in enumerate(space.stem)]
+            + [(f"layers.{i}", layer.c_out, layer.stride) for i, layer in enumerate(space.layers)]
+        )
         init_weights(self)
 
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head.conv(self.layers(self.stem(x)))
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Global average pool, then dropout and the classifier; with `pre_logits`, the pooled features."""
+        pooled = x.mean((2, 3))
+        return pooled if pre_logits else self.head.logits(pooled)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """`forward_head(forward_features(x))`, run through `head` as one module (profiling hooks it as a unit)."""
         return self.head(self.layers(self.stem(x)))
+
+    def get_classifier(self) -> nn.Module:
+        return self.head.classifier
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A new classifier for `num_classes`; 0 removes it, so `forward` returns the pooled features."""
+        self.head.reset(num_classes)
+        self.num_classes = num_classes
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """The L2-normalised embedding before the classifier (face verification compares these)."""
-        return F.normalize(self.head.features(self.layers(self.stem(x))), dim=1)
+        return F.normalize(self.forward_head(self.forward_features(x), pre_logits=True), dim=1)

@@ -15,6 +15,7 @@ import subprocess
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ..errors import HwnasError
 from ..io import atomic_write, atomic_write_text
@@ -70,10 +71,36 @@ def _edge_labels(nodes: int) -> list[str]:
     return [f"n{i} ← {_state_tex(s)}" for i in range(nodes) for s in range(i + 2)]
 
 
+def genotype_marks(genotype: dict, ops: Sequence[str], nodes: int) -> dict[str, set[tuple[int, int]]]:
+    """The (edge, op index) squares of the heat map a derived genotype keeps, per cell type: two incoming edges
+    per node, each with its op (under CNAS's sparse mode that op may be `none`)."""
+    first_edge = [sum(k + 2 for k in range(node)) for node in range(nodes)]
+    marks = {}
+    for cell in ("normal", "reduce"):
+        marks[cell] = {
+            (first_edge[i // 2] + int(state), list(ops).index(op)) for i, (op, state) in enumerate(genotype[cell])
+        }
+    return marks
+
+
+def strongest_marks(grids: dict[str, Any], ops: Sequence[str]) -> dict[str, set[tuple[int, int]]]:
+    """Without a genotype: on every edge, its strongest op other than `none` (what DARTS would keep there)."""
+    candidates = [j for j, op in enumerate(ops) if op != "none"] or list(range(len(ops)))
+    return {
+        cell: {(i, max(candidates, key=lambda j: row[j])) for i, row in enumerate(grid)} for cell, grid in grids.items()
+    }
+
+
 def alpha_heatmap(
-    probs: dict[str, Sequence[Sequence[float]]], ops: Sequence[str], nodes: int, path: str | Path, title: str
+    probs: dict[str, Sequence[Sequence[float]]],
+    ops: Sequence[str],
+    nodes: int,
+    path: str | Path,
+    title: str,
+    genotype: dict | None = None,
 ) -> Path:
-    """Edges × ops heat map of softmax(α) (or edge strengths), one panel per cell, strongest non-"none" op boxed."""
+    """Edges × ops heat map of softmax(α) (or edge strengths), one panel per cell. Boxed: what `genotype` (the
+    derived one, sparse or not) keeps; without a genotype, each edge's strongest op other than `none`."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -95,8 +122,7 @@ def alpha_heatmap(
     values = np.concatenate([g.ravel() for g in grids.values()])
     normalised = values.min() >= 0 and all(np.allclose(g.sum(axis=1), 1, atol=1e-3) for g in grids.values())
     vmax = 1.0 if normalised else max(1e-9, float(values.max()))
-    # The derived genotype never picks "none", so the marked (strongest) op skips it when there are others.
-    candidates = [j for j, op in enumerate(ops) if op != "none"] or list(range(len(ops)))
+    marks = genotype_marks(genotype, ops, nodes) if genotype is not None else strongest_marks(grids, ops)
 
     fig, axes = plt.subplots(
         1,
@@ -108,12 +134,12 @@ def alpha_heatmap(
     for ax, (cell, grid) in zip(axes[0], grids.items(), strict=True):
         image = ax.imshow(grid, cmap="viridis", vmin=0, vmax=vmax, aspect="auto")
         for i, row in enumerate(grid):
-            best = max(candidates, key=lambda j: row[j])
             for j, value in enumerate(row):
                 colour = "black" if value / vmax > 0.6 else "white"
-                weight = "bold" if j == best else "normal"
+                weight = "bold" if (i, j) in marks.get(cell, ()) else "normal"
                 ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=6.5, color=colour, fontweight=weight)
-            ax.add_patch(Rectangle((best - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="#e4572e", linewidth=1.6))
+        for i, j in marks.get(cell, ()):
+            ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="#e4572e", linewidth=1.6))
         for boundary in np.cumsum([i + 2 for i in range(nodes - 1)]):
             ax.axhline(boundary - 0.5, color="white", linewidth=1.5)
         ax.set_xticks(range(len(ops)), list(ops), rotation=50, ha="right", fontsize=8)

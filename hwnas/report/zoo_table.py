@@ -11,9 +11,10 @@ from .tables import render
 
 
 def _count(name: str) -> dict[str, int]:
+    from ..arch import Architecture  # torch only when the counts are not cached yet
     from ..cost import profile_arch
 
-    profile = profile_arch(zoo.load(name))
+    profile = profile_arch(Architecture.from_zoo(name))
     return {"params": profile.params, "macs": profile.macs}
 
 

@@ -23,7 +23,7 @@ from typing import Any
 from ..blocks import BlockConfig, check_op
 from ..blocks.cell_ops import OP_SETS
 from ..errors import HwnasError, SpaceError
-from .knobs import INPUT_SIZE_EXPECTED, input_size_ok
+from .knobs import INPUT_SIZE_EXPECTED, InputSized, input_size_ok
 from .limits import MAX_CHANNELS, MAX_CLASSES, check_footprint
 
 STEMS = ("auto", "cifar", "cnas64", "cnas128", "imagenet")
@@ -104,7 +104,7 @@ class StemShape:
 
 
 @dataclass(frozen=True)
-class CellSpaceSpec:
+class CellSpaceSpec(InputSized):
     name: str
     origin: str
     declaration: dict[str, Any] = field(repr=False)
@@ -114,10 +114,6 @@ class CellSpaceSpec:
     cells: tuple[CellShape, ...]
     block_config: BlockConfig
     kind: str = "cell"
-
-    @property
-    def input_size(self) -> tuple[int, int, int]:
-        return tuple(self.knobs["input_size"])  # type: ignore[return-value]
 
     @property
     def nodes(self) -> int:

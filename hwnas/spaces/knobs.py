@@ -132,3 +132,13 @@ def resolve_knobs(values: Any, where: str, base: dict[str, Any] | None = None) -
             raise SpaceError(f"{where}.{name}: got {value!r}, expected {knob.expected}")
         resolved[name] = value
     return resolved
+
+
+class InputSized:
+    """What every space (layer-wise or cells) says of its input: `knobs["input_size"]` as (C, H, W)."""
+
+    knobs: dict[str, Any]
+
+    @property
+    def input_size(self) -> tuple[int, int, int]:
+        return tuple(self.knobs["input_size"])  # type: ignore[return-value]

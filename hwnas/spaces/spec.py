@@ -26,7 +26,7 @@ from typing import Any
 from ..blocks import BlockConfig, check_op, make_divisible
 from ..errors import HwnasError, SpaceError
 from .cells import CellSpaceSpec, resolve_cell_space
-from .knobs import resolve_knobs
+from .knobs import InputSized, resolve_knobs
 from .limits import check_footprint, check_width
 from .readers import load_yaml
 
@@ -78,7 +78,7 @@ class HeadSpec:
 
 
 @dataclass(frozen=True)
-class SpaceSpec:
+class SpaceSpec(InputSized):
     name: str
     origin: str
     declaration: dict[str, Any] = field(repr=False)
@@ -88,10 +88,6 @@ class SpaceSpec:
     layers: tuple[SearchLayer, ...]
     head: HeadSpec
     kind: str = "layerwise"
-
-    @property
-    def input_size(self) -> tuple[int, int, int]:
-        return tuple(self.knobs["input_size"])  # type: ignore[return-value]
 
     @property
     def num_layers(self) -> int:
@@ -113,6 +109,7 @@ class SpaceSpec:
 
 
 def builtin_spaces() -> list[str]:
+    """The names of the spaces that ship with hwnas (hwnas/spaces/builtin/*.yaml)."""
     return sorted(p.stem for p in BUILTIN_DIR.glob("*.yaml"))
 
 
@@ -167,9 +164,6 @@ def load_space(name_or_path: str, **knobs: Any) -> SpaceSpec | CellSpaceSpec:
         spec = resolve_space(name, origin, declaration, knobs)
     else:
         raise SpaceError(f"space {name}: kind: got {kind!r}, expected layerwise (the default) or cell")
-    from ..search.config import space_search_defaults
-
-    space_search_defaults(spec)
     return spec
 
 

@@ -4,7 +4,7 @@
 - `gumbel`: every candidate runs, weighted by softmax((θ + g) / τ), g ~ Gumbel(0, 1) (FBNet).
 - `gumbel_hard`: only the argmax of the Gumbel-softmax sample runs; its output is scaled by
   `1 - sg(p_k) + p_k` (value 1), which carries the straight-through gradient, while time and memory
-  are those of a single path. (DNAS's θ steps use the score function instead: hwnas.search.dnas.)
+  are those of a single path. (DNAS's θ steps use the score function instead: hwnas.strategies.dnas.)
 
 The noise comes from a generator seeded by the caller (the step number), so every DDP rank
 and every resumed run draws the same noise at the same step.
@@ -13,6 +13,7 @@ and every resumed run draws the same noise at the same step.
 from __future__ import annotations
 
 import math
+from enum import Enum
 
 import torch
 import torch.nn.functional as F
@@ -23,7 +24,25 @@ from ..errors import HwnasError
 from .choice import Choice
 from .supernet import Supernet
 
-MODES = MIXING_MODES
+
+class Mixing(Enum):
+    """How θ mixes the candidates of a layer; parsed once from `--mode`."""
+
+    SOFTMAX = "softmax"
+    GUMBEL = "gumbel"
+    GUMBEL_HARD = "gumbel_hard"
+
+    @classmethod
+    def parse(cls, mode: str) -> Mixing:
+        try:
+            return cls(mode)
+        except ValueError:
+            raise HwnasError(f"mixing mode {mode!r} is not one of {', '.join(MIXING_MODES)}") from None
+
+    @property
+    def soft(self) -> bool:
+        """Every candidate runs (a mixture is trained), as opposed to one sampled path."""
+        return self is not Mixing.GUMBEL_HARD
 
 
 class ArchParams(nn.Module):
@@ -50,18 +69,16 @@ class ArchParams(nn.Module):
     def entropy(self) -> list[float]:
         return [float(-(p * p.clamp_min(1e-12).log()).sum()) for p in (q.detach() for q in self.probs())]
 
-    def choices(self, mode: str, temperature: float, seed: int) -> list[Choice]:
+    def choices(self, mode: Mixing, temperature: float, seed: int) -> list[Choice]:
         """Per-layer choices for one forward pass of the supernet."""
-        if mode not in MODES:
-            raise HwnasError(f"mixing mode {mode!r} is not one of {', '.join(MODES)}")
-        if mode == "softmax":
+        if mode is Mixing.SOFTMAX:
             return list(self.probs())
         generator = torch.Generator().manual_seed(seed)
         out: list[Choice] = []
         for theta in self.logits:
             u = torch.rand(theta.shape, generator=generator).clamp_(1e-10, 1 - 1e-10).to(theta.device)
             soft = F.softmax((theta - (-u.log()).log()) / temperature, -1)
-            if mode == "gumbel":
+            if mode is Mixing.GUMBEL:
                 out.append(soft)
             else:
                 k = int(soft.argmax())

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ..arch import Architecture
+from ..model import build_model
 from .supernet import Supernet
 
 
@@ -26,9 +28,6 @@ def path_state_dict(supernet: Supernet, choices: Sequence[int | str]) -> dict[st
 
 def extract_model(supernet: Supernet, choices: Sequence[int | str]) -> nn.Module:
     """A standalone model of the path `choices`, carrying the supernet's weights for it."""
-    from ..arch import Architecture
-    from ..model import build_model
-
     indices = supernet.path_indices(choices)
     arch = Architecture.from_space(
         supernet.space, [layer.ops[i] for layer, i in zip(supernet.layers, indices, strict=True)]

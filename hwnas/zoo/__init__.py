@@ -1,12 +1,9 @@
-"""Published architectures as architecture files (data only); `meta.paper` holds the paper's figures."""
+"""Published architectures as architecture files: data only (no torch, no hwnas.arch);
+`hwnas.arch.Architecture.from_zoo(name)` validates and loads one. `meta.paper` holds the paper's figures."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from ..arch import Architecture
 
 ZOO_DIR = Path(__file__).parent
 
@@ -17,10 +14,3 @@ def names() -> list[str]:
 
 def path(name: str) -> Path:
     return ZOO_DIR / f"{name}.json"
-
-
-def load(name: str) -> Architecture:
-    """The zoo model `name` (hwnas.arch is imported here, so `hwnas zoo` can start without torch)."""
-    from ..arch import Architecture
-
-    return Architecture.load(path(name))

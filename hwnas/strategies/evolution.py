@@ -25,21 +25,21 @@ import torch.distributed as dist
 
 from ..arch import Architecture
 from ..data import EpochLoader
+from ..engine.distributed import Dist
+from ..engine.trainer import evaluate_model
 from ..errors import HwnasError
 from ..io import atomic_write_text, json_text
+from ..pipeline import Outcome, Run, RunData, tell
 from ..report.plots import pareto_plot
 from ..spaces import SpaceSpec, load_layerwise_space
 from ..supernet import Supernet, extract_model
-from ..train.distributed import Dist, init_distributed, shutdown
-from ..train.rundir import RunLock
-from ..train.session import RunData, check_identities, open_run_data, space_overrides, tell
-from ..train.trainer import evaluate_model
 from .config import SearchConfig
-from .constraints import Constraints, constraints_for
+from .constraints import Constraints, constraints_for, limits_of
 from .evaluate import recalibrate_bn
 from .health import supernet_health
 from .paths import Path as Choices
 from .paths import uniform_path, within_budget
+from .registry import register_strategy
 from .trained import check_supernet, read_supernet
 
 FRESH_TRIES = 10  # draws per child before giving up on one not evaluated yet (SPOS: 10 per child wanted)
@@ -275,66 +275,48 @@ class SupernetSearch(SearchRules):
         return new
 
 
-def search_supernet(cfg: SearchConfig, resuming: bool = False) -> Any:
-    """Search a trained one-shot supernet; write arch.json (pareto: the front too), candidates, a plot."""
-    from .session import SearchOutcome
+def holds_search(path: Path) -> bool:
+    """Whether `path` holds a search over a trained supernet (its evaluated candidates)."""
+    return (path / "candidates.jsonl").exists()
 
+
+def search_trained_supernet(run: Run) -> Outcome:
+    """Search a trained one-shot supernet; write arch.json (pareto: the front too), candidates, a plot."""
+    cfg: SearchConfig = run.cfg
     if cfg.supernet is None:
         raise HwnasError(f"--strategy {cfg.strategy} needs --supernet RUN_DIR (a run of `hwnas supernet train`)")
     if cfg.strategy != "random" and cfg.population < cfg.parent_num:
         raise HwnasError(f"--population {cfg.population} is smaller than --parent-num {cfg.parent_num}")
     state = read_supernet(cfg.supernet)
     space = load_layerwise_space(cfg.space, f"search --strategy {cfg.strategy}")
-    if not resuming and cfg.run_dir and (Path(cfg.run_dir) / "candidates.jsonl").exists():
-        raise HwnasError(f"--run-dir {cfg.run_dir} already holds a search; continue it with --resume {cfg.run_dir}")
-    ctx, device = init_distributed(cfg.device)
-    lock: RunLock | None = None
-    try:
-        data = open_run_data(cfg, space.input_size, choosing=True)
-        check_identities(cfg, data.train, data.classes)
-        space = space.with_knobs(
-            input_size=data.shape, num_classes=len(data.classes), **space_overrides(cfg, False, space.name)
-        )
-        check_supernet(state, space, cfg.supernet, cfg.space, cfg.data)
-        need_latency = cfg.strategy == "pareto" and cfg.pareto_cost == "latency"
-        constraints = constraints_for(space, cfg, progress=cfg.progress and ctx.main, need_latency=need_latency)
-        supernet = Supernet(space)
-        supernet.load_state_dict(state["model"])
-        run_dir = Path(cfg.run_dir) if cfg.run_dir else Path("runs") / f"search-{cfg.strategy}-{space.name}"
-        from ..train.session import shared_path
+    data = run.open_data(space.input_size, choosing=True)
+    space = run.fit(space, data)
+    check_supernet(state, space, cfg.supernet, cfg.space, cfg.data)
+    need_latency = cfg.strategy == "pareto" and cfg.pareto_cost == "latency"
+    table = run.cost_table(space, need_latency or "latency" in limits_of(cfg), per_layer=False)
+    constraints = constraints_for(space, cfg, table, run.user_latency_model())
+    supernet = Supernet(space)
+    supernet.load_state_dict(state["model"])
+    directory = run.open_dir(f"{cfg.strategy}-{space.name}")
+    evaluator = PathEvaluator(supernet.to(run.device), data, cfg, run.device)
+    health = check_health(evaluator, space, constraints, len(data.classes), run.ctx)
+    run.write_config()
+    search = SupernetSearch(cfg, space, constraints, evaluator, run.ctx, directory.path)
+    search.load()
+    search.run()
+    return run.finish(lambda: write_results(search, space, directory.path, health))
 
-        run_dir = shared_path(run_dir, ctx)
-        if not resuming and (run_dir / "candidates.jsonl").exists():
-            raise HwnasError(f"--run-dir {run_dir} already holds a search; continue it with --resume {run_dir}")
-        if ctx.main:  # one writer per run directory, as for every other run
-            lock = RunLock(run_dir)
-            lock.acquire()
-        evaluator = PathEvaluator(supernet.to(device), data, cfg, device)
-        health = check_health(evaluator, space, constraints, len(data.classes), ctx)
-        if ctx.main:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            cfg.run_dir = str(run_dir)
-            import yaml
 
-            atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-        search = SupernetSearch(cfg, space, constraints, evaluator, ctx, run_dir)
-        search.load()
-        search.run()
-        summary: dict[str, Any] = {}
-        arch_path = None
-        if ctx.main:
-            summary, arch_path = _write_results(search, space, run_dir, health)
-        return SearchOutcome(run_dir, arch_path, summary, ctx.main)
-    finally:
-        if lock is not None:
-            lock.release()
-        shutdown(ctx)
+for name in ("random", "evolution", "pareto"):
+    register_strategy(name, kind="search", trains="trained supernet", picks=name, holds_run=holds_search)(
+        search_trained_supernet
+    )
 
 
 def check_health(
     evaluator: PathEvaluator, space: SpaceSpec, constraints: Constraints, num_classes: int, ctx: Dist
 ) -> dict[str, Any]:
-    """The supernet health check (hwnas.search.health) on random paths within the budget, outside the search."""
+    """The supernet health check (hwnas.strategies.health) on random paths within the budget, outside the search."""
     cfg, counts = evaluator.cfg, [len(layer.candidates) for layer in space.layers]
     rng = random.Random(cfg.seed + HEALTH_SEED_OFFSET)
     health = supernet_health(
@@ -349,9 +331,8 @@ def check_health(
     return health
 
 
-def _write_results(
-    search: SupernetSearch, space: SpaceSpec, run_dir: Path, health: dict[str, Any]
-) -> tuple[dict[str, Any], Path]:
+def write_results(search: SupernetSearch, space: SpaceSpec, run_dir: Path, health: dict[str, Any]) -> dict[str, Any]:
+    """arch.json (pareto: front_NN.json too), candidates.csv and search.png; returns the run's summary."""
     cfg = search.cfg
     records = [search.record(p, acc) for p, acc in search.evaluator.cache.items()]
     cost_key = {"latency": "latency_ms", "macs": "macs", "params": "params"}[cfg.pareto_cost]
@@ -396,10 +377,9 @@ def _write_results(
         "history": search.history,
         "supernet_health": health,
     }
-    atomic_write_text(run_dir / "result.json", json_text(summary, indent=1))
     tell(
         Dist(),
         f"best: {' '.join(best['choices'])} (val top-1 {best['val_top1']:.2f}% with supernet weights, "
         f"{best['macs'] / 1e6:.2f}M MACs); wrote {arch_path}, candidates.csv, search.png",
     )
-    return summary, arch_path
+    return summary

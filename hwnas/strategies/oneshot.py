@@ -15,13 +15,10 @@ from typing import Any
 
 import torch
 
-from ..data import ImageSet, Preprocess
+from ..engine.storage import writing
+from ..engine.trainer import StepResult, Trainer, TrainingError, first_non_finite, snapshot_buffers
 from ..model import save_weights
 from ..supernet import FixedPath, Supernet
-from ..train.distributed import Dist
-from ..train.rundir import RunDir
-from ..train.storage import writing
-from ..train.trainer import StepResult, Trainer, TrainingError, first_non_finite, snapshot_buffers
 from .config import SupernetConfig
 from .constraints import Constraints
 from .paths import Path, fair_paths, uniform_path, within_budget
@@ -31,30 +28,10 @@ class OneShotTrainer(Trainer):
     find_unused_parameters = True
 
     def __init__(
-        self,
-        supernet: Supernet,
-        cfg: SupernetConfig,
-        *,
-        train_set: ImageSet,
-        val_set: ImageSet,
-        preprocess: Preprocess,
-        device: torch.device,
-        constraints: Constraints | None = None,
-        run: RunDir | None = None,
-        ctx: Dist | None = None,
-        meta: dict[str, Any] | None = None,
+        self, supernet: Supernet, cfg: SupernetConfig, *, constraints: Constraints | None = None, **options: Any
     ) -> None:
-        super().__init__(
-            supernet,
-            cfg,
-            train_set=train_set,
-            val_set=val_set,
-            preprocess=preprocess,
-            device=device,
-            run=run,
-            ctx=ctx,
-            meta=meta,
-        )
+        """`options`: the Trainer's own keywords (train_set, val_set, preprocess, device, run, ctx, meta)."""
+        super().__init__(supernet, cfg, **options)
         self.supernet = supernet
         self.counts = [len(layer.ops) for layer in supernet.layers]
         self.constraints = constraints if constraints is not None and constraints.limits else None

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import torch
 
 from ..cost.hardware_loss import UNITS, CostModel
-from ..cost.table import CostTable, build_table, load_or_build
+from ..cost.models import ArchitectureCostModel, ArchitectureLatencyModel
+from ..cost.table import CostTable
 from ..errors import HwnasError
 from ..spaces import SpaceSpec
 
@@ -18,7 +19,7 @@ FLAGS = {"macs": "--max-macs", "params": "--max-params", "latency": "--max-laten
 @dataclass(frozen=True)
 class Constraints:
     limits: dict[str, float]  # metric -> limit in its unit (ms, millions)
-    costs: dict[str, CostModel]
+    costs: dict[str, CostModel | ArchitectureCostModel]
 
     def cost(self, path: Sequence[int]) -> dict[str, float]:
         return {metric: model.of(path) for metric, model in self.costs.items()}
@@ -29,27 +30,15 @@ class Constraints:
     def check_feasible(self, space: SpaceSpec) -> None:
         """One line naming the limit that no architecture meets, and the cheapest architecture's cost."""
         for metric, limit in self.limits.items():
-            cheapest, picks = self.costs[metric].cheapest()
+            model = self.costs[metric]
+            cheapest, picks = model.cheapest()
             if cheapest > limit:
                 arch = ", ".join(la.candidates[i] for la, i in zip(space.layers, picks, strict=True))
+                found = "the cheapest found" if isinstance(model, ArchitectureCostModel) else "the cheapest"
                 raise HwnasError(
-                    f"{FLAGS[metric]} {limit:g}: no architecture in {space.name} meets it; the cheapest "
+                    f"{FLAGS[metric]} {limit:g}: no architecture in {space.name} meets it; {found} "
                     f"costs {cheapest:.4g} {UNITS[metric][0]} ({arch})"
                 )
-
-
-def cost_table(space: SpaceSpec, cfg, need_latency: bool, progress: bool = True) -> CostTable:
-    """The measured (cached) table when latency is needed or a table file is given, else MACs and params only."""
-    if need_latency or cfg.latency_table:
-        return load_or_build(
-            space,
-            device=cfg.latency_device,
-            threads=cfg.latency_threads,
-            batch=cfg.latency_batch,
-            table=cfg.latency_table,
-            progress=progress,
-        )
-    return build_table(space, measure=False, progress=False)
 
 
 def cost_models(table: CostTable, space: SpaceSpec, device: torch.device | str = "cpu") -> dict[str, CostModel]:
@@ -57,10 +46,17 @@ def cost_models(table: CostTable, space: SpaceSpec, device: torch.device | str =
     return {m: CostModel.from_table(table, space, m, device) for m in metrics}
 
 
-def constraints_for(space: SpaceSpec, cfg, progress: bool = True, need_latency: bool = False) -> Constraints:
-    """Cost models of `space` (latency measured only when a latency limit, a table or the caller asks for it)."""
-    limits = {m: getattr(cfg, f"max_{m}") for m in FLAGS if getattr(cfg, f"max_{m}") is not None}
-    table = cost_table(space, cfg, need_latency or "latency" in limits, progress)
-    constraints = Constraints(limits, cost_models(table, space))
+def limits_of(cfg) -> dict[str, float]:
+    """The hard limits the options set: metric -> limit in its unit (ms, millions)."""
+    return {m: getattr(cfg, f"max_{m}") for m in FLAGS if getattr(cfg, f"max_{m}") is not None}
+
+
+def constraints_for(space: SpaceSpec, cfg, table: CostTable, latency_model: object = None) -> Constraints:
+    """The options' limits on `space`, priced by `table` (latency by `latency_model` when that is an
+    `ArchitectureLatencyModel`); a limit nothing meets is refused in one line."""
+    costs: dict[str, CostModel | ArchitectureCostModel] = dict(cost_models(table, space))
+    if isinstance(latency_model, ArchitectureLatencyModel):
+        costs["latency"] = ArchitectureCostModel(space, latency_model)
+    constraints = Constraints(limits_of(cfg), costs)
     constraints.check_feasible(space)
     return constraints

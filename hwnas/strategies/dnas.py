@@ -20,16 +20,15 @@ import math
 from typing import Any
 
 import torch
-import torch.distributed as dist
 
 from ..cost.hardware_loss import CostModel, HardwareLoss
-from ..data import ImageSet, Preprocess
+from ..data import ImageSet
+from ..engine.distributed import all_reduce_sum
+from ..engine.trainer import Phase, StepResult, Trainer, restore_buffers, snapshot_buffers
 from ..supernet import FixedPath, Supernet
 from ..supernet.choice import Choice
-from ..supernet.mixing import ArchParams, temperature_at
-from ..train.distributed import Dist, all_reduce_sum
-from ..train.rundir import RunDir
-from ..train.trainer import Phase, StepResult, Trainer, restore_buffers, snapshot_buffers
+from ..supernet.mixing import ArchParams, Mixing, temperature_at
+from .architect import Architect
 from .config import SearchConfig
 
 BASELINE_DECAY = 0.9  # the CE baseline of the score-function gradient: b ← 0.9·b + 0.1·CE
@@ -43,35 +42,22 @@ class DNASTrainer(Trainer):
         *,
         weight_set: ImageSet,
         theta_set: ImageSet,
-        val_set: ImageSet,
-        preprocess: Preprocess,
-        device: torch.device,
         costs: dict[str, CostModel],
         hardware_loss: HardwareLoss,
-        run: RunDir | None = None,
-        ctx: Dist | None = None,
-        meta: dict[str, Any] | None = None,
+        **options: Any,
     ) -> None:
-        self.find_unused_parameters = cfg.mode == "gumbel_hard"
-        super().__init__(
-            supernet,
-            cfg,
-            train_set=weight_set,
-            val_set=val_set,
-            preprocess=preprocess,
-            device=device,
-            run=run,
-            ctx=ctx,
-            meta=meta,
-        )
+        """`options`: the Trainer's own keywords (val_set, preprocess, device, run, ctx, meta)."""
+        self.mode = Mixing.parse(cfg.mode)
+        self.find_unused_parameters = not self.mode.soft
+        super().__init__(supernet, cfg, train_set=weight_set, **options)
         self.supernet = supernet
-        self.theta = ArchParams(supernet).to(device)
+        self.theta = ArchParams(supernet).to(self.device)
         if cfg.a_optimizer == "adam":
-            self.theta_optimizer = torch.optim.Adam(
+            optimizer: torch.optim.Optimizer = torch.optim.Adam(
                 self.theta.parameters(), lr=cfg.a_lr, betas=(cfg.a_momentum, 0.999), weight_decay=cfg.a_weight_decay
             )
         else:
-            self.theta_optimizer = torch.optim.SGD(
+            optimizer = torch.optim.SGD(
                 self.theta.parameters(), lr=cfg.a_lr, momentum=cfg.a_momentum, weight_decay=cfg.a_weight_decay
             )
         # θ takes a step per weight step (cycling its smaller split, as DARTS pairs its steps): FBNet's one pass
@@ -79,9 +65,20 @@ class DNASTrainer(Trainer):
         self.theta_loader = self.split_loader(theta_set, cfg.seed + 1, steps=self.steps_per_epoch)
         self.costs = costs
         self.cost = costs[cfg.cost]
-        self.hardware_loss = hardware_loss
-        self.theta_updates = 0  # steps that changed θ (none: the θ split was too small, or every step was skipped)
+        self.architect = Architect(
+            self.theta,
+            optimizer,
+            self.ctx,
+            self.agree_finite,
+            lambda: self.cost.expected(self.theta.probs()),
+            hardware_loss,
+        )
         self.ce_baseline: float | None = None  # gumbel_hard: moving average of the θ steps' CE
+
+    @property
+    def theta_updates(self) -> int:
+        """Steps that changed θ (none: the θ split was too small, or every step was skipped)."""
+        return self.architect.updates
 
     @property
     def temperature(self) -> float:
@@ -93,7 +90,7 @@ class DNASTrainer(Trainer):
     def path(self, grad: bool) -> list[Choice]:
         """This step's per-layer choices; the noise seed is the step, identical on every rank."""
         with torch.set_grad_enabled(grad):
-            return self.theta.choices(self.cfg.mode, self.temperature, self.cfg.seed * 1_000_003 + self.step)
+            return self.theta.choices(self.mode, self.temperature, self.cfg.seed * 1_000_003 + self.step)
 
     def phases(self) -> list[Phase]:
         phases = [Phase("train", self.train_loader, self.train_step)]
@@ -118,27 +115,18 @@ class DNASTrainer(Trainer):
         buffers, baseline = snapshot_buffers(self.model), self.ce_baseline
         quiet = self.net.no_sync() if self.ctx.enabled else contextlib.nullcontext()
         with quiet:
-            if self.cfg.mode == "gumbel_hard":
-                outputs, ce = self.sampled_path_ce(images, labels)
-            else:
+            if self.mode.soft:
                 with self.autocast():
                     outputs = self.net(images, self.path(grad=True))
                     ce = self.loss(outputs, labels)
-            loss = self.hardware_loss(ce, self.cost.expected(self.theta.probs()))
+            else:
+                outputs, ce = self.sampled_path_ce(images, labels)
+            loss = self.architect.loss(ce)
             loss.backward()
-        grads = [p.grad for p in self.theta.parameters()]
-        if self.ctx.enabled:
-            for g in grads:
-                dist.all_reduce(g)
-                g.div_(self.ctx.world)
-        finite = self.agree_finite(bool(torch.isfinite(loss)) and all(bool(torch.isfinite(g).all()) for g in grads))
-        if finite:
-            self.theta_optimizer.step()
-            self.theta_updates += 1
-        else:
+        finite = self.architect.step(loss, [p.grad for p in self.theta.parameters()])
+        if not finite:
             restore_buffers(buffers)
             self.ce_baseline = baseline
-        self.theta_optimizer.zero_grad(set_to_none=True)
         self.optimizer.zero_grad(set_to_none=True)
         correct = int((outputs.detach().argmax(1) == labels).sum()) if finite else 0
         return StepResult(float(ce.detach()) if finite else 0.0, correct, len(labels) if finite else 0, not finite)
@@ -174,15 +162,8 @@ class DNASTrainer(Trainer):
         }
 
     def extra_state(self) -> dict[str, Any]:
-        return {
-            "theta": self.theta.state_dict(),
-            "theta_optimizer": self.theta_optimizer.state_dict(),
-            "theta_updates": self.theta_updates,
-            "ce_baseline": self.ce_baseline,
-        }
+        return {"theta": self.architect.state_dict(), "ce_baseline": self.ce_baseline}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
-        self.theta.load_state_dict(state["theta"])
-        self.theta_optimizer.load_state_dict(state["theta_optimizer"])
-        self.theta_updates = int(state.get("theta_updates", 0))
+        self.architect.load_state_dict(state["theta"])
         self.ce_baseline = state.get("ce_baseline")

@@ -8,7 +8,6 @@ import io
 import json
 import logging
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -190,5 +189,5 @@ class CheckpointStore:
             try:
                 return path, self.load(path)
             except HwnasError as exc:
-                print(f"hwnas: warning: {exc}; trying the previous checkpoint", file=sys.stderr)
+                logger.warning(f"hwnas: warning: {exc}; trying the previous checkpoint")
         return None

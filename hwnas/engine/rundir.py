@@ -18,6 +18,7 @@ import yaml
 
 from ..errors import HwnasError
 from ..io import atomic_write_text, json_text
+from ..spaces.readers import load_yaml
 from .checkpoint import CheckpointStore
 from .storage import writing
 
@@ -131,8 +132,6 @@ class RunDir:
                 atomic_write_text(self.config_path, yaml.safe_dump(config, sort_keys=False))
 
     def read_config(self) -> dict[str, Any]:
-        from ..spaces.readers import load_yaml
-
         return load_yaml(self.config_path, "run config") or {}
 
     def write_text(self, name: str, text: str) -> None:

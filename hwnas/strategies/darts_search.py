@@ -1,4 +1,4 @@
-"""`search_cells`: DARTS/CNAS search of a cell space on a dataset, ending in a genotype architecture file.
+"""DARTS/CNAS search of a cell space on a dataset, ending in a genotype architecture file.
 
 Every epoch (rank 0): `arch.json` (the derived genotype in the evaluation network's knobs),
 `genotypes/epoch_NNN.json`, `alpha.png` (α per cell type, edges × ops) and `cells/normal.*`,
@@ -8,8 +8,8 @@ At the end: the evaluation network built, profiled and timed on the latency devi
 
 from __future__ import annotations
 
+import logging
 import shlex
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,18 +20,19 @@ from ..cost import measure_latency, profile_arch
 from ..cost.cells import CellCostModel
 from ..cost.hardware_loss import HardwareLoss
 from ..data import search_split
+from ..engine.distributed import rank_zero
+from ..engine.storage import writing
 from ..errors import SpaceError
 from ..model import build_model
+from ..pipeline import Outcome, Run
 from ..report.cells import alpha_heatmap, draw_genotype
 from ..spaces import CellSpaceSpec, Genotype, load_space
 from ..supernet.cells import CellSupernet
-from ..train.distributed import init_distributed, rank_zero, shutdown
-from ..train.session import open_run, open_run_data, reopen_config, start_or_resume
-from ..train.storage import writing
 from .config import DartsConfig
-from .constraints import cost_table
 from .darts import DartsTrainer
-from .session import SearchOutcome, check_fresh_run_dir, check_resume_kind, finish_search, rank_zero_first
+from .registry import register_strategy
+
+logger = logging.getLogger(__name__)
 
 
 def load_cell_space(name: str) -> CellSpaceSpec:
@@ -41,7 +42,7 @@ def load_cell_space(name: str) -> CellSpaceSpec:
     return space  # type: ignore[return-value]
 
 
-def _ops_knob(ops: str | None) -> dict[str, Any]:
+def ops_knob(ops: str | None) -> dict[str, Any]:
     if ops is None:
         return {}
     names = [op.strip() for op in ops.split(",") if op.strip()]
@@ -61,78 +62,61 @@ def write_epoch_files(
         eval_space.nodes,
         run_path / "alpha.png",
         f"{eval_space.name}: architecture weights after epoch {meta['epoch']}",
+        genotype.to_dict(),
     )
     draw_genotype(genotype.to_dict(), run_path / "cells")
     return arch
 
 
-def search_cells(cfg: DartsConfig, resume: str | None = None, explicit: set[str] | None = None) -> SearchOutcome:
-    """Search `cfg.space` with DARTS (or continue the run `resume`); write arch.json, plots and a summary."""
-    checkpoint_name = None
-    if resume is not None:
-        cfg, run_path, checkpoint_name = reopen_config(resume, cfg, explicit, "config.yaml")
-        check_resume_kind(resume, run_path, "darts")
-    check_fresh_run_dir(cfg, resume is not None)
+@register_strategy("darts", kind="darts", trains="darts", picks="differentiable")
+def search_darts(run: Run) -> Outcome:
+    """Search `cfg.space` with DARTS (first or second order; CNAS's sparse genotypes, PC-DARTS's partial
+    channels, a hardware cost on α); write arch.json, plots and a summary."""
+    cfg: DartsConfig = run.cfg
     base = load_cell_space(cfg.space)
-    ctx, device = init_distributed(cfg.device)
-    run = None
-    try:
-        torch.manual_seed(cfg.seed)
-        data = open_run_data(cfg, base.input_size)
-        knobs = {"input_size": data.shape, "num_classes": len(data.classes), "nodes": cfg.num_meta_node}
-        knobs.update(_ops_knob(cfg.ops))
-        space = base.with_knobs(**knobs, init_channels=cfg.init_channels, layers=cfg.layers)
-        eval_space = base.with_knobs(**knobs, init_channels=cfg.eval_init_channels, layers=cfg.eval_layers)
-        weight_set, arch_set = search_split(data.train, cfg.train_portion, cfg.seed)
-        cost, hardware_loss = None, None
-        if cfg.cost is not None:
-            table = rank_zero_first(
-                ctx, lambda: cost_table(eval_space, cfg, cfg.cost == "latency", progress=cfg.progress and ctx.main)
-            )
-            cost = CellCostModel.from_table(table, eval_space, cfg.cost, sparse=cfg.use_sparse, device=device)
-            hardware_loss = HardwareLoss("add", weight=cfg.hc_weight, target=cfg.target, target_mode=cfg.target_mode)
-            cheapest, cheapest_cells = cost.cheapest()
-            hardware_loss.check_against(cheapest, cost.unit, cheapest_cells)
-        run = open_run("search", space.name, cfg, ctx, resume is not None)
-        torch.manual_seed(cfg.seed)  # the same initial weights and α whether or not a table was measured
-        supernet = CellSupernet(space, cfg.partial_channels)
+    data = run.open_data(base.input_size)
+    knobs = {"nodes": cfg.num_meta_node, **ops_knob(cfg.ops)}
+    space = run.fit(base, data, **knobs, init_channels=cfg.init_channels, layers=cfg.layers)
+    eval_space = run.fit(base, data, **knobs, init_channels=cfg.eval_init_channels, layers=cfg.eval_layers)
+    weight_set, arch_set = search_split(data.train, cfg.train_portion, cfg.seed)
+    cost, hardware_loss = None, None
+    if cfg.cost is not None:
+        table = run.cost_table(eval_space, cfg.cost == "latency")
+        cost = CellCostModel.from_table(table, eval_space, cfg.cost, sparse=cfg.use_sparse, device=run.device)
+        hardware_loss = HardwareLoss("add", weight=cfg.hc_weight, target=cfg.target, target_mode=cfg.target_mode)
+        cheapest, cheapest_cells = cost.cheapest()
+        hardware_loss.check_against(cheapest, cost.unit, cheapest_cells)
+    directory = run.open_dir(space.name)
+    torch.manual_seed(cfg.seed)  # the same initial weights and α whether or not a table was measured
+    supernet = CellSupernet(space, cfg.partial_channels)
 
-        def on_genotype(epoch: int, genotype: Genotype, record: dict[str, Any]) -> None:
-            meta = {
-                "strategy": "darts",
-                "run": str(run.path),
-                "epoch": epoch + 1,
-                "val_top1_supernet": record["val_top1"],
-            }
+    def on_genotype(epoch: int, genotype: Genotype, record: dict[str, Any]) -> None:
+        meta = {
+            "strategy": "darts",
+            "run": str(directory.path),
+            "epoch": epoch + 1,
+            "val_top1_supernet": record["val_top1"],
+        }
 
-            def write() -> None:
-                with writing(run.path, run.hint()):
-                    write_epoch_files(run.path, eval_space, genotype, record["alpha"], meta)
+        def write() -> None:
+            with writing(directory.path, directory.hint()):
+                write_epoch_files(directory.path, eval_space, genotype, record["alpha"], meta)
 
-            rank_zero(ctx, write)
+        rank_zero(run.ctx, write)
 
-        trainer = DartsTrainer(
-            supernet,
-            cfg,
-            weight_set=weight_set,
-            arch_set=arch_set,
-            val_set=data.val,
-            preprocess=data.preprocess,
-            device=device,
-            cost=cost,
-            hardware_loss=hardware_loss,
-            run=run,
-            ctx=ctx,
-            meta={"config": cfg.to_dict()},
-            on_genotype=on_genotype,
-        )
-        start_or_resume(trainer, run, cfg, ctx, resume, checkpoint_name, {})
-        trainer.fit()
-        return finish_search(run, ctx, lambda: _result(trainer, eval_space, cost, cfg, run.path))
-    finally:
-        if run is not None:
-            run.close()
-        shutdown(ctx)
+    trainer = DartsTrainer(
+        supernet,
+        cfg,
+        weight_set=weight_set,
+        arch_set=arch_set,
+        cost=cost,
+        hardware_loss=hardware_loss,
+        on_genotype=on_genotype,
+        **run.trainer_options(data, {"config": cfg.to_dict()}),
+    )
+    run.start(trainer)
+    trainer.fit()
+    return run.finish(lambda: _result(trainer, eval_space, cost, cfg, directory.path))
 
 
 def _result(
@@ -192,13 +176,12 @@ def _result(
         "cells": str(run_path / "cells"),
         "retrain": retrain,
     }
-    print(f"genotype: {genotype.describe()}", file=sys.stderr)
-    print(
+    logger.info(f"genotype: {genotype.describe()}")
+    logger.info(
         f"evaluation network (C{cfg.eval_init_channels}, {cfg.eval_layers} cells, {shape}): "
         f"{profile.params / 1e6:.3f}M params, {profile.macs / 1e6:.1f}M MACs, "
         f"{measured.median_ms:.3f} ms on {cfg.latency_device} ({cfg.latency_threads} thread(s))"
-        + (f"; predicted {cost.metric} {predicted:.4g} {cost.unit}" if cost is not None else ""),
-        file=sys.stderr,
+        + (f"; predicted {cost.metric} {predicted:.4g} {cost.unit}" if cost is not None else "")
     )
-    print(f"wrote {run_path / 'arch.json'}, alpha.png and cells/; retrain with:\n  {retrain}", file=sys.stderr)
+    logger.info(f"wrote {run_path / 'arch.json'}, alpha.png and cells/; retrain with:\n  {retrain}")
     return summary

@@ -9,27 +9,27 @@ the same seeded α, so every rank holds the same α and derives the same genotyp
 
 from __future__ import annotations
 
-import sys
+import logging
 from collections.abc import Callable
 from typing import Any
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
 from ..cost.cells import CellCostModel
 from ..cost.hardware_loss import HardwareLoss
-from ..data import ImageSet, Preprocess
+from ..data import ImageSet
+from ..engine.trainer import Phase, StepResult, Trainer, restore_buffers, snapshot_buffers
 from ..errors import HwnasError
 from ..spaces import Genotype
 from ..supernet.cells import CellArchParams, CellSupernet, CellWeights
-from ..train.distributed import Dist
-from ..train.rundir import RunDir
-from ..train.trainer import Phase, StepResult, Trainer, restore_buffers, snapshot_buffers
+from .architect import Architect
 from .config import DartsConfig
 from .derive import SKIP, derive_genotype
 from .unrolled import momentum_buffers, unrolled_arch_gradient
+
+logger = logging.getLogger(__name__)
 
 
 class WithArchWeights(nn.Module):
@@ -51,39 +51,27 @@ class DartsTrainer(Trainer):
         *,
         weight_set: ImageSet,
         arch_set: ImageSet,
-        val_set: ImageSet,
-        preprocess: Preprocess,
-        device: torch.device,
         cost: CellCostModel | None = None,
         hardware_loss: HardwareLoss | None = None,
-        run: RunDir | None = None,
-        ctx: Dist | None = None,
-        meta: dict[str, Any] | None = None,
         on_genotype: Callable[[int, Genotype, dict[str, Any]], None] | None = None,
+        **options: Any,
     ) -> None:
-        super().__init__(
-            supernet,
-            cfg,
-            train_set=weight_set,
-            val_set=val_set,
-            preprocess=preprocess,
-            device=device,
-            run=run,
-            ctx=ctx,
-            meta=meta,
-        )
+        """`options`: the Trainer's own keywords (val_set, preprocess, device, run, ctx, meta)."""
+        super().__init__(supernet, cfg, train_set=weight_set, **options)
         self.supernet = supernet
-        self.arch = CellArchParams(supernet.space, edge_norm=cfg.partial_channels > 1).to(device)
-        self.arch_optimizer = torch.optim.Adam(
+        self.arch = CellArchParams(supernet.space, edge_norm=cfg.partial_channels > 1).to(self.device)
+        optimizer = torch.optim.Adam(
             self.arch.parameters(),
             lr=cfg.arch_learning_rate,
             betas=(cfg.arch_beta1, 0.999),
             weight_decay=cfg.arch_weight_decay,
         )
+        expected = (lambda: cost.expected(self.arch.op_probs(), self.arch.edge_probs())) if cost is not None else None
+        self.architect = Architect(self.arch, optimizer, self.ctx, self.agree_finite, expected, hardware_loss)
         self.arch_loader = self.split_loader(arch_set, cfg.seed + 1)
         if len(self.arch_loader) == 0:
             raise HwnasError(f"--batch-size {cfg.batch_size} is larger than the {len(arch_set)} images of α's split")
-        self.cost, self.hardware_loss, self.on_genotype = cost, hardware_loss, on_genotype
+        self.cost, self.on_genotype = cost, on_genotype
         self._arch_batches: Any = None
         self._arch_next = (-1, -1)  # (epoch, batch index) the open iterator yields next
 
@@ -114,13 +102,6 @@ class DartsTrainer(Trainer):
     def arch_loss(self, outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(outputs.float(), labels)
 
-    def cost_penalty(self) -> torch.Tensor | None:
-        """λ · penalty(expected cost) of the current α, or None without `--cost`."""
-        if self.cost is None or self.hardware_loss is None:
-            return None
-        expected = self.cost.expected(self.arch.op_probs(), self.arch.edge_probs())
-        return self.hardware_loss.weight * self.hardware_loss.penalty(expected)
-
     def arch_step(
         self, arch_images: torch.Tensor, arch_labels: torch.Tensor, images: torch.Tensor, labels: torch.Tensor
     ) -> None:
@@ -144,27 +125,17 @@ class DartsTrainer(Trainer):
                 outputs = self.model(arch_images, self.arch.weights())
                 ce = self.arch_loss(outputs, arch_labels)
                 grads = list(torch.autograd.grad(ce, params, allow_unused=True))
-        penalty = self.cost_penalty()
+        penalty = self.architect.penalty()
         if penalty is not None:
             extra = torch.autograd.grad(penalty, params, allow_unused=True)
             grads = [g if e is None else (e if g is None else g + e) for g, e in zip(grads, extra, strict=True)]
-        grads = [torch.zeros_like(p) if g is None else g for g, p in zip(grads, params, strict=True)]
-        if self.ctx.enabled:
-            for g in grads:
-                dist.all_reduce(g)
-                g.div_(self.ctx.world)
-        finite = self.agree_finite(bool(torch.isfinite(ce)) and all(bool(torch.isfinite(g).all()) for g in grads))
-        if finite:
-            for p, g in zip(params, grads, strict=True):
-                p.grad = g
-            self.arch_optimizer.step()
+        if self.architect.step(ce, grads):
             sums = self.sums.setdefault("arch", [0.0, 0.0, 0.0])
             sums[0] += float(ce.detach()) * len(arch_labels)
             sums[1] += int((outputs.argmax(1) == arch_labels).sum())
             sums[2] += len(arch_labels)
         else:
             restore_buffers(buffers)
-        self.arch_optimizer.zero_grad(set_to_none=True)
 
     # ---- what comes out -----------------------------------------------------------------------
     def genotype(self) -> Genotype:
@@ -202,23 +173,20 @@ class DartsTrainer(Trainer):
         genotype = Genotype.from_dict(record["genotype"], self.supernet.space.ops)
         if self.ctx.main:
             skips = record["skip_normal"]
-            print(
+            logger.info(
                 f"  genotype: {genotype.describe()}\n  α entropy normal {record['alpha_entropy_normal']:.3f} "
-                f"reduce {record['alpha_entropy_reduce']:.3f} nats; skip_connect in the normal cell: {skips}",
-                file=sys.stderr,
+                f"reduce {record['alpha_entropy_reduce']:.3f} nats; skip_connect in the normal cell: {skips}"
             )
             if skips > 2:
-                print(
+                logger.warning(
                     f"hwnas: warning: the normal cell has {skips} skip_connect: DARTS drifting to parameter-free ops "
-                    f"(skip collapse). Consider --max-skip 2 (P-DARTS), fewer epochs, or --partial-channels 4",
-                    file=sys.stderr,
+                    f"(skip collapse). Consider --max-skip 2 (P-DARTS), fewer epochs, or --partial-channels 4"
                 )
         if self.on_genotype is not None:
             self.on_genotype(epoch, genotype, record)
 
     def extra_state(self) -> dict[str, Any]:
-        return {"arch": self.arch.state_dict(), "arch_optimizer": self.arch_optimizer.state_dict()}
+        return {"arch": self.architect.state_dict()}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
-        self.arch.load_state_dict(state["arch"])
-        self.arch_optimizer.load_state_dict(state["arch_optimizer"])
+        self.architect.load_state_dict(state["arch"])

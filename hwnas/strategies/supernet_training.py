@@ -1,0 +1,59 @@
+"""Single-path one-shot supernet training: uniform paths (SPOS) or strictly fair ones (FairNAS); writes
+supernet.pt for random, evolutionary, Pareto or differentiable search."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..errors import HwnasError
+from ..pipeline import Outcome, Run
+from ..spaces import load_layerwise_space
+from ..supernet import Supernet
+from .config import SupernetConfig
+from .constraints import FLAGS, constraints_for, limits_of
+from .oneshot import OneShotTrainer
+from .registry import register_strategy
+
+
+def train_one_shot(run: Run) -> Outcome:
+    """Train a one-shot supernet of `cfg.space` with `cfg.sampling`; write supernet.pt and result.json."""
+    cfg: SupernetConfig = run.cfg
+    space = load_layerwise_space(cfg.space, "supernet train")
+    if cfg.sampling == "fair" and any(getattr(cfg, f"max_{m}") is not None for m in FLAGS):
+        raise HwnasError(
+            "--sampling fair uses every candidate once per step and cannot honour a budget; "
+            "use --sampling uniform with --max-macs/--max-params/--max-latency"
+        )
+    data = run.open_data(space.input_size, choosing=True)
+    space = run.fit(space, data)
+    table = run.cost_table(space, "latency" in limits_of(cfg), per_layer=False)
+    constraints = constraints_for(space, cfg, table, run.user_latency_model())
+    directory = run.open_dir(space.name)
+    torch.manual_seed(cfg.seed)
+    trainer = OneShotTrainer(
+        Supernet(space),
+        cfg,
+        train_set=data.train,
+        constraints=constraints,
+        **run.trainer_options(data, {"config": cfg.to_dict(), "space_fingerprint": space.fingerprint()}),
+    )
+    run.start(trainer)
+    trainer.fit()
+
+    def summarize() -> dict[str, Any]:
+        trainer.save_supernet(
+            directory.path / "supernet.pt", {"space_fingerprint": space.fingerprint(), "config": cfg.to_dict()}
+        )
+        run.tell(
+            f"supernet weights in {directory.path / 'supernet.pt'}; search it with:\n  hwnas search {cfg.space} "
+            f"--strategy evolution --supernet {directory.path}"
+        )
+        return {"best": trainer.best, "trained_per_candidate": trainer.trained}
+
+    return run.finish(summarize, arch_file=None)
+
+
+register_strategy("uniform", kind="supernet", trains="uniform", picks="none")(train_one_shot)
+register_strategy("fair", kind="supernet", trains="fair", picks="none")(train_one_shot)
