@@ -1,6 +1,6 @@
 """DNAS step time and peak memory on fbnet_cifar (22 layers x 9 candidates, 32x32, batch 64, CPU).
 
-    python bench/dnas_step.py [--threads 2] [--batch 64] [--steps 10]
+    python bench/dnas_step.py [--threads 2] [--batch 64] [--steps 10] [--reference]
 
 Each configuration runs in its own process so its peak resident memory (above the process's
 memory after importing torch and building the data) is its own:
@@ -10,6 +10,8 @@ memory after importing torch and building the data) is its own:
   `gumbel_hard` w-steps sample, one network per step;
 - `candidates`: forward+backward of every candidate alone at its layer's input, summed (what a
   soft supernet step does at least, without the mixing).
+With `--reference`, only `gumbel` (the fused soft mixture, hwnas.supernet.fused) and `gumbel_reference`
+(the same steps with every candidate run on its own, `fusion(False)`) run, and their ratio is printed.
 Times are medians over the timed steps after 2 warm-up steps.
 """
 
@@ -41,7 +43,7 @@ def one(kind: str, threads: int, batch: int, steps: int) -> dict:
     from hwnas.spaces import load_space
     from hwnas.strategies.config import SearchConfig
     from hwnas.strategies.dnas import DNASTrainer
-    from hwnas.supernet import Supernet
+    from hwnas.supernet import Supernet, fusion
 
     torch.set_num_threads(threads)
     space = load_space("fbnet_cifar")
@@ -91,7 +93,8 @@ def one(kind: str, threads: int, batch: int, steps: int) -> dict:
         return {"kind": kind, "step_s": statistics.median(results[2:]), "peak_mb": rss_mb() - base}
     table = build_table(space, min_run_time=0.005, progress=False)
     costs = {m: CostModel.from_table(table, space, m) for m in UNITS}
-    scfg = SearchConfig(batch_size=batch, mode=kind, progress=False, train_portion=0.5, seed=0)
+    mode = kind.removesuffix("_reference")
+    scfg = SearchConfig(batch_size=batch, mode=mode, progress=False, train_portion=0.5, seed=0)
     trainer = DNASTrainer(
         Supernet(space),
         scfg,
@@ -101,7 +104,7 @@ def one(kind: str, threads: int, batch: int, steps: int) -> dict:
         preprocess=pre,
         device=torch.device("cpu"),
         costs=costs,
-        hardware_loss=HardwareLoss("mul"),
+        hardware_loss=HardwareLoss("mul").fitted(costs[scfg.cost]),
     )
 
     def w_step():
@@ -112,8 +115,9 @@ def one(kind: str, threads: int, batch: int, steps: int) -> dict:
         trainer.step += 1
         trainer.theta_step(x, y)
 
-    w = timed(w_step, steps)
-    theta = timed(theta_step, steps)
+    with fusion(not kind.endswith("_reference")):
+        w = timed(w_step, steps)
+        theta = timed(theta_step, steps)
     return {"kind": kind, "step_s": w, "theta_step_s": theta, "peak_mb": rss_mb() - base}
 
 
@@ -122,13 +126,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--reference", action="store_true", help="only the fused and the unfused gumbel steps")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         print(json.dumps(one(args.one, args.threads, args.batch, args.steps)))
         return
     rows = {}
-    for kind in ("standalone", "gumbel_hard", "gumbel", "candidates"):
+    kinds = ("gumbel", "gumbel_reference") if args.reference else ("standalone", "gumbel_hard", "gumbel", "candidates")
+    for kind in kinds:
         out = subprocess.run(
             [
                 sys.executable,
@@ -148,10 +154,17 @@ def main() -> None:
         )
         rows[kind] = json.loads(out.stdout.strip().splitlines()[-1])
     print(f"fbnet_cifar, batch {args.batch}, 32x32, CPU, {args.threads} threads; medians of {args.steps} steps")
-    print(f"{'configuration':14} {'w-step s':>9} {'θ-step s':>9} {'peak MB':>8}")
+    print(f"{'configuration':16} {'w-step s':>9} {'θ-step s':>9} {'peak MB':>8}")
     for kind, r in rows.items():
         theta = f"{r['theta_step_s']:.3f}" if "theta_step_s" in r else "-"
-        print(f"{kind:14} {r['step_s']:>9.3f} {theta:>9} {r['peak_mb']:>8.0f}")
+        print(f"{kind:16} {r['step_s']:>9.3f} {theta:>9} {r['peak_mb']:>8.0f}")
+    if args.reference:
+        g, r = rows["gumbel"], rows["gumbel_reference"]
+        print(
+            f"gumbel fused / reference: w-step {g['step_s'] / r['step_s']:.2f}x, "
+            f"θ-step {g['theta_step_s'] / r['theta_step_s']:.2f}x, peak memory {g['peak_mb'] / r['peak_mb']:.2f}x"
+        )
+        return
     s, h, g, c = (rows[k] for k in ("standalone", "gumbel_hard", "gumbel", "candidates"))
     print(
         f"gumbel_hard / standalone: step {h['step_s'] / s['step_s']:.2f}x (target <= 1.2), "

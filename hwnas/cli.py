@@ -172,19 +172,62 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+LATENCY_ACTIONS = ("validate", "bundle", "import")  # the words before `hwnas latency`'s argument
+
+
+def latency_bundle(space: Any, args: argparse.Namespace) -> int:
+    """`hwnas latency bundle SPACE -o DIR`: the space's table entries as ONNX models and a runner for the device."""
+    from .cost.bundle import write_bundle
+
+    if args.dtype != "float32":
+        raise HwnasError(f"latency bundle: --dtype {args.dtype}; expected float32 (the bundle's models are float32)")
+    manifest = write_bundle(space, args.output, batch=args.batch, progress=not args.json)
+    if args.json:
+        print(json.dumps({"bundle": args.output, "entries": len(manifest["entries"]), **manifest["key"]}))
+        return 0
+    print(
+        f"wrote {len(manifest['entries'])} ONNX models of {space.name} (batch {args.batch}) to {args.output}; on the "
+        f"device (Python 3 and onnxruntime): python3 {args.output}/run_bundle.py, then bring the folder back and run "
+        f"hwnas latency import {args.output}/results.json -o TABLE.json"
+    )
+    return 0
+
+
+def latency_import(results: str, output: str, as_json: bool) -> int:
+    """`hwnas latency import RESULTS.json -o TABLE.json`: a bundle's timings on the device as a cost table."""
+    from .cost.bundle import import_results
+
+    table = import_results(results)
+    table.save(output)
+    if as_json:
+        print(json.dumps({"table": output, "entries": len(table.entries), "meta": table.meta}))
+        return 0
+    print(f"wrote {output}: {len(table.entries)} entries of {table.meta['space']} timed on {table.meta['device_name']}")
+    return 0
+
+
 def cmd_latency(args: argparse.Namespace) -> int:
     from .cost.table import load_or_build
     from .report.tables import cell_latency_table, latency_table
     from .spaces import load_space
 
     words = args.target
-    validate = words[0] == "validate"
-    if validate != (len(words) == 2) or not 1 <= len(words) <= 2:
-        raise HwnasError(f"latency: got {' '.join(words)!r}, expected SPACE or validate SPACE")
+    action = words[0] if words[0] in LATENCY_ACTIONS else None
+    if len(words) != (1 if action is None else 2):
+        raise HwnasError(
+            f"latency: got {' '.join(words)!r}, expected SPACE or validate SPACE (or bundle SPACE, import RESULTS.json)"
+        )
+    if action in ("bundle", "import") and not args.output:
+        what = "DIR (the bundle's folder)" if action == "bundle" else "TABLE.json (the cost table to write)"
+        raise HwnasError(f"latency {action}: no -o given; expected -o {what}")
+    if action == "import":
+        return latency_import(words[1], args.output, args.json)
     knobs = {"input_size": args.input} if args.input else {}
     cell_knobs = {"init_channels": args.init_channels, "layers": args.layers}
     knobs.update({k: v for k, v in cell_knobs.items() if v is not None})
     space = load_space(words[-1], **knobs)
+    if action == "bundle":
+        return latency_bundle(space, args)
     table = load_or_build(
         space,
         device=args.device,
@@ -196,7 +239,7 @@ def cmd_latency(args: argparse.Namespace) -> int:
     )
     if args.output:
         table.save(args.output)
-    if not validate:
+    if action is None:
         if space.kind == "cell":
             print(
                 json.dumps({"meta": table.meta, "entries": table.entries})
@@ -421,9 +464,16 @@ def build_parser(search_cls: type | None = None) -> argparse.ArgumentParser:
         "latency",
         cmd_latency,
         "build (or show the cached) latency/cost table of a space; `latency validate "
-        "SPACE` measures random architectures end to end against it",
+        "SPACE` measures random architectures end to end against it; `latency bundle SPACE -o DIR` writes its "
+        "entries as ONNX models with a runner for a device without hwnas; `latency import DIR/results.json -o "
+        "TABLE.json` makes the runner's timings a table",
     )
-    p.add_argument("target", nargs="+", metavar="[validate] SPACE", help="built-in space name or space YAML path")
+    p.add_argument(
+        "target",
+        nargs="+",
+        metavar="[validate|bundle] SPACE | import RESULTS.json",
+        help="built-in space name or space YAML path; import: the results.json of a bundle timed on a device",
+    )
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or onnxruntime")
     p.add_argument("--threads", type=integer_flag(1, MAX_THREADS), default=1, help="threads pinned while measuring")
     p.add_argument("--batch", type=integer_flag(1, MAX_BATCH), default=1, help="batch size of the measurements")
@@ -434,7 +484,9 @@ def build_parser(search_cls: type | None = None) -> argparse.ArgumentParser:
     )
     p.add_argument("--layers", type=integer_flag(3, 1000), help="cell spaces: cells of the network to price")
     p.add_argument("--table", help="use this table file instead of the cache (it must cover the space)")
-    p.add_argument("-o", "--output", help="also write the table to this file")
+    p.add_argument(
+        "-o", "--output", help="also write the table to this file; bundle: the folder to write; import: the table"
+    )
     p.add_argument(
         "--samples", type=integer_flag(2, 100_000), default=50, help="validate: random architectures to measure"
     )

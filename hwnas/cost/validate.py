@@ -14,6 +14,7 @@ from ..arch import Architecture
 from ..errors import HwnasError
 from ..model import build_model
 from ..spaces import CellSpaceSpec, Genotype, SpaceSpec
+from .bundle import is_bundle_table
 from .cells import CellCostModel
 from .latency import measure_latency
 from .models import is_model_table
@@ -80,6 +81,12 @@ def validate_table(
         raise HwnasError(
             f"cost table {table.path or ''}: its latency comes from a latency model ({meta['device']}), not from "
             f"a device; expected a table measured on cpu, cuda or onnxruntime to validate against measurements"
+        )
+    if is_bundle_table(table):
+        raise HwnasError(
+            f"cost table {table.path or ''}: it was timed on another device ({meta.get('device_name')}) by a "
+            f"bundle, and validate measures whole networks on this machine; expected a table measured here "
+            f"(cpu, cuda or onnxruntime)"
         )
     rng = random.Random(seed)
     device, threads, batch = meta.get("device", "cpu"), int(meta.get("threads", 1)), int(meta.get("batch", 1))

@@ -2,6 +2,7 @@
 
 from .cells import CellArchParams, CellSupernet, MixedEdge
 from .choice import ChoiceLayer
+from .fused import fusion
 from .supernet import FixedPath, Supernet
 from .transfer import extract_model, path_state_dict
 
@@ -13,5 +14,6 @@ __all__ = [
     "MixedEdge",
     "Supernet",
     "extract_model",
+    "fusion",
     "path_state_dict",
 ]

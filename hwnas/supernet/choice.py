@@ -5,7 +5,8 @@ A layer's choice is one of:
 - a pair `(i, scale)`: run candidate i alone and multiply by `scale`, a scalar that carries the
   straight-through gradient of hard Gumbel sampling to the architecture parameters;
 - a weight vector `w` (one entry per candidate): the mixed op `sum_i w_i * op_i(x)`, skipping
-  candidates whose weight is exactly zero.
+  candidates whose weight is exactly zero. Within `fusion(True)` the plain inverted-residual candidates
+  run fused (`fused`); by default every candidate runs on its own, the reference the fused path equals.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from torch import nn
 from ..blocks import BlockConfig
 from ..nets import build_layer
 from ..spaces import SearchLayer
+from .fused import fusion_enabled, mixed_output
 
 Choice = int | tuple[int, torch.Tensor] | torch.Tensor
 
@@ -34,4 +36,6 @@ class ChoiceLayer(nn.Module):
         if isinstance(choice, tuple):
             index, scale = choice
             return scale * self.candidates[index](x)
+        if fusion_enabled():
+            return mixed_output(self.candidates, x, choice, self.training)
         return sum(w * op(x) for w, op in zip(choice, self.candidates, strict=True) if not w.eq(0).item())
