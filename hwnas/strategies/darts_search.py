@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from ..arch import Architecture
-from ..cost import measure_latency, profile_arch
+from ..cost import profile_arch
 from ..cost.cells import CellCostModel
 from ..cost.hardware_loss import HardwareLoss
 from ..data import search_split
@@ -30,6 +30,7 @@ from ..spaces import CellSpaceSpec, Genotype, load_space
 from ..supernet.cells import CellSupernet
 from .config import DartsConfig
 from .darts import DartsTrainer
+from .evaluate import latency_on_target
 from .registry import register_strategy
 
 logger = logging.getLogger(__name__)
@@ -135,14 +136,7 @@ def _result(
     derived = Architecture.from_genotype(eval_space, genotype)
     model = build_model(derived)
     profile = profile_arch(derived, model)
-    measured = measure_latency(
-        model,
-        eval_space.input_size,
-        device=cfg.latency_device,
-        batch=cfg.latency_batch,
-        threads=cfg.latency_threads,
-        min_run_time=0.5,
-    )
+    measured = latency_on_target(model, eval_space.input_size, cfg)
     meta.update({"params": profile.params, "macs": profile.macs, "measured_latency_ms": measured.median_ms})
     predicted = cost.of(genotype) if cost is not None else None
     if cost is not None:

@@ -11,7 +11,6 @@ import torch
 
 from ..arch import Architecture
 from ..cost.hardware_loss import HardwareLoss
-from ..cost.latency import measure_latency
 from ..data import EpochLoader, search_split
 from ..engine.distributed import Dist
 from ..engine.trainer import evaluate_model
@@ -26,7 +25,7 @@ from .budget import most_probable_within
 from .config import SearchConfig
 from .constraints import cost_models
 from .dnas import DNASTrainer
-from .evaluate import recalibrate_bn
+from .evaluate import latency_on_target, recalibrate_bn
 from .health import healthy_top1, theta_health
 from .registry import register_strategy
 from .trained import check_supernet, read_supernet
@@ -140,14 +139,7 @@ def _result(
             tell(single, f"warning: {health['message']}")
     expected = {m: cost_of(trainer, space, choices, m) for m in trainer.costs}
     model = build_model(Architecture.from_space(space, choices))
-    measured = measure_latency(
-        model,
-        space.input_size,
-        device=cfg.latency_device,
-        batch=cfg.latency_batch,
-        threads=cfg.latency_threads,
-        min_run_time=0.5,
-    )
+    measured = latency_on_target(model, space.input_size, cfg)
     predicted_ms = table.predict(space, choices) if "latency" in trainer.costs else None
     meta = {
         "strategy": "dnas",

@@ -1,12 +1,15 @@
-"""Evaluating a path of a trained supernet: BatchNorm recalibration, then validation accuracy."""
+"""Evaluating what a search found: BatchNorm recalibration of a supernet path, and the found network's
+latency on the search's latency device."""
 
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import torch
 from torch import nn
 
+from ..cost.latency import Latency, measure_latency
 from ..data import EpochLoader, Preprocess
 
 
@@ -28,3 +31,15 @@ def recalibrate_bn(
     for m, momentum in zip(norms, saved, strict=True):
         m.momentum = momentum
     model.eval()
+
+
+def latency_on_target(model: nn.Module, input_size: tuple[int, ...], cfg: Any) -> Latency:
+    """The found network timed where the search prices latency (`--latency-device/-threads/-batch`)."""
+    return measure_latency(
+        model,
+        input_size,
+        device=cfg.latency_device,
+        batch=cfg.latency_batch,
+        threads=cfg.latency_threads,
+        min_run_time=0.5,
+    )
