@@ -8,7 +8,11 @@ One search step is what `hwnas search darts` does per batch: an α step on a bat
 Hessian-vector product), then a weight step. Kinds:
 - `first`, `second`: DARTS, first- and second-order α gradient;
 - `pc4`, `pc4_second`: the same with partial channel connections K=4 and edge normalisation (PC-DARTS);
-- `weights`: the weight step alone (no α step), the floor of any search step.
+- `weights`: the weight step alone (no α step), the floor of any search step;
+- a kind followed by techniques, e.g. `weights+recompute`, `weights+channels_last+recompute`: the same with
+  every mixed edge recomputed in the backward pass (`+recompute`: `--recompute`, hwnas.supernet.recompute)
+  and/or channels_last model and inputs (`+channels_last`: `--channels-last`), printed as a ratio to the
+  kind without them.
 Each kind runs in its own process, so its peak resident memory (above the process's memory after
 importing torch and building the data) is its own. Times are medians over the timed steps after 2
 warm-up steps. `--device cuda` measures on a GPU (peak memory from torch.cuda.max_memory_allocated).
@@ -32,6 +36,7 @@ def one(kind: str, threads: int, batch: int, steps: int, device: str) -> dict:
     from hwnas.spaces import load_space
     from hwnas.strategies.config import DartsConfig
     from hwnas.strategies.darts import DartsTrainer
+    from hwnas.supernet import recompute
     from hwnas.supernet.cells import CellSupernet
 
     torch.set_num_threads(threads)
@@ -47,25 +52,35 @@ def one(kind: str, threads: int, batch: int, steps: int, device: str) -> dict:
         sl = slice(i * batch, (i + 1) * batch)
         return pre(Batch(images[sl], labels[sl], torch.arange(batch)), dev), labels[sl].to(dev)
 
-    (x, y), (xa, ya) = prepared(0), prepared(1)
-    partial = 4 if kind.startswith("pc4") else 1
-    cfg = DartsConfig(batch_size=batch, sec_approx=kind.endswith("second"), partial_channels=partial, progress=False)
+    base_kind, *techniques = kind.split("+")
+    partial = 4 if base_kind.startswith("pc4") else 1
+    cfg = DartsConfig(
+        batch_size=batch,
+        sec_approx=base_kind.endswith("second"),
+        partial_channels=partial,
+        progress=False,
+        channels_last="channels_last" in techniques,
+    )
     trainer = DartsTrainer(
         CellSupernet(space, partial), cfg, weight_set=data, arch_set=data, val_set=data, preprocess=pre, device=dev
     )
     trainer.net.train()
+    (x, y), (xa, ya) = prepared(0), prepared(1)
+    if cfg.channels_last:
+        x, xa = (t.contiguous(memory_format=torch.channels_last) for t in (x, xa))
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     base = rss_mb()
 
     def step() -> None:
-        if kind != "weights":
+        if base_kind != "weights":
             trainer.arch_step(xa, ya, x, y)
         trainer.train_step(x, y)
         if dev.type == "cuda":
             torch.cuda.synchronize()
 
-    step_s = median_time(step, steps)
+    with recompute("recompute" in techniques):
+        step_s = median_time(step, steps)
     peak = torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else rss_mb() - base
     return {"kind": kind, "step_s": step_s, "peak_mb": peak, "steps": steps}
 
@@ -96,9 +111,17 @@ def main() -> None:
         )  # fmt: skip
         results[kind] = json.loads(out.stdout.strip().splitlines()[-1])
         r = results[kind]
-        print(f"{kind:11} {r['step_s']:8.3f} s/step  peak {r['peak_mb']:8.0f} MB  (median of {r['steps']} steps)")
+        print(f"{kind:18} {r['step_s']:8.3f} s/step  peak {r['peak_mb']:8.0f} MB  (median of {r['steps']} steps)")
     if "first" in results and "second" in results:
         print(f"second / first order step time: {results['second']['step_s'] / results['first']['step_s']:.2f}x")
+    for kind, r in results.items():
+        base_kind = kind.split("+")[0]
+        if kind != base_kind and base_kind in results:
+            ref = results[base_kind]
+            print(
+                f"{kind} / {base_kind}: step {r['step_s'] / ref['step_s']:.2f}x, "
+                f"peak memory {r['peak_mb'] / ref['peak_mb']:.2f}x"
+            )
     if "first" in results and "pc4" in results:
         r = results["pc4"]["peak_mb"] / results["first"]["peak_mb"]
         print(

@@ -10,8 +10,10 @@ memory after importing torch and building the data) is its own:
   `gumbel_hard` w-steps sample, one network per step;
 - `candidates`: forward+backward of every candidate alone at its layer's input, summed (what a
   soft supernet step does at least, without the mixing).
-With `--reference`, only `gumbel` (the fused soft mixture, hwnas.supernet.fused) and `gumbel_reference`
-(the same steps with every candidate run on its own, `fusion(False)`) run, and their ratio is printed.
+`gumbel` is the soft step as hwnas runs it by default: every candidate on its own, its activations kept
+for the backward pass (the reference). With `--reference` the soft step runs with each technique of
+issue 16 and its ratio to the reference is printed: `gumbel+fused` (hwnas.supernet.fusion),
+`gumbel+recompute` (hwnas.supernet.recompute, `--recompute`), both, and `gumbel+channels_last`.
 Times are medians over the timed steps after 2 warm-up steps.
 """
 
@@ -25,6 +27,16 @@ import subprocess
 import sys
 import time
 
+REFERENCE_KINDS = (
+    "gumbel",
+    "gumbel+fused",
+    "gumbel+recompute",
+    "gumbel+fused+recompute",
+    "gumbel+channels_last",
+    "gumbel+channels_last+recompute",
+    "gumbel+channels_last+fused",
+)
+
 
 def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -34,8 +46,9 @@ def one(kind: str, threads: int, batch: int, steps: int) -> dict:
     import torch
 
     from hwnas.arch import Architecture
+    from hwnas.cost.build import build_table
     from hwnas.cost.hardware_loss import UNITS, CostModel, HardwareLoss
-    from hwnas.cost.table import build_table
+    from hwnas.cost.interleaved import QUICK_ROUNDS
     from hwnas.data import Batch, Preprocess
     from hwnas.engine.config import TrainConfig
     from hwnas.engine.trainer import Trainer
@@ -43,7 +56,7 @@ def one(kind: str, threads: int, batch: int, steps: int) -> dict:
     from hwnas.spaces import load_space
     from hwnas.strategies.config import SearchConfig
     from hwnas.strategies.dnas import DNASTrainer
-    from hwnas.supernet import Supernet, fusion
+    from hwnas.supernet import Supernet, fusion, recompute
 
     torch.set_num_threads(threads)
     space = load_space("fbnet_cifar")
@@ -91,10 +104,17 @@ def one(kind: str, threads: int, batch: int, steps: int) -> dict:
             )
             results.append(timed(lambda trainer=trainer: trainer.train_step(x, y), 3))
         return {"kind": kind, "step_s": statistics.median(results[2:]), "peak_mb": rss_mb() - base}
-    table = build_table(space, min_run_time=0.005, progress=False)
+    table = build_table(space, policy=QUICK_ROUNDS, progress=False)
     costs = {m: CostModel.from_table(table, space, m) for m in UNITS}
-    mode = kind.removesuffix("_reference")
-    scfg = SearchConfig(batch_size=batch, mode=mode, progress=False, train_portion=0.5, seed=0)
+    mode, *techniques = kind.split("+")
+    scfg = SearchConfig(
+        batch_size=batch,
+        mode=mode,
+        progress=False,
+        train_portion=0.5,
+        seed=0,
+        channels_last="channels_last" in techniques,
+    )
     trainer = DNASTrainer(
         Supernet(space),
         scfg,
@@ -115,7 +135,9 @@ def one(kind: str, threads: int, batch: int, steps: int) -> dict:
         trainer.step += 1
         trainer.theta_step(x, y)
 
-    with fusion(not kind.endswith("_reference")):
+    if scfg.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with fusion("fused" in techniques), recompute("recompute" in techniques):
         w = timed(w_step, steps)
         theta = timed(theta_step, steps)
     return {"kind": kind, "step_s": w, "theta_step_s": theta, "peak_mb": rss_mb() - base}
@@ -126,14 +148,21 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--reference", action="store_true", help="only the fused and the unfused gumbel steps")
+    parser.add_argument(
+        "--reference", action="store_true", help="the soft step with each technique, against the reference"
+    )
+    parser.add_argument("--kinds", help="with --reference: these configurations (comma-separated) instead of all")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         print(json.dumps(one(args.one, args.threads, args.batch, args.steps)))
         return
     rows = {}
-    kinds = ("gumbel", "gumbel_reference") if args.reference else ("standalone", "gumbel_hard", "gumbel", "candidates")
+    kinds = (
+        (args.kinds.split(",") if args.kinds else REFERENCE_KINDS)
+        if args.reference
+        else ("standalone", "gumbel_hard", "gumbel", "candidates")
+    )
     for kind in kinds:
         out = subprocess.run(
             [
@@ -154,16 +183,18 @@ def main() -> None:
         )
         rows[kind] = json.loads(out.stdout.strip().splitlines()[-1])
     print(f"fbnet_cifar, batch {args.batch}, 32x32, CPU, {args.threads} threads; medians of {args.steps} steps")
-    print(f"{'configuration':16} {'w-step s':>9} {'θ-step s':>9} {'peak MB':>8}")
+    print(f"{'configuration':24} {'w-step s':>9} {'θ-step s':>9} {'peak MB':>8}")
     for kind, r in rows.items():
         theta = f"{r['theta_step_s']:.3f}" if "theta_step_s" in r else "-"
-        print(f"{kind:16} {r['step_s']:>9.3f} {theta:>9} {r['peak_mb']:>8.0f}")
+        print(f"{kind:24} {r['step_s']:>9.3f} {theta:>9} {r['peak_mb']:>8.0f}")
     if args.reference:
-        g, r = rows["gumbel"], rows["gumbel_reference"]
-        print(
-            f"gumbel fused / reference: w-step {g['step_s'] / r['step_s']:.2f}x, "
-            f"θ-step {g['theta_step_s'] / r['theta_step_s']:.2f}x, peak memory {g['peak_mb'] / r['peak_mb']:.2f}x"
-        )
+        r = rows["gumbel"]
+        for kind, g in rows.items():
+            if kind != "gumbel":
+                print(
+                    f"{kind} / reference: w-step {g['step_s'] / r['step_s']:.2f}x, θ-step "
+                    f"{g['theta_step_s'] / r['theta_step_s']:.2f}x, peak memory {g['peak_mb'] / r['peak_mb']:.2f}x"
+                )
         return
     s, h, g, c = (rows[k] for k in ("standalone", "gumbel_hard", "gumbel", "candidates"))
     print(

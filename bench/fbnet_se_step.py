@@ -27,8 +27,8 @@ from timing import median_time, rss_mb
 def search_step(mode: str, threads: int, batch: int, steps: int, width: float) -> dict:
     import torch
 
+    from hwnas.cost.build import build_table
     from hwnas.cost.hardware_loss import CostModel, HardwareLoss
-    from hwnas.cost.table import build_table
     from hwnas.data import Batch, Preprocess
     from hwnas.data.imageset import ImageSet, TensorSource
     from hwnas.spaces import load_space

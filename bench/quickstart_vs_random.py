@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
 
-    from hwnas.cost.table import load_or_build
+    from hwnas.cost.build import load_or_build
     from hwnas.quickstart import SPACE, latency_target
     from hwnas.spaces import load_space
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from .engine.config import MAX_BATCH, MAX_THREADS, add_config_flags, input_size_of, integer_in
+from .engine.config import MAX_BATCH, MAX_THREADS, add_config_flags, input_size_of, integer_in, number_in
 from .errors import HwnasError
 from .foreign_flags import foreign_flag
 from .log import to_stderr
@@ -43,13 +44,12 @@ def _input_size(text: str) -> list[int]:
     return size
 
 
-def integer_flag(low: int, high: int) -> Callable[[str], int]:
-    """An argparse type for an integer in low..high: the range and its words are `integer_in`'s, as for options."""
-    rule = integer_in(low, high)
+def _rule_flag(rule: dict[str, Any], convert: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse type that converts a value and checks it with an option's rule, in the option's words."""
 
-    def parse(text: str) -> int:
+    def parse(text: str) -> Any:
         try:
-            value = int(text) if len(text) < 20 else None
+            value = convert(text) if len(text) < 40 else None
         except ValueError:
             value = None
         if value is None or not rule["check"](value):
@@ -57,6 +57,16 @@ def integer_flag(low: int, high: int) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def integer_flag(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type for an integer in low..high: the range and its words are `integer_in`'s, as for options."""
+    return _rule_flag(integer_in(low, high), int)
+
+
+def number_flag(interval: str) -> Callable[[str], float]:
+    """An argparse type for a number in an interval such as "[0, 3600]", in `number_in`'s words."""
+    return _rule_flag(number_in(interval), float)
 
 
 def _check_arch_file(arch: str | None) -> None:
@@ -207,7 +217,7 @@ def latency_import(results: str, output: str, as_json: bool) -> int:
 
 
 def cmd_latency(args: argparse.Namespace) -> int:
-    from .cost.table import load_or_build
+    from .cost.build import load_or_build
     from .report.tables import cell_latency_table, latency_table
     from .spaces import load_space
 
@@ -234,6 +244,7 @@ def cmd_latency(args: argparse.Namespace) -> int:
         threads=args.threads,
         batch=args.batch,
         dtype=args.dtype,
+        calibration=args.calibration,
         table=args.table,
         progress=not args.json,
     )
@@ -249,28 +260,30 @@ def cmd_latency(args: argparse.Namespace) -> int:
         else:
             print(json.dumps(table.to_dict_for(space)) if args.json else latency_table(space, table))
         return 0
-    from .cost.validate import validate_table
+    from .cost.validate import VALIDATION_ROUNDS, validate_table
 
-    report = validate_table(space, table, samples=args.samples, seed=args.seed, progress=not args.json)
-    if args.save_offset and table.path is not None:
-        table.offset_ms = report.offset_ms
-        table.save(table.path)
+    policy = dataclasses.replace(VALIDATION_ROUNDS, min_seconds=args.seconds)
+    report = validate_table(space, table, samples=args.samples, seed=args.seed, policy=policy, progress=not args.json)
     if args.json:
         print(json.dumps(report.to_dict()))
         return 0
     where = f"{table.meta.get('device')} ({table.meta.get('device_name')}), {table.meta.get('threads')} thread(s)"
     print(
         f"{report.samples} random {space.name} architectures at {'x'.join(map(str, space.input_size))}, "
-        f"batch {table.meta.get('batch')}, on {where}:"
+        f"batch {table.meta.get('batch')}, on {where}, timed in {report.seconds:.0f} s:"
     )
     print(
-        f"  sum of per-layer entries: mean error {report.mean_error_pct:.1f}%, max {report.max_error_pct:.1f}%; "
+        f"  table (entries + offset {report.offset_ms:+.3f} ms fitted on {report.calibration_networks} other "
+        f"networks): mean error {report.mean_error_pct:.1f}%, max {report.max_error_pct:.1f}%; "
         f"Spearman {report.spearman:.3f}, Kendall {report.kendall:.3f}"
     )
     print(
-        f"  with a per-model offset of {report.offset_ms:+.3f} ms (fitted on half the samples, judged on the "
-        f"other half): mean error {report.mean_error_pct_with_offset:.1f}%, "
-        f"max {report.max_error_pct_with_offset:.1f}%" + (" (saved in the table)" if args.save_offset else "")
+        f"  entries alone: mean error {report.mean_error_pct_without_offset:.1f}%, "
+        f"max {report.max_error_pct_without_offset:.1f}%"
+    )
+    print(
+        f"  the measurement against itself (halves of each network's timed blocks): Spearman "
+        f"{report.repeatability_spearman:.3f}, mean difference {report.repeatability_pct:.1f}%"
     )
     return 0
 
@@ -478,6 +491,12 @@ def build_parser(search_cls: type | None = None) -> argparse.ArgumentParser:
     p.add_argument("--threads", type=integer_flag(1, MAX_THREADS), default=1, help="threads pinned while measuring")
     p.add_argument("--batch", type=integer_flag(1, MAX_BATCH), default=1, help="batch size of the measurements")
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
+    p.add_argument(
+        "--calibration",
+        type=integer_flag(0, 1000),
+        default=6,
+        help="random whole networks timed with the entries to fit the table's offset (0: none)",
+    )
     p.add_argument("--input", type=_input_size, help=input_help)
     p.add_argument(
         "--init-channels", type=integer_flag(2, 4096), help="cell spaces: initial channels of the network to price"
@@ -493,7 +512,12 @@ def build_parser(search_cls: type | None = None) -> argparse.ArgumentParser:
     p.add_argument(
         "--seed", type=integer_flag(0, 2**32 - 1), default=0, help="validate: seed of the random architectures"
     )
-    p.add_argument("--save-offset", action="store_true", help="validate: store the fitted offset in the table")
+    p.add_argument(
+        "--seconds",
+        type=number_flag("[0, 3600]"),
+        default=30.0,
+        help="validate: spread the timing of the networks over at least this many seconds",
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
 
     from .strategies.config import SearchConfig, SupernetConfig

@@ -19,8 +19,9 @@ from typing import Any
 
 import torch
 
+from .cost.build import build_table, load_or_build
 from .cost.models import ArchitectureLatencyModel, load_latency_model, table_from_model
-from .cost.table import CostTable, build_table, load_or_build
+from .cost.table import CostTable
 from .data import DataPools, ImageSet, Preprocess, open_dataset, train_val
 from .engine.config import check_config
 from .engine.distributed import Dist, barrier, init_distributed, rank_zero, shutdown
@@ -38,6 +39,7 @@ RUN_KINDS = {
 }
 RESUME_MAY_CHANGE = {
     "epochs",
+    "recompute",
     "device",
     "workers",
     "threads",

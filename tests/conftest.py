@@ -57,7 +57,7 @@ def tiny_supernet(tmp_path_factory) -> Path:
 def _tiny_latency_cache(tmp_path_factory) -> Path:
     """A cache directory holding the latency table of helpers.TINY_SPACE as `load_or_build` measures it by
     default (CPU, 1 thread, batch 1, float32), measured once for the whole session."""
-    from hwnas.cost.table import load_or_build
+    from hwnas.cost.build import load_or_build
     from hwnas.spaces import load_space
 
     root = tmp_path_factory.mktemp("tiny_latency")

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import torch
 
+from hwnas.cost.build import build_table
 from hwnas.cost.hardware_loss import UNITS, CostModel, HardwareLoss
-from hwnas.cost.table import build_table
+from hwnas.cost.interleaved import QUICK_ROUNDS
 from hwnas.data import Preprocess, open_dataset, search_split, train_val
 from hwnas.engine.distributed import init_distributed, shutdown
 from hwnas.spaces import load_space
@@ -26,7 +27,7 @@ def main(space_path: str, mode: str, out: str) -> None:
     pools = open_dataset("digits", space.input_size)
     train, val = train_val(pools.train, None, 0.1, 0)
     weights, theta = search_split(train, 0.5, 0)
-    table = build_table(space, min_run_time=0.01, progress=False)
+    table = build_table(space, policy=QUICK_ROUNDS, progress=False)
     costs = {m: CostModel.from_table(table, space, m) for m in UNITS}
     cfg = SearchConfig(
         space=space_path,

@@ -1,6 +1,8 @@
 """Small shared helpers for the tests."""
 
+import json
 import random
+from pathlib import Path
 
 from hwnas.spaces import SpaceSpec
 
@@ -85,3 +87,9 @@ def kill_after_checkpoint(command: list[str], run, marker: str, env: dict) -> No
     time.sleep(0.2)
     proc.send_signal(signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL, "the run finished before it could be killed"
+
+
+def last_theta(run: Path) -> list[list[float]]:
+    """θ (per layer, its logits) at the last epoch of a DNAS search run, from its metrics.jsonl."""
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [r for r in records if r["kind"] == "epoch"][-1]["theta"]

@@ -13,8 +13,9 @@ from torch.func import functional_call
 
 from hwnas.arch import Architecture
 from hwnas.cli import main
+from hwnas.cost.build import build_table
 from hwnas.cost.cells import CellCostModel
-from hwnas.cost.table import build_table
+from hwnas.cost.interleaved import QUICK_ROUNDS
 from hwnas.model import build_model
 from hwnas.spaces import load_space
 from hwnas.strategies.derive import derive_genotype
@@ -215,7 +216,7 @@ def test_search_on_fake_cifar_writes_genotype_heat_map_and_drawings(tmp_path, ca
 
 def test_cnas_sparse_search_with_a_latency_table_then_retrain_with_auxiliary_and_drop_path(tmp_path, capsys):
     eval_space = load_space("cnas", input_size=[3, 16, 16], init_channels=16, layers=5, nodes=2, num_classes=4)
-    table = build_table(eval_space, min_run_time=0.01, progress=False).save(tmp_path / "table.json")
+    table = build_table(eval_space, policy=QUICK_ROUNDS, progress=False).save(tmp_path / "table.json")
     run = tmp_path / "run"
     args = [*SEARCH, "--input", "3x16x16", "--init-channels", "16", "--eval-init-channels", "16", "--eval-layers", "5"]
     code = main(
@@ -329,8 +330,8 @@ def test_latency_tables_of_cell_spaces_validate_against_whole_networks(capsys):
     from hwnas.report.tables import cell_latency_table
 
     space = load_space("darts", **TINY)
-    table = build_table(space, min_run_time=0.01, progress=False)
-    report = validate_table(space, table, samples=4, min_run_time=0.01, progress=False)
+    table = build_table(space, policy=QUICK_ROUNDS, progress=False)
+    report = validate_table(space, table, samples=4, policy=QUICK_ROUNDS, progress=False)
     assert len(report.measured_ms) == 4 and all(p > 0 for p in report.predicted_ms)
     assert all(m > 0 for m in report.measured_ms) and -1 <= report.spearman <= 1
     text = cell_latency_table(space, table)

@@ -12,13 +12,15 @@ import torch
 from hwnas.arch import Architecture
 from hwnas.cli import main
 from hwnas.cost import profile_arch
+from hwnas.cost.build import build_table, load_or_build
 from hwnas.cost.hardware_loss import UNITS, CostModel, HardwareLoss
-from hwnas.cost.table import CostTable, build_table, load_or_build
+from hwnas.cost.interleaved import QUICK_ROUNDS
+from hwnas.cost.table import CostTable
 from hwnas.errors import HwnasError, SpaceError
 from hwnas.spaces import load_space
 from hwnas.supernet import Supernet
 from hwnas.supernet.mixing import ArchParams, Mixing, temperature_at
-from tests.helpers import TINY_SPACE, kill_after_checkpoint, two_rank_results
+from tests.helpers import TINY_SPACE, kill_after_checkpoint, last_theta, two_rank_results
 
 ROOT = Path(__file__).parents[1]
 
@@ -94,19 +96,20 @@ def test_table_file_is_self_describing(table, tmp_path):
     assert data["format"] == "hwnas.costtable/1" and data["meta"]["threads"] == 1 and data["meta"]["device"] == "cpu"
     key = "ir_k3_e3-input:8x8x8-output:16-stride:2-act:relu-e1:keep"
     entry = data["entries"][key]
-    assert set(entry["latency_ms"]) == {"median", "mean", "std", "count"} and entry["macs"] > 0
+    assert set(entry["latency_ms"]) == {"min", "median", "mean", "std", "count"} and entry["macs"] > 0
+    assert data["meta"]["latency_estimate"] == "min" and data["meta"]["calibration_fit"]["networks"] == 6
     assert CostTable.load(path).entries == table.entries
 
 
 def test_cache_rebuilds_when_the_space_changes_and_not_otherwise(space_file, monkeypatch):
-    import hwnas.cost.table as table_module
+    import hwnas.cost.build as table_module
 
     built = []
     real = table_module.build_table
 
     def counting(space, **kw):
         built.append(space.name)
-        return real(space, **{**kw, "min_run_time": 0.01})
+        return real(space, **{**kw, "policy": QUICK_ROUNDS})
 
     monkeypatch.setattr(table_module, "build_table", counting)
     first = load_or_build(load_space(str(space_file)), progress=False)
@@ -181,9 +184,14 @@ def test_latency_cli(space_file, tiny_latency_cached, capsys):
     assert main(["latency", str(space_file), "--json"]) == 0
     grid = json.loads(capsys.readouterr().out)
     assert len(grid["layers"]) == 3 and set(grid["layers"][0]) == {"ir_k3_e3", "ir_k5_e3", "skip"}
-    assert main(["latency", "validate", str(space_file), "--samples", "4", "--json"]) == 0
+    assert main(["latency", "validate", str(space_file), "--samples", "4", "--seconds", "0", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["samples"] == 4 and len(report["measured_ms"]) == 4 and report["mean_error_pct"] >= 0
+    assert report["calibration_networks"] == 6 and -1 <= report["repeatability_spearman"] <= 1
+    for field in ("spearman", "kendall", "max_error_pct", "mean_error_pct_without_offset", "repeatability_pct"):
+        assert math.isfinite(report[field]), field
+    assert main(["latency", "validate", str(space_file), "--seconds", "-1"]) == 2
+    assert "--seconds: got '-1', expected a number in [0, 3600]" in capsys.readouterr().err
     assert main(["latency", "show", str(space_file)]) == 2
     assert "expected SPACE or validate SPACE" in capsys.readouterr().err
 
@@ -241,11 +249,6 @@ def test_search_refuses_an_unreachable_target(space_file, tiny_latency_cached, t
     assert not (tmp_path / "r").exists()
 
 
-def _theta_of(run: Path) -> list[list[float]]:
-    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    return [r for r in records if r["kind"] == "epoch"][-1]["theta"]
-
-
 @pytest.mark.slow
 def test_search_resumes_after_sigkill_with_the_same_theta(space_file, tiny_latency_cached, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HWNAS_CACHE_DIR": str(tmp_path / "cache")}
@@ -267,7 +270,7 @@ def test_search_resumes_after_sigkill_with_the_same_theta(space_file, tiny_laten
     kill_after_checkpoint([*cmd, *args, "--run-dir", str(run)], run, "epoch_002", env)
     done = subprocess.run([*cmd, "--resume", str(run)], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert _theta_of(run) == _theta_of(tmp_path / "ref")
+    assert last_theta(run) == last_theta(tmp_path / "ref")
     assert (
         json.loads((run / "result.json").read_text())["choices"]
         == json.loads((tmp_path / "ref" / "result.json").read_text())["choices"]
@@ -285,7 +288,7 @@ def test_every_rank_ends_with_the_same_architecture(space_file, tmp_path, mode):
 
 
 def test_onnxruntime_table(space_file):
-    table = build_table(load_space(str(space_file)), device="onnxruntime", min_run_time=0.01, progress=False)
+    table = build_table(load_space(str(space_file)), device="onnxruntime", policy=QUICK_ROUNDS, progress=False)
     assert table.meta["device"] == "onnxruntime" and "onnxruntime" in table.meta["device_name"]
     assert all(e["latency_ms"]["median"] > 0 and e["latency_ms"]["count"] > 0 for e in table.entries.values())
 

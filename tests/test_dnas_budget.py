@@ -5,7 +5,7 @@ import json
 import pytest
 
 from hwnas.cli import main
-from hwnas.cost.table import build_table
+from hwnas.cost.build import build_table
 from hwnas.spaces import load_space
 
 # Three residual layers choosing between an expensive block and a free skip: under a target of two

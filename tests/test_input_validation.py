@@ -113,12 +113,12 @@ def test_arch_file_in_utf16_and_deep_json(tmp_path, capsys):
 
 
 def test_search_resume_of_a_train_run_is_refused_before_measuring(tmp_path, capsys, monkeypatch):
-    import hwnas.cost.table as table
+    import hwnas.cost.build as build
 
     def no_table(*args, **kwargs):
         raise AssertionError("measured a cost table before refusing")
 
-    monkeypatch.setattr(table, "measure_latency", no_table)
+    monkeypatch.setattr(build, "time_interleaved", no_table)
     run = tmp_path / "trained"
     run.mkdir()
     (run / "config.yaml").write_text(yaml.safe_dump({**TrainConfig().to_dict(), "run_dir": str(run)}))

@@ -13,11 +13,11 @@ import pytest
 
 from hwnas.arch import Architecture
 from hwnas.cli import main
+from hwnas.cost.build import build_table, random_genotype
 from hwnas.cost.bundle import RUNNER, import_results, write_bundle
 from hwnas.cost.cells import CellCostModel
-from hwnas.cost.table import CostTable, build_table, space_units
+from hwnas.cost.table import CostTable, space_units
 from hwnas.cost.units import head_key, layer_keys, stem_key
-from hwnas.cost.validate import random_genotype
 from hwnas.spaces import load_space
 from tests.helpers import TINY_SPACE
 

@@ -11,7 +11,9 @@ import pytest
 from hwnas.arch import Architecture
 from hwnas.cli import main
 from hwnas.cost import profile_arch
+from hwnas.cost.build import build_table, load_or_build, random_genotype
 from hwnas.cost.cells import CellCostModel
+from hwnas.cost.interleaved import QUICK_ROUNDS
 from hwnas.cost.models import (
     ArchitectureCostModel,
     ArchitectureLatencyModel,
@@ -20,8 +22,8 @@ from hwnas.cost.models import (
     load_latency_model,
     table_from_model,
 )
-from hwnas.cost.table import CostTable, build_table, load_or_build
-from hwnas.cost.validate import random_genotype, validate_table
+from hwnas.cost.table import CostTable
+from hwnas.cost.validate import validate_table
 from hwnas.engine.distributed import Dist
 from hwnas.errors import HwnasError
 from hwnas.spaces import load_space
@@ -68,7 +70,7 @@ def test_the_model_sees_each_entry_as_a_measured_table_keys_it(space):
         return 1.0
 
     table = table_from_model(space, recording, batch=4)
-    measured = build_table(space, min_run_time=0.01, progress=False)
+    measured = build_table(space, policy=QUICK_ROUNDS, progress=False)
     assert list(table.entries) == list(measured.entries) == list(seen)
     for key, entry in table.entries.items():
         assert (entry["macs"], entry["params"]) == (measured.entries[key]["macs"], measured.entries[key]["params"])

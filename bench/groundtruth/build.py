@@ -101,7 +101,8 @@ def measure_costs(space, choices: list[list[str]], known: dict[str, dict]) -> di
     (taken from `known`, an earlier table, where it has them)."""
     from hwnas.arch import Architecture
     from hwnas.cost import measure_latency, profile_arch
-    from hwnas.cost.table import CostTable, build_table
+    from hwnas.cost.build import build_table
+    from hwnas.cost.table import CostTable
     from hwnas.model import build_model
 
     if LATENCY_TABLE.exists():

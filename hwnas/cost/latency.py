@@ -1,4 +1,4 @@
-"""Latency of a module measured with `torch.utils.benchmark`: warm-up, pinned threads, median.
+"""Latency of a module measured with `torch.utils.benchmark`: warm-up, pinned threads, median and fastest block.
 
 Devices: `cpu`, `cuda[:N]` (the benchmark Timer synchronises), and `onnxruntime` (the module
 is exported to ONNX and timed in an ONNX Runtime CPU session with the same thread count).
@@ -7,11 +7,14 @@ is exported to ONNX and timed in an ONNX Runtime CPU session with the same threa
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
+import logging
 import os
 import platform
 import statistics
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 
 import torch
@@ -22,12 +25,15 @@ from ..errors import HwnasError
 from ..export import quiet_onnx_export
 
 DEVICES = "cpu, cuda, cuda:N, onnxruntime"
+
+logger = logging.getLogger(__name__)
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 @dataclass(frozen=True)
 class Latency:
     median_ms: float
+    min_ms: float  # the fastest timed block: the estimate cost tables price with
     iqr_ms: float
     mean_ms: float
     std_ms: float
@@ -68,7 +74,8 @@ def device_name(device: str) -> str:
     return cpu
 
 
-def _onnx_runner(model: nn.Module, x: torch.Tensor, threads: int) -> Callable[[], object]:
+def onnx_runner(model: nn.Module, x: torch.Tensor, threads: int) -> Callable[[], object]:
+    """A call of `model` on `x` in an ONNX Runtime CPU session of `threads` intra-op threads."""
     import onnxruntime
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -85,6 +92,68 @@ def _onnx_runner(model: nn.Module, x: torch.Tensor, threads: int) -> Callable[[]
     return lambda: session.run(None, feed)
 
 
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt(3) parameters
+KEPT_BYTES = 32 * 1024 * 1024  # glibc's largest mmap threshold on 64-bit systems
+
+
+@functools.cache
+def keep_freed_memory() -> bool:
+    """Have glibc's malloc keep freed memory for reuse (buffers up to 32 MiB) instead of returning it to the OS.
+
+    By default glibc maps each large buffer afresh and unmaps it when freed, so a layer's time on CPU includes
+    page faults whose number depends on what ran before it: a 16x112x112 FBNet layer of expansion 6 measured
+    11.7 ms alone, 21.1 ms after the stem, and 5.4-7.3 ms with memory kept, so sums of entries could not
+    predict whole networks. jemalloc and tcmalloc keep memory this way, and PyTorch's CPU performance guide
+    recommends them for serving. Set once for the process; False where the C library is not glibc.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        kept = libc.mallopt(M_MMAP_THRESHOLD, KEPT_BYTES) == 1 and libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1) == 1
+    except (OSError, AttributeError):
+        return False
+    if kept:
+        logger.debug("hwnas: glibc malloc keeps freed memory while this process times networks")
+    return kept
+
+
+def check_dtype(dtype: str) -> None:
+    if dtype not in DTYPES:
+        raise HwnasError(f"dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
+
+
+def module_runner(
+    model: nn.Module, input_shape: tuple[int, ...], *, device: str, batch: int, threads: int, dtype: str
+) -> Callable[[], object]:
+    """A call of `model` in eval mode on a fixed batch of `input_shape` inputs on `device` (run it under
+    `torch.inference_mode` and `pinned_threads` unless the device is onnxruntime)."""
+    keep_freed_memory()
+    torch_device = "cpu" if device == "onnxruntime" else device
+    model = model.to(torch_device, DTYPES[dtype]).eval()
+    x = torch.randn(batch, *input_shape, device=torch_device, dtype=DTYPES[dtype])
+    if device == "onnxruntime":
+        with torch.inference_mode():
+            return onnx_runner(model, x, threads)
+    return lambda: model(x)
+
+
+def device_sync(device: str) -> Callable[[], None]:
+    """What waits for `device` to finish its queued work (nothing on a CPU)."""
+    if device.startswith("cuda"):
+        return lambda: torch.cuda.synchronize(torch.device(device))
+    return lambda: None
+
+
+@contextlib.contextmanager
+def pinned_threads(threads: int) -> Iterator[None]:
+    """torch's intra-op threads set to `threads` inside, restored after."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def measure_latency(
     model: nn.Module,
     input_shape: tuple[int, ...],
@@ -96,27 +165,27 @@ def measure_latency(
     warmup: int = 5,
     min_run_time: float = 1.0,
 ) -> Latency:
-    """Median forward time of `model` in eval mode on a `batch` of `input_shape` inputs."""
+    """Forward time of `model` in eval mode on a `batch` of `input_shape` inputs: median and fastest of
+    `torch.utils.benchmark` blocks after `warmup` calls."""
     check_device(device)
-    if dtype not in DTYPES:
-        raise HwnasError(f"dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
-    torch_device = "cpu" if device == "onnxruntime" else device
-    model = model.to(torch_device, DTYPES[dtype]).eval()
-    x = torch.randn(batch, *input_shape, device=torch_device, dtype=DTYPES[dtype])
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        with torch.inference_mode():
-            run = _onnx_runner(model, x, threads) if device == "onnxruntime" else (lambda: model(x))
-            for _ in range(warmup):
-                run()
-            timer = benchmark.Timer(stmt="run()", globals={"run": run}, num_threads=threads)
-            measured = timer.blocked_autorange(min_run_time=min_run_time)
-    finally:
-        torch.set_num_threads(previous)
+    check_dtype(dtype)
+    run = module_runner(model, input_shape, device=device, batch=batch, threads=threads, dtype=dtype)
+    with pinned_threads(threads), torch.inference_mode():
+        for _ in range(warmup):
+            run()
+        timer = benchmark.Timer(stmt="run()", globals={"run": run}, num_threads=threads)
+        measured = timer.blocked_autorange(min_run_time=min_run_time)
     times = list(measured.times)
     std = statistics.stdev(times) if len(times) > 1 else 0.0
     runs = len(times) * measured.number_per_run
     return Latency(
-        measured.median * 1e3, measured.iqr * 1e3, measured.mean * 1e3, std * 1e3, runs, batch, threads, device
+        measured.median * 1e3,
+        min(times) * 1e3,
+        measured.iqr * 1e3,
+        measured.mean * 1e3,
+        std * 1e3,
+        runs,
+        batch,
+        threads,
+        device,
     )

@@ -2,50 +2,43 @@
 
 The file is JSON, one entry per distinct layer shape and op, keyed by a self-describing
 string such as `ir_k3_e6-input:16x56x56-output:24-stride:2-act:relu-e1:keep`, with the
-latency's median, mean, spread and number of timed runs:
+latency's fastest and median timed block, mean, spread and number of blocks:
 
     {"format": "hwnas.costtable/1",
-     "meta": {"space": "fbnet", "device": "cpu", "device_name": "...", "threads": 1, ...},
-     "offset_ms": 0.0,
-     "entries": {"ir_k3_e6-input:...": {"latency_ms": {"median": 0.26, "mean": 0.26, "std": 0.003,
-                                        "count": 800}, "macs": 1234, "params": 567}, ...}}
+     "meta": {"space": "fbnet", "device": "cpu", "device_name": "...", "threads": 1,
+              "latency_estimate": "min", ...},
+     "offset_ms": 0.41,
+     "entries": {"ir_k3_e6-input:...": {"latency_ms": {"min": 0.25, "median": 0.26, "mean": 0.26,
+                                        "std": 0.003, "count": 30}, "macs": 1234, "params": 567}, ...}}
 
-`stem-...` and `head-...` entries price the fixed parts, so a table predicts whole networks.
-Tables are cached (see `load_or_build`) under a key of everything they depend on.
+`meta.latency_estimate` names the statistic that prices an entry. `stem-...` and `head-...` entries
+price the fixed parts and `offset_ms` what whole networks cost beyond the sum of their parts, so a
+table predicts whole networks. `hwnas.cost.build` measures tables and caches them.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import logging
 import sys
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from importlib.metadata import version
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypedDict, Unpack
+from typing import Any
 
 import torch
 from torch import nn
 from tqdm import tqdm
 
-from ..blocks import families_fingerprint
-from ..cache import PACKAGE_DIR, cache_dir
 from ..errors import HwnasError
 from ..io import atomic_write_text, json_text
 from ..spaces import CellSpaceSpec, SpaceSpec
 from .cell_units import cell_units
 from .counting import ModelProfile, count
-from .latency import DTYPES, check_device, device_name, measure_latency
 from .metrics import METRICS
 from .units import Unit, Units, head_key, layer_keys, layer_units, stem_key
 
 FORMAT = "hwnas.costtable/1"
 NOT_MEASURED = {"median": 0.0, "mean": 0.0, "std": 0.0, "count": 0}
-
-logger = logging.getLogger(__name__)
 
 
 def space_units(space: SpaceSpec | CellSpaceSpec) -> Units:
@@ -60,9 +53,15 @@ class CostTable:
     offset_ms: float = 0.0
     path: Path | None = field(default=None, compare=False)
 
+    @property
+    def latency_estimate(self) -> str:
+        """Which statistic of an entry's `latency_ms` prices it: `min` (the fastest of interleaved rounds, what
+        `build_table` measures) or `median` (tables from bundles and earlier versions)."""
+        return str(self.meta.get("latency_estimate", "median"))
+
     def value(self, key: str, metric: str) -> float:
         entry = self.entries[key]
-        return float(entry["latency_ms"]["median"]) if metric == "latency" else float(entry[metric])
+        return float(entry["latency_ms"][self.latency_estimate]) if metric == "latency" else float(entry[metric])
 
     def check_covers(self, space: SpaceSpec | CellSpaceSpec, where: str) -> None:
         keys = list(space_units(space))
@@ -123,68 +122,16 @@ class CostTable:
             raise HwnasError(f"cost table {path}: not valid JSON ({exc})") from None
         if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("entries"), dict):
             raise HwnasError(f"cost table {path}: expected a JSON object with format {FORMAT!r} and entries")
+        table = cls(dict(data.get("meta", {})), data["entries"], float(data.get("offset_ms", 0.0)), path)
+        estimate = table.latency_estimate
         for key, entry in data["entries"].items():
             try:
-                float(entry["latency_ms"]["median"]) + float(entry["macs"]) + float(entry["params"])
+                float(entry["latency_ms"][estimate]) + float(entry["macs"]) + float(entry["params"])
             except (KeyError, TypeError, ValueError):
-                raise HwnasError(f"cost table {path}: entry {key!r} lacks latency_ms.median, macs or params") from None
-        return cls(dict(data.get("meta", {})), data["entries"], float(data.get("offset_ms", 0.0)), path)
-
-
-def _blocks_fingerprint() -> str:
-    """Hash of the code that builds the priced modules (plugins included): a measured table goes stale when it
-    changes."""
-    digest = hashlib.sha256()
-    sources = [*sorted((PACKAGE_DIR / "blocks").glob("*.py")), *sorted((PACKAGE_DIR / "nets").glob("*.py"))]
-    for path in [*sources, PACKAGE_DIR / "model.py"]:
-        digest.update(path.read_bytes())
-    digest.update(families_fingerprint().encode())  # registered ops and plugins
-    return digest.hexdigest()[:12]
-
-
-class TimingOptions(TypedDict, total=False):
-    """The keyword options of `build_table` and `load_or_build` that say how latency is measured (see `Timing`)."""
-
-    device: str
-    threads: int
-    batch: int
-    dtype: str
-
-
-@dataclass(frozen=True)
-class Timing:
-    """How a table's latency is measured: on `device` (cpu, cuda, cuda:N, onnxruntime), `threads` pinned,
-    a `batch` of inputs in `dtype`."""
-
-    device: str = "cpu"
-    threads: int = 1
-    batch: int = 1
-    dtype: str = "float32"
-
-    def check(self) -> None:
-        """Raise one HwnasError line if this machine cannot measure this way."""
-        check_device(self.device)
-        if self.dtype not in DTYPES:
-            raise HwnasError(f"dtype {self.dtype!r}: expected one of {', '.join(DTYPES)}")
-
-    def table_key(self, space: SpaceSpec | CellSpaceSpec) -> dict[str, Any]:
-        """Everything a table of `space` measured this way depends on."""
-        key = {
-            "space": space.name,
-            "space_fingerprint": space.fingerprint(),
-            **asdict(self),
-            "device_name": device_name(self.device),
-            "torch": torch.__version__,
-            "blocks": _blocks_fingerprint(),
-        }
-        if self.device == "onnxruntime":
-            key["onnxruntime"] = version("onnxruntime")
-        return key
-
-    def measure(self, module: nn.Module, shape: tuple[int, ...], min_run_time: float) -> dict[str, Any]:
-        """The `latency_ms` field of a table entry: `module` timed on a batch of `shape` inputs."""
-        lat = measure_latency(module, shape, min_run_time=min_run_time, **asdict(self))
-        return {"median": lat.median_ms, "mean": lat.mean_ms, "std": lat.std_ms, "count": lat.runs}
+                raise HwnasError(
+                    f"cost table {path}: entry {key!r} lacks latency_ms.{estimate}, macs or params"
+                ) from None
+        return table
 
 
 def priced_entries(
@@ -203,69 +150,3 @@ def priced_entries(
                 "params": counted.params,
             }
     return entries
-
-
-def build_table(
-    space: SpaceSpec | CellSpaceSpec,
-    *,
-    min_run_time: float = 0.2,
-    progress: bool = True,
-    measure: bool = True,
-    **options: Unpack[TimingOptions],
-) -> CostTable:
-    """Measure every distinct (op, input shape) of `space` as `options` say (`Timing`); count its MACs and params.
-
-    With `measure=False` only MACs and params are counted (latency entries are 0, `meta.measured` false).
-    """
-    timing = Timing(**options)
-    timing.check()
-    units = space_units(space)
-    if not measure:
-        entries = priced_entries(units, lambda unit, module, counted: dict(NOT_MEASURED))
-        return CostTable({"space": space.name, "space_fingerprint": space.fingerprint(), "measured": False}, entries)
-    logger.info(
-        f"hwnas: measuring {len(units)} layer/candidate shapes of {space.name} on {timing.device} "
-        f"({device_name(timing.device)}), {timing.threads} thread(s) pinned, batch {timing.batch}, {timing.dtype}"
-    )
-    start = time.time()
-    entries = priced_entries(
-        units, lambda unit, module, counted: timing.measure(module, unit.input_shape, min_run_time), progress
-    )
-    meta = {
-        **timing.table_key(space),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "seconds": round(time.time() - start, 1),
-        "unit": "ms; macs and params per image",
-    }
-    return CostTable(meta, entries)
-
-
-def load_or_build(
-    space: SpaceSpec | CellSpaceSpec,
-    *,
-    table: str | None = None,
-    progress: bool = True,
-    **options: Unpack[TimingOptions],
-) -> CostTable:
-    """A user's table file (checked to cover the space), else the cached table for exactly these `options`,
-    else a new measurement (cached). A corrupt or mismatched cache entry is rebuilt, with a message."""
-    if table is not None:
-        loaded = CostTable.load(table)
-        loaded.check_covers(space, f"cost table {table}")
-        return loaded
-    timing = Timing(**options)
-    key = timing.table_key(space)
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
-    path = cache_dir() / "cost-tables" / f"{space.name}-{timing.device.replace(':', '')}-{digest}.json"
-    if path.is_file():
-        try:
-            cached = CostTable.load(path)
-            if {k: cached.meta.get(k) for k in key} != key:
-                raise HwnasError(f"cost table {path}: built for other settings")
-            cached.check_covers(space, f"cost table {path}")
-            return cached
-        except HwnasError as exc:
-            logger.warning(f"hwnas: {exc}; rebuilding it")
-    built = build_table(space, progress=progress, **options)
-    built.save(path)
-    return built

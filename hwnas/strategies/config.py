@@ -35,6 +35,14 @@ HARDWARE = OptionGroup("hardware cost")
 LATENCY = OptionGroup("latency measurement")
 
 
+def _recompute(group: OptionGroup) -> object:
+    return group.option(
+        "soft mixtures: compute each layer's candidates again in the backward pass instead of keeping their "
+        "activations (less memory, about a third more time; the same gradients)",
+        False,
+    )
+
+
 def _limit(what: str) -> object:
     return HARDWARE.option(f"hard limit on {what} (default: no limit)", None, **positive())
 
@@ -163,6 +171,7 @@ class SearchConfig(SupernetConfig):
         "abs",
         choices=TARGET_MODES,
     )
+    recompute: bool = _recompute(DNAS)
     sample: int = DNAS.option(
         "draw this many architectures from θ and keep the best on validation (0: argmax of θ)", 0, **at_least(0)
     )
@@ -227,6 +236,7 @@ class DartsConfig(TrainConfig, LatencyOptions):
     partial_channels: int = CELL_NETWORK.option(
         "run each edge's ops on 1/K of the channels, with edge normalisation (PC-DARTS K=4; 1: off)", 1, **at_least(1)
     )
+    recompute: bool = _recompute(CELL_NETWORK)
     weight_warmup_epochs: int = CELL_ALPHA.option(
         "epochs that train only the weights before α starts (PC-DARTS 15)", 0, **at_least(0)
     )

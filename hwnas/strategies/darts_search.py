@@ -27,6 +27,7 @@ from ..model import build_model
 from ..pipeline import Outcome, Run
 from ..report.cells import alpha_heatmap, draw_genotype
 from ..spaces import CellSpaceSpec, Genotype, load_space
+from ..supernet import recompute
 from ..supernet.cells import CellSupernet
 from .config import DartsConfig
 from .darts import DartsTrainer
@@ -116,7 +117,8 @@ def search_darts(run: Run) -> Outcome:
         **run.trainer_options(data, {"config": cfg.to_dict()}),
     )
     run.start(trainer)
-    trainer.fit()
+    with recompute(cfg.recompute):
+        trainer.fit()
     return run.finish(lambda: _result(trainer, eval_space, cost, cfg, directory.path))
 
 
@@ -137,7 +139,7 @@ def _result(
     model = build_model(derived)
     profile = profile_arch(derived, model)
     measured = latency_on_target(model, eval_space.input_size, cfg)
-    meta.update({"params": profile.params, "macs": profile.macs, "measured_latency_ms": measured.median_ms})
+    meta.update({"params": profile.params, "macs": profile.macs, "measured_latency_ms": measured.min_ms})
     predicted = cost.of(genotype) if cost is not None else None
     if cost is not None:
         meta[f"predicted_{cost.metric}"] = predicted
@@ -161,7 +163,7 @@ def _result(
         "val_top1_supernet": meta["val_top1_supernet"],
         "params": profile.params,
         "macs": profile.macs,
-        "measured_latency_ms": measured.median_ms,
+        "measured_latency_ms": measured.min_ms,
         "latency_device": cfg.latency_device,
         "cost_metric": cost.metric if cost is not None else None,
         "predicted_cost": predicted,
@@ -174,7 +176,7 @@ def _result(
     logger.info(
         f"evaluation network (C{cfg.eval_init_channels}, {cfg.eval_layers} cells, {shape}): "
         f"{profile.params / 1e6:.3f}M params, {profile.macs / 1e6:.1f}M MACs, "
-        f"{measured.median_ms:.3f} ms on {cfg.latency_device} ({cfg.latency_threads} thread(s))"
+        f"{measured.min_ms:.3f} ms on {cfg.latency_device} ({cfg.latency_threads} thread(s))"
         + (f"; predicted {cost.metric} {predicted:.4g} {cost.unit}" if cost is not None else "")
     )
     logger.info(f"wrote {run_path / 'arch.json'}, alpha.png and cells/; retrain with:\n  {retrain}")

@@ -19,7 +19,7 @@ from ..model import build_model
 from ..pipeline import Outcome, Run, tell
 from ..report.plots import theta_heatmap
 from ..spaces import load_layerwise_space
-from ..supernet import Supernet, extract_model
+from ..supernet import Supernet, extract_model, recompute
 from ..supernet.mixing import Mixing
 from .budget import most_probable_within
 from .config import SearchConfig
@@ -62,7 +62,8 @@ def search_dnas(run: Run) -> Outcome:
         supernet, cfg, weight_set=weight_set, theta_set=theta_set, costs=costs, hardware_loss=loss, **options
     )
     run.start(trainer)
-    trainer.fit()
+    with recompute(cfg.recompute):
+        trainer.fit()
     return run.finish(
         lambda: _result(trainer, space, table, theta_set, data.preprocess, run.device, cfg, directory.path)
     )
@@ -148,7 +149,7 @@ def _result(
         "picked": how if len(candidates) == 1 else f"best on the θ split of the {how} and {len(candidates) - 1} draws",
         "val_top1_inherited": accuracy,
         "expected": {"latency_ms": expected.get("latency"), "macs_m": expected["macs"], "params_m": expected["params"]},
-        "measured_latency_ms": measured.median_ms,
+        "measured_latency_ms": measured.min_ms,
         "latency_device": cfg.latency_device,
         "latency_threads": cfg.latency_threads,
     }
@@ -170,8 +171,8 @@ def _result(
         "choices": choices,
         "val_top1_inherited": accuracy,
         "predicted_latency_ms": predicted_ms,
-        "measured_latency_ms": measured.median_ms,
-        "latency_error_pct": None if predicted_ms is None else 100 * (predicted_ms / measured.median_ms - 1),
+        "measured_latency_ms": measured.min_ms,
+        "latency_error_pct": None if predicted_ms is None else 100 * (predicted_ms / measured.min_ms - 1),
         "macs": round(expected["macs"] * 1e6),
         "params": round(expected["params"] * 1e6),
         "theta_png": str(run_path / "theta.png"),
@@ -198,7 +199,7 @@ def _result(
         single,
         f"{inherited} | latency predicted "
         f"{'(not measured)' if predicted_ms is None else f'{predicted_ms:.3f} ms'}, measured "
-        f"{measured.median_ms:.3f} ms on {cfg.latency_device} ({cfg.latency_threads} thread(s)) | "
+        f"{measured.min_ms:.3f} ms on {cfg.latency_device} ({cfg.latency_threads} thread(s)) | "
         f"{summary['macs'] / 1e6:.2f}M MACs | {summary['params'] / 1e6:.3f}M params",
     )
     tell(single, f"wrote {arch_path} and {run_path / 'theta.png'}; retrain with:\n  {retrain}")

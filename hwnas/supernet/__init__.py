@@ -3,6 +3,7 @@
 from .cells import CellArchParams, CellSupernet, MixedEdge
 from .choice import ChoiceLayer
 from .fused import fusion
+from .recompute import recompute
 from .supernet import FixedPath, Supernet
 from .transfer import extract_model, path_state_dict
 
@@ -16,4 +17,5 @@ __all__ = [
     "extract_model",
     "fusion",
     "path_state_dict",
+    "recompute",
 ]

@@ -22,6 +22,7 @@ from ..blocks.common import ChannelShuffle
 from ..nets import CellStem, cell_preprocess
 from ..spaces import CellShape, CellSpaceSpec
 from ..spaces.genotype import CELL_TYPES
+from .recompute import mixture
 
 SEARCH_CONFIG = BlockConfig(bn_affine=False)
 
@@ -52,9 +53,13 @@ class MixedEdge(nn.Module):
         )
         self.shuffle = ChannelShuffle(partial) if partial > 1 else nn.Identity()
 
+    def mix(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """The w-weighted sum of the ops on `x` (`none` adds nothing)."""
+        return sum(w * op(x) for w, op, none in zip(weights, self.ops, self.skip_none, strict=True) if not none)
+
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         part = x[:, : x.shape[1] // self.partial] if self.partial > 1 else x
-        mixed = sum(w * op(part) for w, op, none in zip(weights, self.ops, self.skip_none, strict=True) if not none)
+        mixed = mixture(self, self.mix, part, weights)
         if self.partial == 1:
             return mixed
         rest = x[:, x.shape[1] // self.partial :]

@@ -7,6 +7,7 @@ A layer's choice is one of:
 - a weight vector `w` (one entry per candidate): the mixed op `sum_i w_i * op_i(x)`, skipping
   candidates whose weight is exactly zero. Within `fusion(True)` the plain inverted-residual candidates
   run fused (`fused`); by default every candidate runs on its own, the reference the fused path equals.
+  Within `recompute(True)` the mixture's activations are computed again in the backward pass (`recompute`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from torch import nn
 from ..blocks import BlockConfig
 from ..nets import build_layer
 from ..spaces import SearchLayer
-from .fused import fusion_enabled, mixed_output
+from .fused import fusion, mixed_output
+from .recompute import mixture
 
 Choice = int | tuple[int, torch.Tensor] | torch.Tensor
 
@@ -36,6 +38,10 @@ class ChoiceLayer(nn.Module):
         if isinstance(choice, tuple):
             index, scale = choice
             return scale * self.candidates[index](x)
-        if fusion_enabled():
-            return mixed_output(self.candidates, x, choice, self.training)
-        return sum(w * op(x) for w, op in zip(choice, self.candidates, strict=True) if not w.eq(0).item())
+        return mixture(self, self.mix, x, choice)
+
+    def mix(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """`sum_i weights[i] * candidates[i](x)` over the nonzero weights."""
+        if fusion.enabled:
+            return mixed_output(self.candidates, x, weights, self.training)
+        return sum(w * op(x) for w, op in zip(weights, self.candidates, strict=True) if not w.eq(0).item())

@@ -21,8 +21,7 @@ project's 2-core CPU it measured no faster than the unfused reference; it is mea
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import groupby
 
@@ -32,23 +31,11 @@ from torch import nn
 
 from ..blocks.common import ConvBNAct
 from ..blocks.inverted_residual import InvertedResidual
+from .switch import Switch
 
-_enabled = False  # opt-in: on 2 CPU cores it measured no faster than the reference (bench/dnas_step.py --reference)
-
-
-@contextmanager
-def fusion(enabled: bool) -> Iterator[None]:
-    """Within the block, soft mixtures run fused (`True`) or as the unfused reference (`False`, the default)."""
-    global _enabled
-    previous, _enabled = _enabled, enabled
-    try:
-        yield
-    finally:
-        _enabled = previous
-
-
-def fusion_enabled() -> bool:
-    return _enabled
+# `with fusion(True):` soft mixtures run fused; off by default, as on 2 CPU cores it measured no faster than the
+# unfused reference (bench/dnas_step.py --reference)
+fusion = Switch()
 
 
 @dataclass(frozen=True)
