@@ -7,10 +7,12 @@ import platform
 import random
 import statistics
 import time
+from types import SimpleNamespace
 
 import pytest
 
-from hwnas.cost.build import CALIBRATION_SEED, build_table, random_architecture, sum_of_entries
+from hwnas.cost import interleaved
+from hwnas.cost.build import CALIBRATION_SEED, build_table, entries_sum, random_architecture
 from hwnas.cost.interleaved import QUICK_ROUNDS, RoundsPolicy, time_interleaved
 from hwnas.cost.latency import keep_freed_memory
 from hwnas.cost.table import CostTable
@@ -32,16 +34,21 @@ def test_each_runnable_is_priced_by_its_fastest_block():
     assert field["min"] == slow.fastest_ms <= field["median"] and field["count"] == len(slow.samples)
 
 
-def test_a_runnable_is_timed_until_its_fastest_block_stops_improving():
-    calls = {"n": 0}
+def test_a_runnable_is_timed_until_its_fastest_block_stops_improving(monkeypatch):
+    clock = {"now": 0.0, "calls": 0}  # a clock that only the runnables move: no noise of this machine
+    monkeypatch.setattr(interleaved, "time", SimpleNamespace(perf_counter=lambda: clock["now"]))
+
+    def steady():
+        clock["now"] += 0.001
 
     def improving():  # 9 ms, 8 ms, ... then 2 ms from the 8th call on
-        calls["n"] += 1
-        time.sleep(max(0.002, 0.010 - 0.001 * calls["n"]))
+        clock["calls"] += 1
+        clock["now"] += max(0.002, 0.010 - 0.001 * clock["calls"])
 
-    steady, getting_faster = time_interleaved([sleeper(0.001), improving], policy=STEADY, warmup=0)
-    assert steady.rounds == STEADY.min_rounds
-    assert getting_faster.rounds > steady.rounds and getting_faster.fastest_ms < 3.5
+    steady_timed, getting_faster = time_interleaved([steady, improving], policy=STEADY, warmup=0)
+    assert steady_timed.rounds == STEADY.min_rounds and steady_timed.fastest_ms == pytest.approx(1.0)
+    assert getting_faster.rounds > steady_timed.rounds and getting_faster.fastest_ms < 3.5
+    assert getting_faster.fastest_ms == pytest.approx(2.0)
 
 
 def test_rounds_stop_at_max_rounds_and_at_max_seconds():
@@ -93,7 +100,7 @@ def test_the_offset_is_the_median_gap_of_the_calibration_networks(tiny):
     assert fit["networks"] == 3 and len(fit["measured_ms"]) == 3 and table.meta["latency_estimate"] == "min"
     assert table.offset_ms == statistics.median(fit["gap_ms"])
     first = random_architecture(tiny, random.Random(CALIBRATION_SEED))  # the first calibration network
-    entries = sum_of_entries(table, tiny, first)
+    entries = entries_sum(table, tiny)(first)
     assert fit["gap_ms"][0] == pytest.approx(fit["measured_ms"][0] - entries)
     assert table.predict(tiny, first.choices) == pytest.approx(entries + table.offset_ms)
     uncalibrated = build_table(tiny, policy=QUICK_ROUNDS, calibration=0, progress=False)

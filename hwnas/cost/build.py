@@ -18,6 +18,7 @@ import random
 import statistics
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from importlib.metadata import version
 from typing import Any, TypedDict, Unpack
@@ -38,7 +39,7 @@ from .table import NOT_MEASURED, CostTable, priced_entries, space_units
 
 logger = logging.getLogger(__name__)
 
-TABLE_ROUNDS = RoundsPolicy(min_rounds=10, patience=3, tolerance=0.01, max_rounds=40)
+TABLE_ROUNDS = RoundsPolicy(min_rounds=10)
 CALIBRATION_SEED = 2**31 - 1  # calibration networks are drawn apart from `latency validate`'s (seed 0 by default)
 
 
@@ -59,11 +60,12 @@ def random_architecture(space: SpaceSpec | CellSpaceSpec, rng: random.Random) ->
     return Architecture.from_space(space, [rng.choice(layer.candidates) for layer in space.layers])
 
 
-def sum_of_entries(table: CostTable, space: SpaceSpec | CellSpaceSpec, arch: Architecture) -> float:
-    """The latency (ms) the table's entries add up to for `arch`, without the table's offset."""
+def entries_sum(table: CostTable, space: SpaceSpec | CellSpaceSpec) -> Callable[[Architecture], float]:
+    """What the table's entries add up to (ms, without the table's offset) for an architecture of `space`."""
     if space.kind == "cell":
-        return CellCostModel.from_table(table, space, "latency").of(arch.genotype) - table.offset_ms
-    return table.predict(space, arch.choices) - table.offset_ms
+        cells = CellCostModel.from_table(table, space, "latency")
+        return lambda arch: cells.of(arch.genotype) - table.offset_ms
+    return lambda arch: table.predict(space, arch.choices) - table.offset_ms
 
 
 def _blocks_fingerprint() -> str:
@@ -98,6 +100,17 @@ class Timing:
     dtype: str = "float32"
     calibration: int = 6
 
+    @classmethod
+    def of_table(cls, table: CostTable) -> Timing:
+        """How `table` was measured (its calibration aside)."""
+        meta = table.meta
+        return cls(
+            meta.get("device", "cpu"),
+            int(meta.get("threads", 1)),
+            int(meta.get("batch", 1)),
+            meta.get("dtype", "float32"),
+        )
+
     def check(self) -> None:
         """Raise one HwnasError line if this machine cannot measure this way."""
         check_device(self.device)
@@ -119,10 +132,23 @@ class Timing:
             key["onnxruntime"] = version("onnxruntime")
         return key
 
-    def runner(self, module: torch.nn.Module, shape: tuple[int, ...]) -> Any:
+    def runner(self, module: torch.nn.Module, shape: tuple[int, ...]) -> Callable[[], object]:
+        """A call of `module` on a batch of `shape` inputs, measured this way."""
         return module_runner(
             module, shape, device=self.device, batch=self.batch, threads=self.threads, dtype=self.dtype
         )
+
+    def time(self, runs: Sequence[Callable[[], object]], policy: RoundsPolicy, bar: tqdm) -> list[Timed]:
+        """`runs` timed in interleaved rounds with this many threads pinned, without autograd; `bar` advances
+        by one per runnable done."""
+        done = bar.n
+        with pinned_threads(self.threads), torch.inference_mode():
+            return time_interleaved(
+                runs,
+                policy=policy,
+                sync=device_sync(self.device),
+                on_round=lambda rounds, active: bar.update(done + len(runs) - active - bar.n),
+            )
 
 
 def build_table(
@@ -161,14 +187,13 @@ def build_table(
         f"{timing.batch}, {timing.dtype}"
     )
     start = time.time()
-    with (
-        tqdm(total=len(units) + len(networks), disable=None if progress else True, file=sys.stderr, leave=False) as bar,
-        pinned_threads(timing.threads),
-        torch.inference_mode(),
-    ):
-        timed = _timed(unit_runs, policy, timing, bar)
+    with tqdm(
+        total=len(units) + len(networks), disable=None if progress else True, file=sys.stderr, leave=False
+    ) as bar:
+        timed = timing.time(unit_runs, policy, bar)
         seconds = time.time() - start
-        measured = [result.fastest_ms for result in _timed(network_runs, policy, timing, bar)]
+        # networks in rounds of their own, as `latency validate` times them
+        measured = [result.fastest_ms for result in timing.time(network_runs, policy, bar)]
     for key, result in zip(units, timed, strict=True):
         entries[key]["latency_ms"] = result.latency_field()
     meta = {
@@ -181,7 +206,8 @@ def build_table(
     }
     table = CostTable(meta, entries)
     if networks:
-        gaps = [ms - sum_of_entries(table, space, arch) for arch, ms in zip(networks, measured, strict=True)]
+        entries_of = entries_sum(table, space)
+        gaps = [ms - entries_of(arch) for arch, ms in zip(networks, measured, strict=True)]
         table.offset_ms = statistics.median(gaps)
         table.meta["calibration_fit"] = {
             "networks": len(networks),
@@ -190,18 +216,6 @@ def build_table(
             "gap_ms": gaps,
         }
     return table
-
-
-def _timed(runs: list[Any], policy: RoundsPolicy, timing: Timing, bar: tqdm) -> list[Timed]:
-    """`runs` timed in interleaved rounds (networks apart from the entries: timed among entries they ran
-    slower, by up to 1.5 ms on 3 ms networks, than alone or among other networks)."""
-    done = bar.n
-    return time_interleaved(
-        runs,
-        policy=policy,
-        sync=device_sync(timing.device),
-        on_round=lambda rounds, active: bar.update(done + len(runs) - active - bar.n),
-    )
 
 
 def load_or_build(

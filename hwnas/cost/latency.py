@@ -24,9 +24,9 @@ from torch.utils import benchmark
 from ..errors import HwnasError
 from ..export import quiet_onnx_export
 
-DEVICES = "cpu, cuda, cuda:N, onnxruntime"
-
 logger = logging.getLogger(__name__)
+
+DEVICES = "cpu, cuda, cuda:N, onnxruntime"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 

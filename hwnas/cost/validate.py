@@ -14,17 +14,15 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 
-import torch
 from scipy import stats
 from tqdm import tqdm
 
 from ..errors import HwnasError
 from ..model import build_model
 from ..spaces import CellSpaceSpec, SpaceSpec
-from .build import random_architecture, sum_of_entries
+from .build import Timing, entries_sum, random_architecture
 from .bundle import is_bundle_table
-from .interleaved import RoundsPolicy, time_interleaved
-from .latency import device_sync, module_runner, pinned_threads
+from .interleaved import RoundsPolicy
 from .models import is_model_table
 from .table import CostTable
 
@@ -85,26 +83,14 @@ def validate_table(
             f"(cpu, cuda or onnxruntime)"
         )
     rng = random.Random(seed)
-    device, threads = meta.get("device", "cpu"), int(meta.get("threads", 1))
-    batch, dtype = int(meta.get("batch", 1)), meta.get("dtype", "float32")
+    timing = Timing.of_table(table)
     networks = [random_architecture(space, rng) for _ in range(samples)]
-    sums = [sum_of_entries(table, space, arch) for arch in networks]
-    runs = [
-        module_runner(build_model(arch), space.input_size, device=device, batch=batch, threads=threads, dtype=dtype)
-        for arch in networks
-    ]
+    entries_of = entries_sum(table, space)
+    sums = [entries_of(arch) for arch in networks]
+    runs = [timing.runner(build_model(arch), space.input_size) for arch in networks]
     start = time.time()
-    with (
-        tqdm(total=samples, disable=None if progress else True, file=sys.stderr, leave=False, unit="net") as bar,
-        pinned_threads(threads),
-        torch.inference_mode(),
-    ):
-        timed = time_interleaved(
-            runs,
-            policy=policy,
-            sync=device_sync(device),
-            on_round=lambda r, active: bar.update(samples - active - bar.n),
-        )
+    with tqdm(total=samples, disable=None if progress else True, file=sys.stderr, leave=False, unit="net") as bar:
+        timed = timing.time(runs, policy, bar)
     seconds = time.time() - start
     measured = [t.fastest_ms for t in timed]
     predicted = [s + table.offset_ms for s in sums]
