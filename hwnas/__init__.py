@@ -11,11 +11,13 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one place the version is written: pyproject.toml reads it from here
 
 EXPORTS = {
     # errors: every refusal is one line naming what is wrong and what was expected
     "HwnasError": "hwnas.errors",
+    # warnings: outcomes to act on (also logged); warnings.simplefilter("error", HwnasWarning) makes them errors
+    "HwnasWarning": "hwnas.errors",
     # runs, with the command line's options as keywords
     "search": "hwnas.api",
     "train_supernet": "hwnas.api",
@@ -35,6 +37,7 @@ EXPORTS = {
     "save_weights": "hwnas.model",
     "load_weights": "hwnas.model",
     "export_model": "hwnas.export",
+    "predict": "hwnas.inference",
     # supernets
     "Supernet": "hwnas.supernet",
     "CellSupernet": "hwnas.supernet",

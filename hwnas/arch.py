@@ -2,9 +2,10 @@
 
     {"format": "hwnas.arch/1", "space": "fbnet",
      "space_args": {"input_size": [3, 224, 224], "num_classes": 1000},
-     "choices": ["ir_k3_e1", "ir_k3_e6", "skip", ...], "meta": {...}}
+     "choices": ["ir_k3_e1", "ir_k3_e6", "skip", ...], "meta": {...}, "pretrained_cfg": {...}}
 
-A cell space (DARTS, CNAS) holds a `"genotype"` instead of `"choices"` (see `spaces.genotype`).
+A cell space (DARTS, CNAS) holds a `"genotype"` instead of `"choices"` (see `spaces.genotype`). The optional
+`"pretrained_cfg"` records how the inputs the network was trained on were made (see `hwnas.pretrained_cfg`).
 
 Loading validates everything before anything is built; every failure is one `ArchError`
 line naming the file, the field, the value and what was expected.
@@ -21,11 +22,12 @@ from . import zoo
 from .blocks import parse_op
 from .errors import ArchError, HwnasError
 from .io import atomic_write_text, json_text
+from .pretrained_cfg import PretrainedCfg
 from .spaces import CellSpaceSpec, Genotype, SpaceSpec, load_space
 from .spaces.readers import load_json
 
 FORMAT = "hwnas.arch/1"
-FIELDS = ("format", "space", "space_args", "choices", "genotype", "meta")
+FIELDS = ("format", "space", "space_args", "choices", "genotype", "meta", "pretrained_cfg")
 
 
 @dataclass(frozen=True)
@@ -42,22 +44,37 @@ class Architecture:
     meta: dict[str, Any]
     spec: SpaceSpec | CellSpaceSpec = field(repr=False, compare=False)
     genotype: Genotype | None = None
+    pretrained_cfg: PretrainedCfg | None = None  # how the training inputs were made; None: not recorded
 
     @property
     def is_cell(self) -> bool:
         return self.genotype is not None
 
     @classmethod
-    def from_space(cls, spec: SpaceSpec, choices: list[str], meta: dict[str, Any] | None = None) -> Architecture:
+    def from_space(
+        cls,
+        spec: SpaceSpec,
+        choices: list[str],
+        meta: dict[str, Any] | None = None,
+        pretrained_cfg: PretrainedCfg | None = None,
+    ) -> Architecture:
         """The architecture that picks `choices` in an already resolved space."""
         data = {"format": FORMAT, "space": spec.origin, "space_args": spec.knob_overrides(), "choices": list(choices)}
-        return cls.from_dict({**data, "meta": dict(meta or {})})
+        return cls.from_dict({**data, "meta": dict(meta or {}), **_cfg_field(pretrained_cfg)})
 
     @classmethod
-    def from_genotype(cls, spec: CellSpaceSpec, genotype: Genotype, meta: dict[str, Any] | None = None) -> Architecture:
+    def from_genotype(
+        cls,
+        spec: CellSpaceSpec,
+        genotype: Genotype,
+        meta: dict[str, Any] | None = None,
+        pretrained_cfg: PretrainedCfg | None = None,
+    ) -> Architecture:
         """The architecture of `genotype`'s cells in an already resolved cell space."""
         data = {"format": FORMAT, "space": spec.origin, "space_args": spec.knob_overrides()}
-        return cls.from_dict({**data, "genotype": genotype.to_dict(), "meta": dict(meta or {})})
+        return cls.from_dict(
+            {**data, "genotype": genotype.to_dict(), "meta": dict(meta or {}), **_cfg_field(pretrained_cfg)}
+        )
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "architecture", base_dir: Path | None = None) -> Architecture:
@@ -83,11 +100,12 @@ class Architecture:
         if not isinstance(meta, dict):
             raise ArchError(f"{where}: meta: got {meta!r}, expected an object")
         spec = _resolve(space, space_args, where)
+        pretrained_cfg = _pretrained_cfg(data.get("pretrained_cfg"), spec, where)
         if spec.kind == "cell":
             if "choices" in data:
                 raise ArchError(f"{where}: choices: {spec.name} is a cell space; expected a genotype instead")
             genotype = Genotype.from_dict(data.get("genotype"), spec.ops, f"{where}: genotype")
-            return cls(space, (), dict(space_args), dict(meta), spec, genotype)
+            return cls(space, (), dict(space_args), dict(meta), spec, genotype, pretrained_cfg)
         if "genotype" in data:
             raise ArchError(f"{where}: genotype: {spec.name} is a layer-wise space; expected choices instead")
         choices = data.get("choices")
@@ -97,7 +115,7 @@ class Architecture:
                 f"expected a list of {spec.num_layers} op names (one per searchable layer)"
             )
         _check_choices(choices, spec, where)
-        return cls(space, tuple(choices), dict(space_args), dict(meta), spec)
+        return cls(space, tuple(choices), dict(space_args), dict(meta), spec, pretrained_cfg=pretrained_cfg)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Architecture:
@@ -118,14 +136,27 @@ class Architecture:
         return cls.load(zoo.path(name))
 
     def with_space_args(self, **knobs: Any) -> Architecture:
-        """The same choices in the space resolved with some knobs changed (e.g. input_size)."""
-        return Architecture.from_dict({**self.to_dict(), "space_args": {**self.space_args, **knobs}})
+        """The same choices in the space resolved with some knobs changed (e.g. input_size). A recorded
+        `pretrained_cfg` follows a new input size; it is dropped when the input channels or classes change."""
+        data = {k: v for k, v in self.to_dict().items() if k != "pretrained_cfg"}
+        changed = Architecture.from_dict({**data, "space_args": {**self.space_args, **knobs}})
+        if self.pretrained_cfg is None:
+            return changed
+        return changed.with_pretrained_cfg(
+            self.pretrained_cfg.refit(changed.spec.input_size, changed.spec.knobs["num_classes"])
+        )
+
+    def with_pretrained_cfg(self, pretrained_cfg: PretrainedCfg | None) -> Architecture:
+        """The same architecture recording `pretrained_cfg` (None: none), checked against its input size and classes."""
+        data = {k: v for k, v in self.to_dict().items() if k != "pretrained_cfg"}
+        return Architecture.from_dict({**data, **_cfg_field(pretrained_cfg)})
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"format": FORMAT, "space": self.space, "space_args": self.space_args}
         data.update(self.structure())
         if self.meta:
             data["meta"] = self.meta
+        data.update(_cfg_field(self.pretrained_cfg))
         return data
 
     def structure(self) -> dict[str, Any]:
@@ -152,6 +183,23 @@ def _resolve(space: str, space_args: dict[str, Any], where: str) -> SpaceSpec | 
         return load_space(space, **space_args)
     except HwnasError as exc:
         raise ArchError(f"{where}: {exc}") from None
+
+
+def _cfg_field(pretrained_cfg: PretrainedCfg | None) -> dict[str, Any]:
+    """The file's `pretrained_cfg` entry: {} when none is recorded."""
+    return {} if pretrained_cfg is None else {"pretrained_cfg": pretrained_cfg.to_dict()}
+
+
+def _pretrained_cfg(data: Any, spec: SpaceSpec | CellSpaceSpec, where: str) -> PretrainedCfg | None:
+    """The file's validated `pretrained_cfg` (None when absent); it must describe this network's input and classes."""
+    if data is None:
+        return None
+    try:
+        cfg = PretrainedCfg.from_dict(data, f"{where}: pretrained_cfg")
+        cfg.check_fits(spec.input_size, spec.knobs["num_classes"], f"{where}: pretrained_cfg")
+    except HwnasError as exc:
+        raise ArchError(str(exc)) from None
+    return cfg
 
 
 def _check_choices(choices: Any, spec: SpaceSpec, where: str) -> None:

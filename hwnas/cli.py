@@ -10,10 +10,11 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
+from . import __version__
 from .engine.config import MAX_BATCH, MAX_THREADS, add_config_flags, input_size_of, integer_in, number_in
 from .errors import HwnasError
 from .foreign_flags import foreign_flag
-from .log import to_stderr
+from .log import to_stderr, warnings_as_log_lines
 from .spaces.limits import MAX_INPUT_CHANNELS, MAX_INPUT_SIDE, input_size_problem
 
 logger = logging.getLogger(__name__)
@@ -166,8 +167,29 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .export import export
 
     arch = _load(args.arch, args.input)
-    report = export(arch, args.output, fmt=args.format, weights=args.weights, verify=not args.no_verify)
+    report = export(
+        arch,
+        args.output,
+        fmt=args.format,
+        weights=args.weights,
+        verify=not args.no_verify,
+        preprocess=args.preprocess,
+    )
     print(json.dumps(report) if args.json else report["summary"])
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .inference import predict
+
+    _check_arch_file(args.arch)
+    predictions = predict(args.arch, args.weights, args.images, top_k=args.top_k)
+    if args.json:
+        print(json.dumps({"arch": args.arch, "weights": args.weights, "predictions": predictions}))
+        return 0
+    for item in predictions:
+        ranked = ", ".join(f"{top['label']} {100 * top['probability']:.1f}%" for top in item["top"])
+        print(f"{item['image']}: {ranked}")
     return 0
 
 
@@ -356,7 +378,7 @@ def search_options_class(argv: Sequence[str]) -> type | None:
     command = next((i for i, word in enumerate(argv) if not word.startswith("-")), None)
     if command is None or argv[command] != "search":
         return None
-    words = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+    words = argparse.ArgumentParser(add_help=False, exit_on_error=False, allow_abbrev=False)
     words.add_argument("space", nargs="?")
     words.add_argument("--resume")
     try:
@@ -399,8 +421,11 @@ def cmd_faces(args: argparse.Namespace) -> int:
 
 
 def build_parser(search_cls: type | None = None) -> argparse.ArgumentParser:
-    parser = _Parser(prog="hwnas", description="Hardware-aware neural architecture search for PyTorch.")
+    parser = _Parser(
+        prog="hwnas", description="Hardware-aware neural architecture search for PyTorch.", allow_abbrev=False
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     arch_help = "architecture file or zoo name (see `hwnas zoo`)"
     weights_help = "model.pt of a run (its config.yaml supplies the defaults) or any state dict"
@@ -408,7 +433,7 @@ def build_parser(search_cls: type | None = None) -> argparse.ArgumentParser:
     input_help = "input size CxHxW, overriding the space's (e.g. 3x224x224)"
 
     def add(name: str, func: Callable[[argparse.Namespace], int] | None, help: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help, description=help)
+        p = sub.add_parser(name, help=help, description=help, allow_abbrev=False)
         p.set_defaults(func=func)
         return p
 
@@ -455,7 +480,29 @@ def build_parser(search_cls: type | None = None) -> argparse.ArgumentParser:
     p.add_argument("--weights", help="state dict (or checkpoint with a 'model' entry) to load first")
     p.add_argument("--input", type=_input_size, help=input_help)
     p.add_argument("--no-verify", action="store_true", help="skip comparing the exported outputs with PyTorch's")
+    p.add_argument(
+        "--preprocess",
+        nargs="?",
+        const="float",
+        choices=("float", "uint8"),
+        help="normalise inside the graph by the architecture's pretrained_cfg: it then takes images at its input "
+        "size, float in [0, 1] (--preprocess, --preprocess float) or uint8 0..255 (--preprocess uint8)",
+    )
     p.add_argument("--json", action="store_true", help="print the export report as JSON")
+
+    p = add(
+        "predict",
+        cmd_predict,
+        "classify image files with trained weights, preprocessed as the architecture's pretrained_cfg records",
+    )
+    p.usage = "%(prog)s ARCH --weights FILE IMAGE [IMAGE ...] [--top-k K] [--json]"
+    p.add_argument("arch", help="architecture file written by hwnas train or search (RUN_DIR/arch.json)")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (any format PIL reads)")
+    p.add_argument("--weights", required=True, metavar="FILE", help="the trained weights (RUN_DIR/model.pt)")
+    p.add_argument(
+        "--top-k", type=integer_flag(1, 1000), default=5, help="classes shown per image, most probable first"
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = add("train", cmd_train, "train an architecture from scratch (or resume a run) and write a run directory")
     p.usage = "%(prog)s [ARCH] [--resume RUN_DIR] [--config FILE] [options]"
@@ -524,7 +571,9 @@ def build_parser(search_cls: type | None = None) -> argparse.ArgumentParser:
 
     p = add("supernet", None, "single-path one-shot supernets: `hwnas supernet train SPACE --sampling uniform|fair`")
     supernet_sub = p.add_subparsers(dest="supernet_command", required=True, metavar="SUBCOMMAND")
-    p = supernet_sub.add_parser("train", help="train a supernet with uniform (SPOS) or strictly fair (FairNAS) paths")
+    p = supernet_sub.add_parser(
+        "train", help="train a supernet with uniform (SPOS) or strictly fair (FairNAS) paths", allow_abbrev=False
+    )
     p.set_defaults(func=cmd_supernet_train)
     p.usage = "%(prog)s [SPACE] [--resume RUN_DIR] [--config FILE] [options]"
     p.add_argument("space", nargs="?", default=argparse.SUPPRESS, help="built-in space name or space YAML path")
@@ -610,7 +659,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help, or a usage error already said in one line
         return exc.code if isinstance(exc.code, int) else 2
     try:
-        return args.func(args)
+        with warnings_as_log_lines():  # each HwnasWarning is shown once, as its log line
+            return args.func(args)
     except HwnasError as exc:
         if args.debug:
             raise

@@ -17,3 +17,10 @@ class SpaceError(HwnasError):
 
 class ArchError(HwnasError):
     """An architecture file that is invalid."""
+
+
+class HwnasWarning(UserWarning):
+    """An outcome the user must act on (a search that did not search, a target missed, data resized).
+
+    Issued by `hwnas.log.warn_user`, which also logs the line; `warnings.simplefilter("error", HwnasWarning)`
+    turns every such outcome into an exception."""

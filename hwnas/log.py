@@ -1,15 +1,23 @@
 """Messages for the user go through the `hwnas` logger; the command line shows them on stderr, bare.
 
 A library does not install handlers when imported: `hwnas.<module>` loggers propagate to `hwnas`,
-and the CLI (or a user who wants the same lines from Python) calls `to_stderr()` once.
+and the CLI (or a user who wants the same lines from Python) calls `to_stderr()` once. Outcomes the user
+must act on go through `warn_user`: the same log line, and a `HwnasWarning` for Python callers.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from .errors import HwnasWarning
 
 ROOT = "hwnas"
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 class CurrentStderr(logging.StreamHandler):
@@ -35,3 +43,25 @@ def to_stderr(level: int = logging.INFO) -> None:
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
     logger.setLevel(level)
+
+
+def warn_user(message: str) -> None:
+    """An outcome the user must act on: `hwnas: warning: <message>` on the `hwnas` logger, and a `HwnasWarning`
+    attributed to the caller's innermost line outside hwnas.
+
+    The log line is left out when no handler would take it (a plain Python caller): logging's last-resort
+    handler would print it to stderr beside Python's own display of the warning."""
+    if logging.getLogger(ROOT).hasHandlers():
+        logging.getLogger(ROOT).warning("hwnas: warning: %s", message)
+    frame, level = sys._getframe(), 1  # stacklevel 1: this function
+    while frame is not None and frame.f_code.co_filename.startswith(PACKAGE_DIR):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, HwnasWarning, stacklevel=level)
+
+
+@contextmanager
+def warnings_as_log_lines() -> Iterator[None]:
+    """Within the block, `HwnasWarning`s are not displayed by Python (the CLI shows their log lines instead)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", HwnasWarning)
+        yield

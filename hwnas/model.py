@@ -16,12 +16,21 @@ from .io import atomic_write, atomic_write_text, sha256_file
 from .nets import CellNet, LayerwiseNet
 
 
-def build_model(arch: Architecture | str) -> nn.Module:
-    """Build the network an architecture file (or zoo name, or `Architecture`) describes."""
+def build_model(arch: Architecture | str | os.PathLike[str]) -> nn.Module:
+    """Build the network an architecture file (or zoo name, or `Architecture`) describes.
+
+    When the architecture records how its training inputs were made, the model carries it as timm does:
+    `model.pretrained_cfg`, a dict (input_size, mean, std, num_classes, label_names, crop_pct, crop_mode,
+    interpolation). Without a record the attribute is absent: hwnas does not guess normalisation statistics."""
     arch = resolve_arch(arch)
+    model: nn.Module
     if arch.genotype is not None:
-        return CellNet(arch.spec, arch.genotype)
-    return LayerwiseNet(arch.spec, list(arch.choices))
+        model = CellNet(arch.spec, arch.genotype)
+    else:
+        model = LayerwiseNet(arch.spec, list(arch.choices))
+    if arch.pretrained_cfg is not None:
+        model.pretrained_cfg = arch.pretrained_cfg.to_dict()
+    return model
 
 
 def save_weights(state: dict[str, torch.Tensor], path: str | os.PathLike[str]) -> Path:

@@ -18,16 +18,22 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from .cost.build import build_table, load_or_build
 from .cost.models import ArchitectureLatencyModel, load_latency_model, table_from_model
 from .cost.table import CostTable
 from .data import DataPools, ImageSet, Preprocess, open_dataset, train_val
+from .data.fitting import check_classes, check_image_size
+from .data.imageset import FileSource
 from .engine.config import check_config
 from .engine.distributed import Dist, barrier, init_distributed, rank_zero, shutdown
 from .engine.rundir import RunDir, RunLock
 from .errors import HwnasError
 from .io import json_text
+from .log import warn_user
+from .model import build_model, load_weights
+from .pretrained_cfg import PretrainedCfg
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +66,7 @@ class RunData:
     val: ImageSet
     classes: list[str]
     preprocess: Preprocess  # augments only when given an epoch's plan (training batches)
+    pretrained_cfg: PretrainedCfg  # how the validation images reach the network: what a user's images need
 
 
 @dataclass
@@ -77,6 +84,27 @@ class Outcome:
     final: dict[str, Any] | None = None
     history: list[dict[str, Any]] | None = None
 
+    def model(self, pretrained: bool = True) -> nn.Module:
+        """The network of the run's architecture file (`build_model(arch_path)`: with its `pretrained_cfg` where
+        the file records one), with the weights the run ships loaded (`run_dir/model.pt`, which `train` writes).
+        A search ships an architecture and no weights: it is refused unless `pretrained=False`, which gives the
+        network with fresh weights (to train), as for any run."""
+        if self.arch_path is None:
+            raise HwnasError(
+                f"{self.run_dir}: this run ships a supernet (supernet.pt), not one network; expected the Outcome "
+                "of train or search (search this one with hwnas.search(..., supernet=RUN_DIR))"
+            )
+        network = build_model(self.arch_path)
+        if pretrained:
+            weights = self.run_dir / "model.pt"
+            if not weights.is_file():
+                raise HwnasError(
+                    f"{self.run_dir}: ships no weights (no model.pt; a search ships {self.arch_path.name} alone); "
+                    "expected model(pretrained=False) for its network with fresh weights, or hwnas.train(arch_path)"
+                )
+            load_weights(network, weights)
+        return network
+
 
 def tell(ctx: Dist, message: str) -> None:
     """A message for the user, once (rank 0), through the `hwnas` logger."""
@@ -92,24 +120,44 @@ def parse_shape(text: str) -> list[int]:
 
 
 def open_run_data(
-    cfg: Any, default_shape: tuple[int, ...], choosing: bool = False, pools: DataPools | None = None
+    cfg: Any,
+    default_shape: tuple[int, ...],
+    choosing: bool = False,
+    pools: DataPools | None = None,
+    main: bool = True,
+    size_asked: bool = False,
 ) -> RunData:
     """The run's dataset at `--input` (else `default_shape`), its train/validation split and preprocessing.
 
     `pools`: a caller's data (see `hwnas.data`), used instead of opening `cfg.data`. A run that chooses
     among architectures by their validation accuracy (`choosing`: one-shot supernets and their searches)
     validates on `--val-split` of the training pool even where the dataset has a test pool, so the test
-    pool stays held out from every choice."""
+    pool stays held out from every choice. Images resized to a size nobody asked for (`--input`; for a `--data`
+    spec also `size_asked`: the architecture file records its input size) are refused or warned about
+    (`hwnas.data.fitting`); `main`: this process says so (rank 0)."""
     shape = parse_shape(cfg.input) if cfg.input else list(default_shape)
+    spec = None
     if pools is None:
-        pools = open_dataset(cfg.data, tuple(shape), cfg.classes, cfg.seed)
+        pools, spec = open_dataset(cfg.data, tuple(shape), cfg.classes, cfg.seed), cfg.data
     else:
         check_caller_pools(pools, cfg, shape)
+    asked = bool(cfg.input) or (size_asked and spec is not None)  # a caller's own images: only input= asks
+    reshaped = check_image_size(pools, shape, asked, spec)
+    if reshaped and main:
+        warn_user(reshaped)
     train, val = train_val(pools.train, None if choosing else pools.test, cfg.val_split, cfg.seed)
     preprocess = Preprocess(
         tuple(shape), pools.mean, pools.std, cfg.crop_padding, cfg.flip, cfg.cutout_length if cfg.cutout else 0
     )
-    return RunData(shape, train, val, pools.classes, preprocess)
+    pretrained_cfg = PretrainedCfg.for_data(shape, pools.mean, pools.std, pools.classes, crop_mode(val))
+    return RunData(shape, train, val, pools.classes, preprocess, pretrained_cfg)
+
+
+def crop_mode(images: ImageSet) -> str:
+    """How `images` reach the network's size, as a `PretrainedCfg.crop_mode`: image files are decoded resized on
+    the short side and centre-cropped (`FileSource`, bilinear); decoded images (digits, CIFAR, a torch Dataset)
+    are resized whole by `Preprocess` (bilinear)."""
+    return "center" if isinstance(images.source, FileSource) else "squash"
 
 
 def check_caller_pools(pools: DataPools, cfg: Any, shape: list[int]) -> None:
@@ -265,6 +313,7 @@ class Run:
         self.kind, self.resume, self.pools, self.latency_model = kind, resume, pools, latency_model
         self.checkpoint_name: str | None = None
         self.holds_run = holds_run or has_checkpoints
+        self.pretrained_cfg: PretrainedCfg | None = None  # the data's, once `open_data` opened it
         if resume is not None:
             cfg, run_path, self.checkpoint_name = reopen_config(resume, cfg, explicit, needs)
             found = run_kind(RunDir(run_path).read_config())
@@ -312,12 +361,17 @@ class Run:
 
     def open_data(self, default_shape: tuple[int, ...], choosing: bool = False) -> RunData:
         """The run's data (see `open_run_data`), its identities checked for margin heads."""
-        data = open_run_data(self.cfg, default_shape, choosing, self.pools)
+        data = open_run_data(self.cfg, default_shape, choosing, self.pools, self.ctx.main)
         check_identities(self.cfg, data.train, data.classes)
+        self.pretrained_cfg = data.pretrained_cfg
         return data
 
     def fit(self, space: Any, data: RunData, **knobs: Any) -> Any:
-        """`space` at the data's input size and classes, with the run's knob overrides and `knobs`."""
+        """`space` at the data's input size and classes, with the run's knob overrides and `knobs`; classes only
+        inferred from a caller's labels must be the space's own number (`hwnas.data.fitting`)."""
+        resized = check_classes(self.pools, data.classes, space.knobs["num_classes"])
+        if resized:
+            self.tell(resized)
         overrides = space_overrides(self.cfg, space.kind == "cell", space.name)
         return space.with_knobs(input_size=data.shape, num_classes=len(data.classes), **{**overrides, **knobs})
 
@@ -398,12 +452,14 @@ class Run:
         return self.dir
 
     def finish(self, summarize: Callable[[], dict[str, Any]], arch_file: str | None = "arch.json") -> Outcome:
-        """On rank 0, `summarize()` (which writes the run's results) and result.json; then every rank closes
-        the run directory."""
+        """On rank 0, `summarize()` (which writes the run's results) and result.json, which also records the
+        data's `pretrained_cfg`; then every rank closes the run directory."""
         run = self.require_dir()
         summary: dict[str, Any] = {}
         if self.ctx.main:
             summary = summarize()
+            if self.pretrained_cfg is not None:
+                summary["pretrained_cfg"] = self.pretrained_cfg.to_dict()
             run.write_text("result.json", json_text(summary, indent=1))
         run.close()
         barrier(self.ctx)

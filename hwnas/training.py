@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,15 +11,16 @@ import torch
 
 from .arch import Architecture, resolve_arch
 from .data import Batch, DataPools
+from .data.fitting import check_classes
 from .data.imageset import FileSource
 from .engine.config import TrainConfig
-from .engine.distributed import barrier, rank_zero
+from .engine.distributed import Dist, barrier, rank_zero
 from .engine.rundir import RunDir
 from .engine.storage import writing
 from .engine.trainer import Trainer
 from .errors import HwnasError
 from .model import build_model, load_weights, save_weights
-from .pipeline import Outcome, Run, RunData, check_identities, open_run_data, shared_path, space_overrides
+from .pipeline import Outcome, Run, RunData, check_identities, open_run_data, shared_path, space_overrides, tell
 from .verification import cosine_scores, read_pairs, verification_report
 
 
@@ -27,18 +29,24 @@ class Prepared(RunData):
     arch: Architecture  # fitted to the data: input size, classes, the run's knob overrides
 
 
-def prepare(arch: Architecture, cfg: TrainConfig, pools: DataPools | None = None) -> Prepared:
+def prepare(arch: Architecture, cfg: TrainConfig, pools: DataPools | None = None, ctx: Dist | None = None) -> Prepared:
     """Open the data (`pools`, else `cfg.data`) and fit the architecture to it (input size, classes, the
-    run's knob overrides)."""
+    run's knob overrides); `ctx`: the run's processes (rank 0 tells the user what changed)."""
+    ctx = ctx or Dist()
     overrides = space_overrides(cfg, arch.is_cell, arch.space)
-    data = open_run_data(cfg, arch.spec.input_size, pools=pools)
+    fitted = "input_size" in arch.space_args  # an architecture file fitted to its data (or sized by hand)
+    data = open_run_data(cfg, arch.spec.input_size, pools=pools, main=ctx.main, size_asked=fitted)
     check_identities(cfg, data.train, data.classes)
+    resized = check_classes(pools, data.classes, arch.spec.knobs["num_classes"])
+    if resized:
+        tell(ctx, resized)
     arch = arch.with_space_args(input_size=data.shape, num_classes=len(data.classes), **overrides)
-    return Prepared(data.shape, data.train, data.val, data.classes, data.preprocess, arch)
+    arch = arch.with_pretrained_cfg(data.pretrained_cfg)
+    return Prepared(data.shape, data.train, data.val, data.classes, data.preprocess, data.pretrained_cfg, arch)
 
 
 def train(
-    arch: Architecture | str | None,
+    arch: Architecture | str | os.PathLike[str] | None,
     cfg: TrainConfig,
     resume: str | None = None,
     explicit: set[str] | None = None,
@@ -61,7 +69,7 @@ def train(
     arch = resolve_arch(arch)
     cfg = run.cfg
     with run:
-        data = prepare(arch, run.cfg, run.pools)
+        data = prepare(arch, run.cfg, run.pools, run.ctx)
         directory = run.open_dir(label)
         model = build_model(data.arch)
         meta = {"config": cfg.to_dict(), "arch": data.arch.to_dict()}
@@ -70,14 +78,15 @@ def train(
         trainer.fit()
         shipped = trainer.ema.module if trainer.ema is not None else trainer.model
         final = {**final_metrics(trainer), "weights": "model.pt", "val_images": len(data.val)}
-        rank_zero(run.ctx, lambda: _ship(directory, shipped.state_dict(), _result(final, trainer)))
+        result = {**_result(final, trainer), "pretrained_cfg": data.pretrained_cfg.to_dict()}
+        rank_zero(run.ctx, lambda: _ship(directory, shipped.state_dict(), result))
         directory.close()
         barrier(run.ctx)
         run.tell(_summary(final, trainer.best, directory.path / "model.pt"))
         return Outcome(
             directory.path,
             directory.path / "arch.json",
-            _result(final, trainer),
+            result,
             run.ctx.main,
             best=trainer.best,
             final=final,
@@ -122,14 +131,14 @@ def _summary(final: dict[str, Any], best: dict[str, Any], weights: Path) -> str:
 
 def _trained_model(arch: Architecture, weights: str, run: Run) -> tuple[Prepared, torch.nn.Module]:
     """The run's data, and the network fitted to it (the run's knob overrides) with `weights` loaded."""
-    data = prepare(arch, run.cfg, run.pools)
+    data = prepare(arch, run.cfg, run.pools, run.ctx)
     model = build_model(data.arch)
     load_weights(model, weights)
     return data, model
 
 
 def evaluate(
-    arch: Architecture | str, weights: str, cfg: TrainConfig, pools: DataPools | None = None
+    arch: Architecture | str | os.PathLike[str], weights: str, cfg: TrainConfig, pools: DataPools | None = None
 ) -> dict[str, float]:
     """Accuracy of `weights` on the validation split `cfg` selects. Writes nothing, unless `cfg.run_dir`
     is set: then that directory gets config.yaml and eval.json."""
@@ -148,7 +157,12 @@ def evaluate(
 
 
 def verify(
-    arch: Architecture | str, weights: str, pairs_file: str, images: str | None, cfg: TrainConfig, batch: int = 64
+    arch: Architecture | str | os.PathLike[str],
+    weights: str,
+    pairs_file: str,
+    images: str | None,
+    cfg: TrainConfig,
+    batch: int = 64,
 ) -> dict[str, Any]:
     """Face verification of trained weights on an LFW-style pairs file: the cosine similarity of the
     L2-normalised embeddings of each pair, accuracy at the best threshold (10-fold) and TAR@FAR=1e-3."""

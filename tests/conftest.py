@@ -1,11 +1,41 @@
 import logging
+import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
+from filelock import FileLock
 
 from tests.helpers import FAST, TINY_SPACE
+
+
+def pytest_configure(config) -> None:
+    """Under pytest-xdist each worker, and every process it starts, takes one CPU thread: as many threads as cores.
+    (Two workers of two threads each on two cores ran some tests many times slower.)"""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ["OMP_NUM_THREADS"] = "1"
+        torch.set_num_threads(1)
+
+
+def built_once(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Path:
+    """A directory made by `build(directory)` once per test run and shared by every pytest-xdist worker (the
+    first worker to ask builds it under a file lock; the others wait and read it). Read it, never write into it."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's base folder, shared by the workers
+    target = root / f"shared-{name}"
+    with FileLock(str(root / f"shared-{name}.lock")):
+        if not (target / ".built").is_file():
+            shutil.rmtree(target, ignore_errors=True)
+            target.mkdir()
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setenv("HWNAS_CACHE_DIR", str(target / "cache"))
+                torch.manual_seed(0)
+                build(target)
+            (target / ".built").touch()
+    return target
 
 
 @pytest.fixture(autouse=True)
@@ -41,16 +71,14 @@ def tiny_supernet(tmp_path_factory) -> Path:
     from hwnas.strategies.config import SupernetConfig
     from hwnas.strategies.run import train_supernet
 
-    root = tmp_path_factory.mktemp("tiny_supernet")
-    (root / "tiny.yaml").write_text(TINY_SPACE)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HWNAS_CACHE_DIR", str(root / "cache"))
-        torch.manual_seed(0)
+    def build(root: Path) -> None:
+        (root / "tiny.yaml").write_text(TINY_SPACE)
         cfg = SupernetConfig(
             space=str(root / "tiny.yaml"), epochs=6, lr=0.2, batch_size=64, run_dir=str(root / "sup"), **FAST
         )
         train_supernet(cfg)
-    return root / "sup"
+
+    return built_once(tmp_path_factory, "tiny_supernet", build) / "sup"
 
 
 @pytest.fixture(scope="session")
@@ -60,12 +88,11 @@ def _tiny_latency_cache(tmp_path_factory) -> Path:
     from hwnas.cost.build import load_or_build
     from hwnas.spaces import load_space
 
-    root = tmp_path_factory.mktemp("tiny_latency")
-    (root / "tiny.yaml").write_text(TINY_SPACE)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HWNAS_CACHE_DIR", str(root / "cache"))
+    def build(root: Path) -> None:
+        (root / "tiny.yaml").write_text(TINY_SPACE)
         load_or_build(load_space(str(root / "tiny.yaml")), progress=False)
-    return root / "cache"
+
+    return built_once(tmp_path_factory, "tiny_latency", build) / "cache"
 
 
 @pytest.fixture

@@ -67,7 +67,8 @@ def test_train_and_evaluate_on_your_own_dataset(tmp_path, monkeypatch):
     labels = torch.randint(0, 3, (540,), generator=g)
     images = torch.rand(540, 1, 8, 8, generator=g) * 0.2 + labels.view(-1, 1, 1, 1) * 0.35  # brightness = class
     data, val = TensorDataset(images[:480], labels[:480]), TensorDataset(images[480:], labels[480:])
-    arch = Architecture.from_space(hwnas.load_space(tiny(tmp_path)), ["ir_k3_e3", "skip", "skip"])
+    three_classes = hwnas.load_space(tiny(tmp_path), num_classes=3)  # the classes the labels 0..2 imply
+    arch = Architecture.from_space(three_classes, ["ir_k3_e3", "skip", "skip"])
     outcome = hwnas.train(arch, data=data, val_data=val, epochs=6, batch_size=32, lr=0.1, run_dir="run", **FAST)
     assert outcome.final["val_images"] == 60 and outcome.final["val_top1"] > 80
     assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["data"] == "python:TensorDataset"

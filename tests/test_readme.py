@@ -1,5 +1,6 @@
 """The README's Python section runs as written: its blocks, in order, in a fresh directory."""
 
+import json
 import os
 import re
 import subprocess
@@ -33,3 +34,7 @@ def test_readme_python_examples_run_as_written_in_a_fresh_directory(tmp_path):
     assert "dw5_relu6" in proc.stdout  # the registered op is a candidate of the space
     top1 = float(re.search(r"([\d.]+)% top-1", proc.stdout).group(1))
     assert top1 > 50  # 15 epochs on the digits; chance is 10%
+    for search in ("my_search", "my_data_search"):  # real searches: θ trained, nothing the user must act on
+        assert json.loads((tmp_path / "runs" / search / "result.json").read_text())["theta_health"]["healthy"]
+    assert "HwnasWarning" not in proc.stderr, proc.stderr[-3000:]
+    assert "stopped: architecture parameters (θ, α) were never updated" in proc.stdout  # the warning, as an error

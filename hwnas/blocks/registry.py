@@ -14,12 +14,13 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import torch
 from torch import nn
 
 from ..errors import HwnasError, OpNameError
@@ -41,6 +42,8 @@ BUILTIN_FAMILIES: tuple[OpFamily, ...] = (
     cell_ops.FAMILY,
     resnet.FAMILY,
 )
+
+BUILTIN_IDS = frozenset(id(family) for family in BUILTIN_FAMILIES)
 
 OP_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
@@ -238,6 +241,69 @@ def check_op(name: str, c_in: int, c_out: int, stride: int) -> None:
     reason = op.family.check(op.params, c_in, c_out, stride)
     if reason:
         raise OpNameError(f"op {name!r} cannot be used here: {reason}")
+
+
+def builtin_op(name: str) -> bool:
+    """Whether the op `name` is one of hwnas's own (not registered by a user or a plugin)."""
+    return id(parse_op(name).family) in BUILTIN_IDS
+
+
+def check_output_shape(
+    name: str, c_in: int, c_out: int, stride: int, input_hw: tuple[int, int], cfg: BlockConfig = BlockConfig()
+) -> None:
+    """Raise OpNameError if a registered op (built-in ones are right by construction) does not map a
+    c_in x H x W input to c_out x ceil(H/stride) x ceil(W/stride), the shape its layer passes on. The op is
+    built and run on the `meta` device (shapes only, no compute), on the CPU where meta cannot run it."""
+    if builtin_op(name):
+        return
+    problem = _output_problem(parse_op(name).family, name, c_in, c_out, stride, tuple(input_hw), cfg)
+    if problem:
+        raise OpNameError(f"op {name!r} {problem}")
+
+
+@lru_cache(maxsize=4096)
+def _output_problem(
+    family: OpFamily, name: str, c_in: int, c_out: int, stride: int, input_hw: tuple[int, int], cfg: BlockConfig
+) -> str | None:
+    """Why the op cannot sit at a layer of this shape (built and run as `check_output_shape` says), or None."""
+    h, w = input_hw
+    given, expected = f"{c_in}x{h}x{w}", f"{c_out}x{-(-h // stride)}x{-(-w // stride)}"
+    try:
+        block, out = _run_once(family, name, c_in, c_out, stride, (c_in, h, w), cfg, "meta")
+    except Exception:  # an op meta tensors cannot run (data-dependent code): run it for real, once
+        try:
+            block, out = _run_once(family, name, c_in, c_out, stride, (c_in, h, w), cfg, "cpu")
+        except Exception as exc:  # the user's code can raise anything
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            return f"fails on a {given} input ({type(exc).__name__}: {detail})"
+    if not isinstance(block, nn.Module):
+        return f"built a {type(block).__name__}; expected an nn.Module"
+    if not isinstance(out, torch.Tensor) or out.dim() != 4:
+        kind = f"a {out.dim()}-d tensor" if isinstance(out, torch.Tensor) else f"a {type(out).__name__}"
+        return f"returns {kind} for a {given} input; expected a tensor [N, C, H, W]"
+    got = "x".join(map(str, out.shape[1:]))
+    if got != expected:
+        return f"maps a {given} input to {got}; expected {expected} (its layer: {c_in} -> {c_out}, stride {stride})"
+    return None
+
+
+def _run_once(
+    family: OpFamily,
+    name: str,
+    c_in: int,
+    c_out: int,
+    stride: int,
+    shape: tuple[int, int, int],
+    cfg: BlockConfig,
+    device: str,
+) -> tuple[Any, Any]:
+    """The op built on `device`, and its output for one zero image of `shape` (None when what was built is not
+    an nn.Module); torch's random state is left as it was."""
+    with torch.random.fork_rng(devices=[]), torch.device(device), torch.no_grad():
+        block = family.build(parse_op(name).params, c_in, c_out, stride, cfg)
+        if not isinstance(block, nn.Module):
+            return block, None
+        return block, block.eval()(torch.zeros(1, *shape))
 
 
 def build_block(name: str, c_in: int, c_out: int, stride: int, cfg: BlockConfig = BlockConfig()) -> nn.Module:

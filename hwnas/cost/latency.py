@@ -21,8 +21,10 @@ import torch
 from torch import nn
 from torch.utils import benchmark
 
+from ..arch import Architecture, resolve_arch
 from ..errors import HwnasError
 from ..export import quiet_onnx_export
+from ..model import build_model
 
 logger = logging.getLogger(__name__)
 
@@ -155,8 +157,8 @@ def pinned_threads(threads: int) -> Iterator[None]:
 
 
 def measure_latency(
-    model: nn.Module,
-    input_shape: tuple[int, ...],
+    model: nn.Module | Architecture | str | os.PathLike[str],
+    input_shape: tuple[int, ...] | None = None,
     *,
     device: str = "cpu",
     batch: int = 1,
@@ -166,7 +168,14 @@ def measure_latency(
     min_run_time: float = 1.0,
 ) -> Latency:
     """Forward time of `model` in eval mode on a `batch` of `input_shape` inputs: median and fastest of
-    `torch.utils.benchmark` blocks after `warmup` calls."""
+    `torch.utils.benchmark` blocks after `warmup` calls. `model`: an `nn.Module`, or an architecture (an
+    `Architecture`, a zoo name or an architecture file) built with its initial weights, whose input size
+    `input_shape` defaults to."""
+    if not isinstance(model, nn.Module):
+        arch = resolve_arch(model)
+        model, input_shape = build_model(arch), input_shape or arch.spec.input_size
+    if input_shape is None:
+        raise HwnasError("measure_latency: give input_shape (C, H, W) with an nn.Module, e.g. (3, 224, 224)")
     check_device(device)
     check_dtype(dtype)
     run = module_runner(model, input_shape, device=device, batch=batch, threads=threads, dtype=dtype)

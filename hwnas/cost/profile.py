@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from torch import nn
 
 from ..arch import Architecture, resolve_arch
@@ -22,7 +24,7 @@ def network_units(model: nn.Module, arch: Architecture) -> list[tuple[str, str, 
     return [*units, ("head", head, model.head)]
 
 
-def profile_arch(arch: Architecture | str, model: nn.Module | None = None) -> ModelProfile:
+def profile_arch(arch: Architecture | str | os.PathLike[str], model: nn.Module | None = None) -> ModelProfile:
     """Per-unit params and MACs of `arch` (an architecture, its file or a zoo name) at its space's input size
     (batch 1)."""
     arch = resolve_arch(arch)

@@ -92,7 +92,9 @@ def write_atomically(path: str, text: str) -> None:
 
 
 def main(argv: list | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Time an hwnas latency bundle with ONNX Runtime on this device.")
+    parser = argparse.ArgumentParser(
+        description="Time an hwnas latency bundle with ONNX Runtime on this device.", allow_abbrev=False
+    )
     parser.add_argument(
         "directory",
         nargs="?",

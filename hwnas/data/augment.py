@@ -28,6 +28,14 @@ class AugmentPlan:
     cx: torch.Tensor
 
 
+def resize(x: torch.Tensor, size: tuple[int, int], mode: str = "bilinear") -> torch.Tensor:
+    """Float images [B, C, H, W] resized whole to `size` (H, W) as `Preprocess` does: antialiased when they shrink
+    in width (bilinear or bicubic)."""
+    if mode == "nearest":
+        return F.interpolate(x, size=size, mode="nearest")
+    return F.interpolate(x, size=size, mode=mode, align_corners=False, antialias=x.shape[-1] > size[1])
+
+
 @dataclass(frozen=True)
 class Preprocess:
     """Images of any size and 1 or C channels -> normalised float [B, C, H, W] on `device`.
@@ -62,7 +70,7 @@ class Preprocess:
                 raise HwnasError(f"images have {x.shape[1]} channels, the network expects {c} (or 1, repeated)")
             x = x.expand(-1, c, -1, -1)
         if x.shape[-2:] != (h, w):
-            x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=x.shape[-1] > w)
+            x = resize(x, (h, w))
         if plan is not None:
             x = self._augment(x, plan, batch.positions)
         mean = torch.tensor(self.mean, device=device).view(1, -1, 1, 1)

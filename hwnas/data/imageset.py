@@ -6,12 +6,15 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import torch
 from torch.utils.data import Dataset
 
 from ..errors import HwnasError
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 
 @dataclass(frozen=True)
@@ -101,8 +104,37 @@ def unreadable_images(paths: list[Path]) -> list[tuple[Path, str]]:
     return [(path, reason) for path, reason in zip(paths, reasons, strict=True) if reason is not None]
 
 
+def open_image(path: Path, channels: int) -> Image.Image:
+    """The whole image at `path` as a PIL image of `channels` (1: grey, else RGB); `UnreadableImage` if it does
+    not decode."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            return img.convert("L" if channels == 1 else "RGB")
+    except Exception as exc:  # PIL's errors for bad data are of many types
+        raise UnreadableImage(f"{path}: unreadable image ({_reason(exc)})") from None
+
+
+def cover_and_crop(img: Image.Image, cover: tuple[int, int], size: tuple[int, int], resample: int) -> Image.Image:
+    """`img` resized (PIL filter `resample`) to cover `cover` (H, W) keeping its aspect ratio, then the centre
+    `size` (H, W) cropped out: with `cover` equal to `size`, the short side resized and centre-cropped."""
+    h, w = size
+    scale = max(cover[0] / img.height, cover[1] / img.width)
+    img = img.resize((max(w, round(img.width * scale)), max(h, round(img.height * scale))), resample)
+    left, top = (img.width - w) // 2, (img.height - h) // 2
+    return img.crop((left, top, left + w, top + h))
+
+
+def pil_to_tensor(img: Image.Image) -> torch.Tensor:
+    """A PIL image of 8-bit bands as uint8 [C, H, W]."""
+    channels = len(img.getbands())
+    data = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
+    return data.reshape(img.height, img.width, channels).permute(2, 0, 1)
+
+
 class FileSource:
-    """Image files decoded on demand (in loader workers): resized on the short side, centre-cropped.
+    """Image files decoded on demand (in loader workers): resized on the short side (bilinear), centre-cropped.
 
     A file that fails to decode raises `UnreadableImage` naming it (one line, also from a worker)."""
 
@@ -111,27 +143,11 @@ class FileSource:
         self.size = size
         self.channels = channels
 
-    def _open(self, path: Path):
-        """The whole image at `path`, converted to the network's channels."""
-        from PIL import Image
-
-        try:
-            with Image.open(path) as img:
-                return img.convert("L" if self.channels == 1 else "RGB")
-        except Exception as exc:  # PIL's errors for bad data are of many types
-            raise UnreadableImage(f"{path}: unreadable image ({_reason(exc)})") from None
-
     def _decode(self, path: Path) -> torch.Tensor:
         from PIL import Image
 
-        h, w = self.size
-        img = self._open(path)
-        scale = max(h / img.height, w / img.width)
-        img = img.resize((max(w, round(img.width * scale)), max(h, round(img.height * scale))), Image.BILINEAR)
-        left, top = (img.width - w) // 2, (img.height - h) // 2
-        img = img.crop((left, top, left + w, top + h))
-        data = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
-        return data.reshape(h, w, self.channels).permute(2, 0, 1)
+        img = open_image(path, self.channels)
+        return pil_to_tensor(cover_and_crop(img, self.size, self.size, Image.BILINEAR))
 
     def read(self, ids: torch.Tensor) -> torch.Tensor:
         return torch.stack([self._decode(self.paths[int(i)]) for i in ids])

@@ -24,13 +24,17 @@ FORMATS = "digits, synthetic, cifar10:DIR, cifar100:DIR, folder:DIR, tiny-imagen
 
 @dataclass(frozen=True)
 class DataPools:
-    """A run's data, from `open_dataset` (a `--data` spec) or `pools_from_datasets` (torch datasets)."""
+    """A run's data, from `open_dataset` (a `--data` spec) or `pools_from_datasets` (torch datasets).
+
+    `classes_from_labels`: the classes were only inferred from the labels seen (0..the largest), not named
+    by the caller or the dataset, so they may not define the network's classifier (see `pipeline.fit_classes`)."""
 
     train: ImageSet
     test: ImageSet | None
     classes: list[str]
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    classes_from_labels: bool = False
 
 
 DIGITS_TEST_IMAGES = 360
@@ -43,12 +47,20 @@ def _digits() -> DataPools:
 
     digits = load_digits()
     images = torch.from_numpy(digits.images).mul(255 / 16).round().to(torch.uint8).unsqueeze(1)
-    scaled = images.float() / 255
-    mean, std = float(scaled.mean()), float(scaled.std())
+    mean, std = exact_stats(images)
     pool = ImageSet(TensorSource(images), torch.from_numpy(digits.target).long())
     order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(0))
     train, test = pool.subset(order[DIGITS_TEST_IMAGES:]), pool.subset(order[:DIGITS_TEST_IMAGES])
     return DataPools(train, test, [str(i) for i in range(10)], (mean,), (std,))
+
+
+def exact_stats(images: torch.Tensor) -> tuple[float, float]:
+    """Mean and (unbiased) standard deviation of uint8 images in [0, 1] units, from exact integer sums: the same
+    figures whatever torch's thread count (a float32 mean differs in its last digits between 1 and 2 threads)."""
+    pixels = images.long().flatten()
+    n, total, squares = pixels.numel(), int(pixels.sum()), int((pixels * pixels).sum())
+    variance = (squares - total * total / n) / (n - 1)
+    return total / n / 255, variance**0.5 / 255
 
 
 def _synthetic(shape: tuple[int, int, int], num_classes: int, seed: int) -> DataPools:

@@ -228,6 +228,17 @@ def check_labels(labels: torch.Tensor, classes: int, role: str) -> None:
         )
 
 
+def dataset_classes(dataset: Any) -> list[str] | None:
+    """The class names a dataset declares in a `classes` attribute (a non-empty list of names, as torchvision's
+    datasets have; through a `Subset`, its parent's), else None."""
+    if isinstance(dataset, Subset):
+        return dataset_classes(dataset.dataset)
+    names = getattr(dataset, "classes", None)
+    if isinstance(names, (list, tuple)) and names and all(isinstance(n, str) for n in names):
+        return list(names)
+    return None
+
+
 def class_names(classes: int | Sequence[str] | None, labels: list[torch.Tensor]) -> list[str]:
     """The class names: those given, `classes` numbered names, or one per label 0..the largest label."""
     if classes is None:
@@ -309,9 +320,12 @@ def pools_from_datasets(
     Labels are taken from the dataset's `targets` or `labels` attribute (a TensorDataset's second tensor;
     through a `Subset`, its parent's) when that lists one integer per item, else read by iterating the
     dataset once; images are read only when a batch needs them (checked then: a mismatch names the item).
-    `classes`: a number or a list of names (default: one class per label 0..the largest label seen); a
-    label outside them is refused. `mean`/`std` per channel in [0, 1] units (default: estimated from the
-    first 512 training images). `test=None`: runs hold out part of the training set for validation.
+    `classes`: a number or a list of names (default: the dataset's `classes` attribute, a list of names as
+    torchvision's datasets have; else one class per label 0..the largest label seen, which a run then requires
+    to be the network's own number of classes); a label outside them is refused. `mean`/`std` per channel in
+    [0, 1] units (default: estimated from the first 512 training images). `test=None`: runs hold out part of
+    the training set for validation. A run refuses images of another size than the network's input unless
+    `input=` names the size to train at (see `pipeline.check_caller_pools`).
     """
     train_set = map_style(train, "train")
     test_set = None if test is None else map_style(test, "test")
@@ -328,7 +342,8 @@ def pools_from_datasets(
     given_std = None if std is None else checked_stats("std", std, shape[0])
     roles = {"train": train_set} if test_set is None else {"train": train_set, "test": test_set}
     labels = {role: read_labels(dataset, role) for role, dataset in roles.items()}
-    names = class_names(classes, list(labels.values()))
+    declared = classes if classes is not None else dataset_classes(train_set)
+    names = class_names(declared, list(labels.values()))
     for role, found in labels.items():
         check_labels(found, len(names), role)
     sets = {
@@ -338,4 +353,4 @@ def pools_from_datasets(
     if given_mean is None or given_std is None:
         estimated = estimated_stats(sets["train"].source, min(STATS_IMAGES, len(train_set)))
         given_mean, given_std = given_mean or estimated[0], given_std or estimated[1]
-    return DataPools(sets["train"], sets.get("test"), names, given_mean, given_std)
+    return DataPools(sets["train"], sets.get("test"), names, given_mean, given_std, declared is None)

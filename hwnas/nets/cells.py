@@ -9,6 +9,7 @@ whole op outputs per sample; its probability is set by the trainer.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import NamedTuple
 
 import torch
@@ -19,7 +20,7 @@ from ..blocks import BlockConfig, DropPath, build_block
 from ..blocks.cell_ops import FactorizedReduce, ReLUConvBN
 from ..spaces import CellShape, CellSpaceSpec, Genotype
 from ..spaces.cells import StemShape
-from .backbone import Backbone, stage_ends
+from .backbone import Backbone, chosen_pool, pool_features, stage_ends
 from .heads import build_classifier
 
 
@@ -155,6 +156,7 @@ class CellNet(nn.Module, Backbone):
         self.num_features = last.multiplier * last.channels
         self.cosine = space.knobs["classifier"] == "cosine"
         self.classifier = build_classifier(self.num_features, space.num_classes, cosine=self.cosine)
+        self.global_pool = "avg"
         self.feature_info = stage_ends(
             [("stem.first", space.stem.c_prev_prev, self.stem.first_reduction)]
             + ([("stem.second", space.stem.c_prev, 2)] if self.stem.two_step else [])
@@ -175,8 +177,8 @@ class CellNet(nn.Module, Backbone):
         return self._run_cells(x, False)[0]
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """Global average pool, then the classifier; with `pre_logits`, the pooled features."""
-        pooled = x.mean((2, 3))
+        """Global pooling, then the classifier; with `pre_logits`, the pooled features."""
+        pooled = pool_features(x, self.global_pool)
         return pooled if pre_logits else self.classifier(pooled)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | AuxiliaryOutputs:
@@ -187,16 +189,41 @@ class CellNet(nn.Module, Backbone):
     def get_classifier(self) -> nn.Module:
         return self.classifier
 
-    def reset_classifier(self, num_classes: int) -> None:
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         """A new classifier for `num_classes` (the auxiliary head's too); 0 removes both, so `forward`
-        returns the pooled features."""
-        self.classifier = build_classifier(self.num_features, num_classes, cosine=self.cosine)
+        returns the pooled features. `global_pool` as timm's: "avg", "" (no pooling, with 0 classes) or None (keep)."""
+        classifier = build_classifier(self.num_features, num_classes, cosine=self.cosine)
+        self.global_pool = chosen_pool(global_pool, self.global_pool, num_classes)
+        self.classifier = classifier
         if self.auxiliary is not None:
             if num_classes:
                 self.auxiliary.classifier = nn.Linear(self.auxiliary.classifier.in_features, num_classes)
             else:
                 self.auxiliary = None
         self.num_classes = num_classes
+
+    def steps(self, x: torch.Tensor) -> Iterator[tuple[str, torch.Tensor]]:
+        """The stem's outputs (`stem.first`, and `stem.second` for the two-step stem) and each cell's (`cells.i`)."""
+        s0 = self.stem.first(x)
+        yield "stem.first", s0
+        s1 = self.stem.second(s0)
+        if self.stem.two_step:
+            yield "stem.second", s1
+        for i, cell in enumerate(self.cells):
+            s0, s1 = s1, cell(s0, s1)
+            yield f"cells.{i}", s1
+
+    def after_steps(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def drop_after(self, name: str, channels: int) -> None:
+        """Keep the steps up to `name`; drop the later ones and the classifiers."""
+        part, index = name.split(".")
+        if part == "stem" and index == "first":
+            self.stem.second, self.stem.two_step = nn.Identity(), False
+        self.cells = self.cells[: int(index) + 1] if part == "cells" else nn.ModuleList()
+        self.num_features = channels
+        self.reset_classifier(0)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """The L2-normalised pooled features the classifier reads."""

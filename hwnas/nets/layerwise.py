@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -9,7 +11,7 @@ from torch import nn
 from ..blocks import BlockConfig, build_block
 from ..blocks.common import batch_norm
 from ..spaces import SearchLayer, SpaceSpec
-from .backbone import Backbone, stage_ends
+from .backbone import Backbone, chosen_pool, pool_features, stage_ends
 from .heads import build_classifier
 
 
@@ -24,12 +26,13 @@ class ClassifierHead(nn.Module):
         )
         self.num_features = head.channels or head.c_in
         self.cosine, self.classifier_bias = head.cosine, head.bias
+        self.global_pool = "avg"
         self.dropout = nn.Dropout(head.dropout)
         self.classifier = build_classifier(self.num_features, head.num_classes, cosine=head.cosine, bias=head.bias)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The pooled features the classifier reads (the embedding of face models)."""
-        return self.conv(x).mean((2, 3))
+        return pool_features(self.conv(x), self.global_pool)
 
     def logits(self, pooled: torch.Tensor) -> torch.Tensor:
         """Dropout and the classifier on pooled features."""
@@ -38,11 +41,12 @@ class ClassifierHead(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.logits(self.features(x))
 
-    def reset(self, num_classes: int) -> None:
-        """A new classifier of the same kind for `num_classes` (0: none, the pooled features pass through)."""
-        self.classifier = build_classifier(
-            self.num_features, num_classes, cosine=self.cosine, bias=self.classifier_bias
-        )
+    def reset(self, num_classes: int, global_pool: str | None = None) -> None:
+        """A new classifier of the same kind for `num_classes` (0: none, the pooled features pass through), and
+        the pooling `global_pool` names (`backbone.chosen_pool`)."""
+        classifier = build_classifier(self.num_features, num_classes, cosine=self.cosine, bias=self.classifier_bias)
+        self.global_pool = chosen_pool(global_pool, self.global_pool, num_classes)
+        self.classifier = classifier
         init_weights(self.classifier)
 
 
@@ -99,8 +103,8 @@ class LayerwiseNet(nn.Module, Backbone):
         return self.head.conv(self.layers(self.stem(x)))
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """Global average pool, then dropout and the classifier; with `pre_logits`, the pooled features."""
-        pooled = x.mean((2, 3))
+        """Global pooling, then dropout and the classifier; with `pre_logits`, the pooled features."""
+        pooled = pool_features(x, self.head.global_pool)
         return pooled if pre_logits else self.head.logits(pooled)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -110,10 +114,35 @@ class LayerwiseNet(nn.Module, Backbone):
     def get_classifier(self) -> nn.Module:
         return self.head.classifier
 
-    def reset_classifier(self, num_classes: int) -> None:
-        """A new classifier for `num_classes`; 0 removes it, so `forward` returns the pooled features."""
-        self.head.reset(num_classes)
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        """A new classifier for `num_classes`; 0 removes it, so `forward` returns the pooled features. As timm's,
+        `global_pool` "avg" averages, "" does not pool (with 0 classes `forward` returns the feature map), None
+        keeps the current pooling; others are refused."""
+        self.head.reset(num_classes, global_pool)
         self.num_classes = num_classes
+
+    def steps(self, x: torch.Tensor) -> Iterator[tuple[str, torch.Tensor]]:
+        """Each stem module's and searchable layer's output, by module name (`stem.i`, `layers.i`)."""
+        for i, module in enumerate(self.stem):
+            x = module(x)
+            yield f"stem.{i}", x
+        for i, module in enumerate(self.layers):
+            x = module(x)
+            yield f"layers.{i}", x
+
+    def after_steps(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head.conv(x)
+
+    def drop_after(self, name: str, channels: int) -> None:
+        """Keep the steps up to `name`; drop the later ones and the head (its conv and classifier)."""
+        part, index = name.split(".")
+        if part == "stem":
+            self.stem, self.layers = self.stem[: int(index) + 1], nn.Sequential()
+        else:
+            self.layers = self.layers[: int(index) + 1]
+        self.head.conv = nn.Identity()
+        self.head.num_features = self.num_features = channels
+        self.reset_classifier(0)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """The L2-normalised embedding before the classifier (face verification compares these)."""

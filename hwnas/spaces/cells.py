@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..blocks import BlockConfig, check_op
+from ..blocks import BlockConfig, builtin_op, check_op, check_output_shape
 from ..blocks.cell_ops import OP_SETS
 from ..errors import HwnasError, SpaceError
 from .knobs import INPUT_SIZE_EXPECTED, InputSized, input_size_ok
@@ -202,6 +202,19 @@ def _op_problem(cells: tuple[CellShape, ...], ops: tuple[str, ...]) -> tuple[Cel
     return None
 
 
+def _check_output_shapes(cells: tuple[CellShape, ...], ops: tuple[str, ...], where: str) -> None:
+    """Every registered op (built-in ones are right by construction) keeps its cell's shape, or halves its map at
+    stride 2 (`check_output_shape`)."""
+    registered = [op for op in ops if not builtin_op(op)]
+    for cell in cells:
+        for op in registered:
+            for stride in (1, 2) if cell.reduction else (1,):
+                try:
+                    check_output_shape(op, cell.channels, cell.channels, stride, cell.input_hw, BlockConfig())
+                except HwnasError as exc:
+                    raise SpaceError(f"{where}: cell {cell.index} ({cell.channels} channels): {exc}") from None
+
+
 def _width_fits(knobs: dict[str, Any], ops: tuple[str, ...], width: int) -> bool:
     trial = {**knobs, "init_channels": width}
     return _op_problem(_cell_shapes(trial, _stem(trial, ""), trial["nodes"], trial["nodes"]), ops) is None
@@ -265,6 +278,7 @@ def resolve_cell_space(
     if problem is not None:
         cell, reason = problem
         raise SpaceError(f"{where}: cell {cell.index} ({cell.channels} channels): {reason}{_widths_hint(knobs, ops)}")
+    _check_output_shapes(cells, ops, where)
     if knobs["auxiliary"]:
         at = 2 * knobs["layers"] // 3
         hw, need = cells[at].output_hw, 7 if stem.kind == "imagenet" else 8

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..blocks import BlockConfig, check_op, make_divisible
+from ..blocks import BlockConfig, check_op, check_output_shape, make_divisible
 from ..errors import HwnasError, SpaceError
 from .cells import CellSpaceSpec, resolve_cell_space
 from .knobs import InputSized, resolve_knobs
@@ -250,7 +250,7 @@ def resolve_space(name: str, origin: str, declaration: dict[str, Any], knob_valu
         if "channels" in item:
             c_out = _field(item, "channels", at, "a positive integer", _positive_int)
             c_out = scale(knobs["stem_channels"][i] if knobs["stem_channels"] is not None else c_out, at)
-        _check(op, c, c_out, stride, at)
+        _check(op, c, c_out, stride, at, (h, w), cfg)
         stem.append(FixedLayer(op, c, c_out, stride, (h, w)))
         c, h, w = c_out, -(-h // stride), -(-w // stride)
 
@@ -284,7 +284,7 @@ def resolve_space(name: str, origin: str, declaration: dict[str, Any], knob_valu
             if len(set(candidates)) != len(candidates):
                 raise SpaceError(f"{at} layer {j}: candidates {list(candidates)} repeat an op")
             for op in candidates:
-                _check(op, c, width, stride, f"{at} layer {j}")
+                _check(op, c, width, stride, f"{at} layer {j}", (h, w), cfg)
             layers.append(SearchLayer(len(layers), s, c, width, stride, (h, w), candidates))
             c, h, w = width, -(-h // stride), -(-w // stride)
 
@@ -296,7 +296,7 @@ def resolve_space(name: str, origin: str, declaration: dict[str, Any], knob_valu
         last = scale(last, f"{where}: head")
     check_width(last, f"{where}: head")
     if last:
-        _check(head_op, c, last, 1, f"{where}: head")
+        _check(head_op, c, last, 1, f"{where}: head", (h, w), cfg)
     head = HeadSpec(
         head_op,
         c,
@@ -325,8 +325,10 @@ def _check_footprint(
     check_footprint(params, activation, where)
 
 
-def _check(op: str, c_in: int, c_out: int, stride: int, where: str) -> None:
+def _check(op: str, c_in: int, c_out: int, stride: int, where: str, hw: tuple[int, int], cfg: BlockConfig) -> None:
+    """The op's name and shape check, and for a registered op its output shape at the layer's input."""
     try:
         check_op(op, c_in, c_out, stride)
+        check_output_shape(op, c_in, c_out, stride, hw, cfg)
     except HwnasError as exc:
         raise SpaceError(f"{where}: {exc}") from None

@@ -22,6 +22,7 @@ from ..cost.hardware_loss import HardwareLoss
 from ..data import ImageSet
 from ..engine.trainer import Phase, StepResult, Trainer, restore_buffers, snapshot_buffers
 from ..errors import HwnasError
+from ..log import warn_user
 from ..spaces import Genotype
 from ..supernet.cells import CellArchParams, CellSupernet, CellWeights
 from .architect import Architect
@@ -60,6 +61,7 @@ class DartsTrainer(Trainer):
         super().__init__(supernet, cfg, train_set=weight_set, **options)
         self.supernet = supernet
         self.arch = CellArchParams(supernet.space, edge_norm=cfg.partial_channels > 1).to(self.device)
+        self.initial_arch = [p.detach().clone() for p in self.arch.parameters()]  # seeded: the same when resumed
         optimizer = torch.optim.Adam(
             self.arch.parameters(),
             lr=cfg.arch_learning_rate,
@@ -178,8 +180,8 @@ class DartsTrainer(Trainer):
                 f"reduce {record['alpha_entropy_reduce']:.3f} nats; skip_connect in the normal cell: {skips}"
             )
             if skips > 2:
-                logger.warning(
-                    f"hwnas: warning: the normal cell has {skips} skip_connect: DARTS drifting to parameter-free ops "
+                warn_user(
+                    f"the normal cell has {skips} skip_connect: DARTS drifting to parameter-free ops "
                     f"(skip collapse). Consider --max-skip 2 (P-DARTS), fewer epochs, or --partial-channels 4"
                 )
         if self.on_genotype is not None:

@@ -23,8 +23,10 @@ from ..data import search_split
 from ..engine.distributed import rank_zero
 from ..engine.storage import writing
 from ..errors import SpaceError
+from ..log import warn_user
 from ..model import build_model
 from ..pipeline import Outcome, Run
+from ..pretrained_cfg import PretrainedCfg
 from ..report.cells import alpha_heatmap, draw_genotype
 from ..spaces import CellSpaceSpec, Genotype, load_space
 from ..supernet import recompute
@@ -32,6 +34,7 @@ from ..supernet.cells import CellSupernet
 from .config import DartsConfig
 from .darts import DartsTrainer
 from .evaluate import latency_on_target
+from .health import theta_health
 from .registry import register_strategy
 
 logger = logging.getLogger(__name__)
@@ -52,10 +55,15 @@ def ops_knob(ops: str | None) -> dict[str, Any]:
 
 
 def write_epoch_files(
-    run_path: Path, eval_space: CellSpaceSpec, genotype: Genotype, strengths: dict[str, Any], meta: dict[str, Any]
+    run_path: Path,
+    eval_space: CellSpaceSpec,
+    genotype: Genotype,
+    strengths: dict[str, Any],
+    meta: dict[str, Any],
+    pretrained_cfg: PretrainedCfg,
 ) -> Architecture:
     """arch.json, genotypes/epoch_NNN.json, alpha.png and the cell drawings of one epoch."""
-    arch = Architecture.from_genotype(eval_space, genotype, meta)
+    arch = Architecture.from_genotype(eval_space, genotype, meta, pretrained_cfg)
     arch.save(run_path / "arch.json")
     arch.save(run_path / "genotypes" / f"epoch_{meta['epoch']:03d}.json")
     alpha_heatmap(
@@ -79,7 +87,7 @@ def search_darts(run: Run) -> Outcome:
     data = run.open_data(base.input_size)
     knobs = {"nodes": cfg.num_meta_node, **ops_knob(cfg.ops)}
     space = run.fit(base, data, **knobs, init_channels=cfg.init_channels, layers=cfg.layers)
-    eval_space = run.fit(base, data, **knobs, init_channels=cfg.eval_init_channels, layers=cfg.eval_layers)
+    eval_space = space.with_knobs(init_channels=cfg.eval_init_channels, layers=cfg.eval_layers)
     weight_set, arch_set = search_split(data.train, cfg.train_portion, cfg.seed)
     cost, hardware_loss = None, None
     if cfg.cost is not None:
@@ -102,7 +110,7 @@ def search_darts(run: Run) -> Outcome:
 
         def write() -> None:
             with writing(directory.path, directory.hint()):
-                write_epoch_files(directory.path, eval_space, genotype, record["alpha"], meta)
+                write_epoch_files(directory.path, eval_space, genotype, record["alpha"], meta, data.pretrained_cfg)
 
         rank_zero(run.ctx, write)
 
@@ -119,13 +127,21 @@ def search_darts(run: Run) -> Outcome:
     run.start(trainer)
     with recompute(cfg.recompute):
         trainer.fit()
-    return run.finish(lambda: _result(trainer, eval_space, cost, cfg, directory.path))
+    return run.finish(lambda: _result(trainer, eval_space, cost, cfg, directory.path, data.pretrained_cfg))
 
 
 def _result(
-    trainer: DartsTrainer, eval_space: CellSpaceSpec, cost: CellCostModel | None, cfg: DartsConfig, run_path: Path
+    trainer: DartsTrainer,
+    eval_space: CellSpaceSpec,
+    cost: CellCostModel | None,
+    cfg: DartsConfig,
+    run_path: Path,
+    pretrained_cfg: PretrainedCfg,
 ) -> dict[str, Any]:
     """The final genotype as arch.json, the evaluation network's counts and measured latency, the summary."""
+    health = theta_health(trainer.initial_arch, list(trainer.arch.parameters()), trainer.architect.updates)
+    if not health["healthy"]:
+        warn_user(health["message"])
     genotype = trainer.genotype()
     meta: dict[str, Any] = {
         "strategy": "darts",
@@ -143,8 +159,13 @@ def _result(
     predicted = cost.of(genotype) if cost is not None else None
     if cost is not None:
         meta[f"predicted_{cost.metric}"] = predicted
+        if cfg.target is not None and predicted > cfg.target:
+            warn_user(
+                f"the genotype's {cost.metric} is {predicted:.4g} {cost.unit}, above --target {cfg.target:g} "
+                f"{cost.unit}: the target is not met. Raise --hc-weight ({cfg.hc_weight:g}) or search more epochs"
+            )
     strengths = {t: p.tolist() for t, p in trainer.arch.strengths().items()}
-    arch = write_epoch_files(run_path, eval_space, genotype, strengths, meta)
+    arch = write_epoch_files(run_path, eval_space, genotype, strengths, meta, pretrained_cfg)
     shape = "x".join(map(str, eval_space.input_size))
     try:
         eval_space.with_knobs(auxiliary=True)
@@ -171,7 +192,10 @@ def _result(
         "alpha_png": str(run_path / "alpha.png"),
         "cells": str(run_path / "cells"),
         "retrain": retrain,
+        "alpha_health": health,
     }
+    if cost is not None and cfg.target is not None:
+        summary["target"] = {"value": cfg.target, "metric": cost.metric, "use": predicted / cfg.target}
     logger.info(f"genotype: {genotype.describe()}")
     logger.info(
         f"evaluation network (C{cfg.eval_init_channels}, {cfg.eval_layers} cells, {shape}): "

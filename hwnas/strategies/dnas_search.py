@@ -15,8 +15,10 @@ from ..data import EpochLoader, search_split
 from ..engine.distributed import Dist
 from ..engine.trainer import evaluate_model
 from ..errors import HwnasError
+from ..log import warn_user
 from ..model import build_model
 from ..pipeline import Outcome, Run, tell
+from ..pretrained_cfg import PretrainedCfg
 from ..report.plots import theta_heatmap
 from ..spaces import load_layerwise_space
 from ..supernet import Supernet, extract_model, recompute
@@ -65,7 +67,9 @@ def search_dnas(run: Run) -> Outcome:
     with recompute(cfg.recompute):
         trainer.fit()
     return run.finish(
-        lambda: _result(trainer, space, table, theta_set, data.preprocess, run.device, cfg, directory.path)
+        lambda: _result(
+            trainer, space, table, theta_set, data.preprocess, run.device, cfg, directory.path, data.pretrained_cfg
+        )
     )
 
 
@@ -94,7 +98,15 @@ def cost_of(trainer: DNASTrainer, space, choices: list[str], metric: str) -> flo
 
 
 def _result(
-    trainer: DNASTrainer, space, table, theta_set, preprocess, device, cfg: SearchConfig, run_path: Path
+    trainer: DNASTrainer,
+    space,
+    table,
+    theta_set,
+    preprocess,
+    device,
+    cfg: SearchConfig,
+    run_path: Path,
+    pretrained_cfg: PretrainedCfg,
 ) -> dict[str, Any]:
     """Pick the architecture, evaluate it with inherited weights, measure it, write arch.json and the plots."""
     single = Dist()
@@ -102,7 +114,7 @@ def _result(
         [torch.zeros_like(t) for t in trainer.theta.logits], list(trainer.theta.logits), trainer.theta_updates
     )
     if not health["healthy"]:
-        tell(single, f"warning: {health['message']}")
+        warn_user(health["message"])
     derived, how = derive(trainer, cfg)
     candidates = [derived]
     generator = torch.Generator().manual_seed(cfg.seed)
@@ -137,7 +149,7 @@ def _result(
                 f"the cost term and the result is not a searched architecture. A single-path supernet "
                 f"(--mode gumbel_hard) needs many more epochs than one network (or --weight-warmup-epochs)",
             }
-            tell(single, f"warning: {health['message']}")
+            warn_user(health["message"])
     expected = {m: cost_of(trainer, space, choices, m) for m in trainer.costs}
     model = build_model(Architecture.from_space(space, choices))
     measured = latency_on_target(model, space.input_size, cfg)
@@ -155,7 +167,7 @@ def _result(
     }
     if cfg.supernet is not None:
         meta["supernet"] = cfg.supernet  # the weights started from a trained one-shot supernet
-    arch = Architecture.from_space(space, choices, meta)
+    arch = Architecture.from_space(space, choices, meta, pretrained_cfg)
     arch_path = arch.save(run_path / "arch.json")
     probs = [p.detach().cpu().tolist() for p in trainer.theta.probs()]
     theta_heatmap(
@@ -185,10 +197,9 @@ def _result(
     identity = sum(op in ("skip", "zero") for op in choices)
     summary["identity_layers"] = identity
     if identity * 2 >= len(choices):
-        tell(
-            single,
-            f"warning: {identity} of {len(choices)} layers chose skip/zero. Under a tight cost target that "
-            f"is the price; without one it is the skip collapse of differentiable search. Look at theta.png",
+        warn_user(
+            f"{identity} of {len(choices)} layers chose skip/zero. Under a tight cost target that is the price; "
+            f"without one it is the skip collapse of differentiable search. Look at theta.png"
         )
     inherited = (
         "inherited-weight accuracy not shown (a soft search trains a mixture; retrain the architecture)"

@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import logging
 import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -29,7 +28,9 @@ from ..engine.distributed import Dist
 from ..engine.trainer import evaluate_model
 from ..errors import HwnasError
 from ..io import atomic_write_text, json_text
+from ..log import warn_user
 from ..pipeline import Outcome, Run, RunData, tell
+from ..pretrained_cfg import PretrainedCfg
 from ..report.plots import pareto_plot
 from ..spaces import SpaceSpec, load_layerwise_space
 from ..supernet import Supernet, extract_model
@@ -44,8 +45,6 @@ from .trained import check_supernet, read_supernet
 
 FRESH_TRIES = 10  # draws per child before giving up on one not evaluated yet (SPOS: 10 per child wanted)
 HEALTH_SEED_OFFSET = 12345  # the health check draws its own paths: the search's random stream stays as it was
-
-logger = logging.getLogger(__name__)
 
 
 class PathEvaluator:
@@ -304,7 +303,7 @@ def search_trained_supernet(run: Run) -> Outcome:
     search = SupernetSearch(cfg, space, constraints, evaluator, run.ctx, directory.path)
     search.load()
     search.run()
-    return run.finish(lambda: write_results(search, space, directory.path, health))
+    return run.finish(lambda: write_results(search, space, directory.path, health, data.pretrained_cfg))
 
 
 for name in ("random", "evolution", "pareto"):
@@ -327,11 +326,17 @@ def check_health(
     elif cfg.require_healthy:
         raise HwnasError(f"{health['message']} Stopped by --require-healthy.")
     elif ctx.main:
-        logger.warning("hwnas: warning: %s", health["message"])
+        warn_user(health["message"])
     return health
 
 
-def write_results(search: SupernetSearch, space: SpaceSpec, run_dir: Path, health: dict[str, Any]) -> dict[str, Any]:
+def write_results(
+    search: SupernetSearch,
+    space: SpaceSpec,
+    run_dir: Path,
+    health: dict[str, Any],
+    pretrained_cfg: PretrainedCfg,
+) -> dict[str, Any]:
     """arch.json (pareto: front_NN.json too), candidates.csv and search.png; returns the run's summary."""
     cfg = search.cfg
     records = [search.record(p, acc) for p, acc in search.evaluator.cache.items()]
@@ -348,11 +353,11 @@ def write_results(search: SupernetSearch, space: SpaceSpec, run_dir: Path, healt
         "params": best["params"],
         "evaluated": len(records),
     }
-    arch_path = Architecture.from_space(space, best["choices"], meta).save(run_dir / "arch.json")
+    arch_path = Architecture.from_space(space, best["choices"], meta, pretrained_cfg).save(run_dir / "arch.json")
     if cfg.strategy == "pareto":
         for k, i in enumerate(sorted(front, key=lambda i: points[i][1])):
             Architecture.from_space(
-                space, records[i]["choices"], {**meta, "val_top1_inherited": records[i]["val_top1"]}
+                space, records[i]["choices"], {**meta, "val_top1_inherited": records[i]["val_top1"]}, pretrained_cfg
             ).save(run_dir / f"front_{k:02d}.json")
     buffer = io.StringIO()
     fields = ["val_top1", "macs", "params", *(["latency_ms"] if "latency_ms" in records[0] else []), "choices"]

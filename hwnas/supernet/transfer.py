@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from ..arch import Architecture
+from ..arch import Architecture, resolve_arch
+from ..errors import ArchError
 from ..model import build_model
 from .supernet import Supernet
 
@@ -26,8 +28,14 @@ def path_state_dict(supernet: Supernet, choices: Sequence[int | str]) -> dict[st
     return state
 
 
-def extract_model(supernet: Supernet, choices: Sequence[int | str]) -> nn.Module:
-    """A standalone model of the path `choices`, carrying the supernet's weights for it."""
+def extract_model(
+    supernet: Supernet, choices: Sequence[int | str] | Architecture | str | os.PathLike[str]
+) -> nn.Module:
+    """A standalone model of the path `choices` (op names or candidate indices, one per layer; or an
+    architecture of the supernet's space: an `Architecture`, a zoo name or a file), carrying the supernet's
+    weights for it."""
+    if isinstance(choices, Architecture | str | os.PathLike):
+        choices = architecture_path(supernet, resolve_arch(choices))
     indices = supernet.path_indices(choices)
     arch = Architecture.from_space(
         supernet.space, [layer.ops[i] for layer, i in zip(supernet.layers, indices, strict=True)]
@@ -35,3 +43,17 @@ def extract_model(supernet: Supernet, choices: Sequence[int | str]) -> nn.Module
     model = build_model(arch)
     model.load_state_dict(path_state_dict(supernet, indices))
     return model
+
+
+def architecture_path(supernet: Supernet, arch: Architecture) -> list[str]:
+    """The choices of `arch`, refused unless it is a path of the supernet (the same space, knobs included)."""
+    space = supernet.space
+    if arch.genotype is None and arch.spec.fingerprint() == space.fingerprint():
+        return list(arch.choices)
+    theirs, ours = arch.spec.knobs, space.knobs
+    differ = next((k for k in ours if theirs.get(k) != ours[k]), None) if arch.spec.name == space.name else None
+    detail = f" (its {differ} is {theirs.get(differ)!r}, the supernet's {ours[differ]!r})" if differ else ""
+    raise ArchError(
+        f"architecture of space {arch.spec.name}{detail} is not a path of the supernet over space {space.name}; "
+        "expected an architecture of the supernet's space at its knobs (input size, classes, widths)"
+    )
