@@ -1,14 +1,12 @@
 import logging
 import os
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
-from filelock import FileLock
 
-from tests.helpers import FAST, TINY_SPACE
+from tests.helpers import FAST, TINY_SPACE, built_once
 
 
 def pytest_configure(config) -> None:
@@ -17,25 +15,6 @@ def pytest_configure(config) -> None:
     if os.environ.get("PYTEST_XDIST_WORKER"):
         os.environ["OMP_NUM_THREADS"] = "1"
         torch.set_num_threads(1)
-
-
-def built_once(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Path:
-    """A directory made by `build(directory)` once per test run and shared by every pytest-xdist worker (the
-    first worker to ask builds it under a file lock; the others wait and read it). Read it, never write into it."""
-    root = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        root = root.parent  # the run's base folder, shared by the workers
-    target = root / f"shared-{name}"
-    with FileLock(str(root / f"shared-{name}.lock")):
-        if not (target / ".built").is_file():
-            shutil.rmtree(target, ignore_errors=True)
-            target.mkdir()
-            with pytest.MonkeyPatch.context() as patch:
-                patch.setenv("HWNAS_CACHE_DIR", str(target / "cache"))
-                torch.manual_seed(0)
-                build(target)
-            (target / ".built").touch()
-    return target
 
 
 @pytest.fixture(autouse=True)

@@ -16,7 +16,7 @@ from hwnas.strategies.config import DartsConfig
 from hwnas.strategies.darts import DartsTrainer
 from hwnas.supernet.cells import CellSupernet
 
-TINY = {"input_size": [1, 8, 8], "init_channels": 8, "layers": 3, "nodes": 2}
+TINY = {"input_size": [1, 8, 8], "init_channels": 4, "layers": 3, "nodes": 2}
 
 
 def main(out: str) -> None:
@@ -27,7 +27,7 @@ def main(out: str) -> None:
     train, val = train_val(pools.train, None, 0.1, 0)
     weights, arch = search_split(train, 0.5, 0)
     cfg = DartsConfig(
-        epochs=2,
+        epochs=1,
         batch_size=64,
         sec_approx=True,
         partial_channels=2,

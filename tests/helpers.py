@@ -1,8 +1,15 @@
 """Small shared helpers for the tests."""
 
 import json
+import os
 import random
+import shutil
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
+import torch
+from filelock import FileLock
 
 from hwnas.spaces import SpaceSpec
 
@@ -93,3 +100,22 @@ def last_theta(run: Path) -> list[list[float]]:
     """θ (per layer, its logits) at the last epoch of a DNAS search run, from its metrics.jsonl."""
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     return [r for r in records if r["kind"] == "epoch"][-1]["theta"]
+
+
+def built_once(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Path:
+    """A directory made by `build(directory)` once per test run and shared by every pytest-xdist worker (the
+    first worker to ask builds it under a file lock; the others wait and read it). Read it, never write into it."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's base folder, shared by the workers
+    target = root / f"shared-{name}"
+    with FileLock(str(root / f"shared-{name}.lock")):
+        if not (target / ".built").is_file():
+            shutil.rmtree(target, ignore_errors=True)
+            target.mkdir()
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setenv("HWNAS_CACHE_DIR", str(target / "cache"))
+                torch.manual_seed(0)
+                build(target)
+            (target / ".built").touch()
+    return target

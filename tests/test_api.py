@@ -61,6 +61,7 @@ def tiny(tmp_path):
     return str(tmp_path / "tiny.yaml")
 
 
+@pytest.mark.slow
 def test_train_and_evaluate_on_your_own_dataset(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     g = torch.Generator().manual_seed(0)
@@ -78,6 +79,7 @@ def test_train_and_evaluate_on_your_own_dataset(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # evaluate writes nothing unless asked
 
 
+@pytest.mark.slow
 def test_a_latency_model_prices_a_search_and_an_architecture_model_limits_one_shot(tmp_path, tiny_supernet):
     space = tiny(tmp_path)
     found = hwnas.search(
@@ -114,6 +116,7 @@ def test_a_latency_model_prices_a_search_and_an_architecture_model_limits_one_sh
         )
 
 
+@pytest.mark.slow
 def test_resume_from_python_takes_only_the_options_a_resumed_run_may_change(tmp_path):
     space = tiny(tmp_path)
     first = hwnas.search(space, cost="macs", epochs=1, weight_warmup_epochs=0, run_dir=str(tmp_path / "s"), **FAST)

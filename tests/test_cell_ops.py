@@ -171,6 +171,7 @@ def test_choices_and_genotype_do_not_mix():
         Architecture.from_dict({"format": "hwnas.arch/1", "space": "fbnet_small", "genotype": DARTS_V2})
 
 
+@pytest.mark.slow
 def test_a_genotype_file_round_trips_and_exports(tmp_path, capsys):
     arch = Architecture.from_zoo("darts_v2").with_space_args(init_channels=8, layers=5)
     path = arch.save(tmp_path / "g.json")

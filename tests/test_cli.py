@@ -13,6 +13,7 @@ def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "hwnas", *args], capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_help_lists_the_commands():
     result = run("--help")
     assert result.returncode == 0
@@ -44,6 +45,7 @@ def test_show_prints_the_layer_table(capsys):
     assert "layers.1   zero" in out and "total" in out and "7,119,848" in out
 
 
+@pytest.mark.slow
 def test_zoo_table(capsys):
     assert main(["zoo"]) == 0
     out = capsys.readouterr().out
@@ -60,9 +62,10 @@ def test_spaces(capsys):
     assert "ir_k7_e6 zero" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_export_onnx(tmp_path, capsys):
     out = tmp_path / "spos.onnx"
-    assert main(["export", "spos", "--format", "onnx", "--input", "3x64x64", "-o", str(out), "--json"]) == 0
+    assert main(["export", "spos", "--format", "onnx", "--input", "3x32x32", "-o", str(out), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["max_abs_diff"] <= 1e-4 and out.is_file()
 
 
@@ -77,12 +80,14 @@ def test_export_onnx(tmp_path, capsys):
         (["train", "fbnet_a", "--data", "cifar10:/nowhere"], "/nowhere is not a directory"),
     ],
 )
+@pytest.mark.slow
 def test_usage_errors_are_one_line_exit_2(args, message):
     result = run(*args)
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_bad_file_is_one_line_and_writes_nothing(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"format": "hwnas.arch/1", "space": "fbnet", "choices": ["skip"] * 21}))
@@ -93,6 +98,7 @@ def test_bad_file_is_one_line_and_writes_nothing(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.json"]
 
 
+@pytest.mark.slow
 def test_debug_shows_the_traceback(tmp_path):
     result = run("--debug", "profile", "nope")
     assert result.returncode != 0 and "Traceback" in result.stderr

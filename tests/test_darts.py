@@ -166,6 +166,7 @@ def test_expected_cost_counts_two_inputs_per_node_and_prices_the_network_exactly
     assert params == pytest.approx(sum(p.numel() for p in model.parameters()))
 
 
+@pytest.mark.slow
 def test_a_cost_on_alpha_moves_it_toward_cheaper_ops():
     """The same α steps on the same batch lower the expected MACs when λ > 0, and not when λ = 0."""
     from hwnas.cost.hardware_loss import HardwareLoss
@@ -194,6 +195,7 @@ def test_a_cost_on_alpha_moves_it_toward_cheaper_ops():
     assert ends[1] < 0.9 * start and ends[1] < 0.9 * ends[0], (start, ends)
 
 
+@pytest.mark.slow
 def test_search_on_fake_cifar_writes_genotype_heat_map_and_drawings(tmp_path, capsys):
     data = write_cifar(tmp_path / "cifar", per_batch=16)
     run = tmp_path / "run"
@@ -214,6 +216,7 @@ def test_search_on_fake_cifar_writes_genotype_heat_map_and_drawings(tmp_path, ca
     assert build_model(arch)(torch.randn(2, 3, 8, 8)).shape == (2, 10)
 
 
+@pytest.mark.slow
 def test_cnas_sparse_search_with_a_latency_table_then_retrain_with_auxiliary_and_drop_path(tmp_path, capsys):
     eval_space = load_space("cnas", input_size=[3, 16, 16], init_channels=16, layers=5, nodes=2, num_classes=4)
     table = build_table(eval_space, policy=QUICK_ROUNDS, progress=False).save(tmp_path / "table.json")
@@ -264,8 +267,8 @@ def _alpha_of(run: Path) -> dict:
 @pytest.mark.slow
 def test_search_resumes_after_sigkill_with_the_same_alpha(tmp_path):
     args = [
-        "search", "darts", "--data", "digits", "--classes", "4", *SEARCH, "--input", "1x8x8", "--batch-size", "32",
-        "--epochs", "3", "--checkpoint-every", "3", "--arch-learning-rate", "0.01",
+        "search", "darts", "--data", "digits", "--classes", "2", *SEARCH, "--input", "1x8x8", "--batch-size", "32",
+        "--epochs", "2", "--checkpoint-every", "2", "--arch-learning-rate", "0.01",
     ]  # fmt: skip
     cmd = [sys.executable, "-m", "hwnas"]
     env = _env(tmp_path)
@@ -338,6 +341,7 @@ def test_latency_tables_of_cell_spaces_validate_against_whole_networks(capsys):
     assert "sep_conv_3x3" in text and "4x8x8/s1" in text and "cheapest genotype" in text
 
 
+@pytest.mark.slow
 def test_second_order_partial_channel_search_runs_under_bf16_autocast(tmp_path, capsys):
     run = tmp_path / "run"
     code = main(
@@ -352,6 +356,7 @@ def test_second_order_partial_channel_search_runs_under_bf16_autocast(tmp_path, 
     assert (run / "tb").is_dir()
 
 
+@pytest.mark.slow
 def test_cnas_searches_with_its_default_evaluation_width(tmp_path, capsys):
     run = tmp_path / "run"
     code = main(

@@ -7,6 +7,7 @@ import io
 import json
 import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import onnxruntime
@@ -20,7 +21,7 @@ from hwnas.cli import main
 from hwnas.data import Batch, Preprocess, open_dataset
 from hwnas.errors import ArchError
 from tests.fake_data import write_cifar
-from tests.helpers import tiny_arch
+from tests.helpers import built_once, tiny_arch
 
 TRAIN = ["--input", "1x8x8", "--no-flip", "--crop-padding", "0", "--no-progress", "--checkpoint-every", "0"]
 
@@ -41,14 +42,14 @@ def cli(*args: str) -> tuple[int, str, str]:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """A tiny network trained 3 epochs on the digits at their native 1x8x8 (about 95% top-1; on 1 thread, 1 s an
-    epoch), shared by the tests of this file: read it, never write into it."""
-    root = tmp_path_factory.mktemp("deploy")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HWNAS_CACHE_DIR", str(root / "cache"))
+    epoch), trained once per test run for every worker: read it, never write into it."""
+
+    def build(root: Path) -> None:
         options = [*TRAIN, "--epochs", 3, "--lr", 0.1, "--batch-size", 32, "--threads", 1]
         code, _, err = cli("train", tiny_arch(root), *options, "--run-dir", root / "run")
-    assert code == 0, err
-    return root / "run"
+        assert code == 0, err
+
+    return built_once(tmp_path_factory, "deploy_run", build) / "run"
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +72,7 @@ def top1(logits: np.ndarray, labels: np.ndarray) -> float:
     return 100 * float((logits.argmax(1) == labels).sum()) / len(labels)
 
 
+@pytest.mark.slow
 def test_a_run_records_how_its_inputs_were_made(run, eval_top1):
     digits = open_dataset("digits", (1, 8, 8))
     arch_cfg = json.loads((run / "arch.json").read_text())["pretrained_cfg"]
@@ -90,6 +92,7 @@ def test_a_run_records_how_its_inputs_were_made(run, eval_top1):
     assert eval_top1 > 80  # enough for top-1 agreements below to mean something
 
 
+@pytest.mark.slow
 def test_onnx_with_metadata_and_with_baked_normalisation_score_as_eval(run, eval_top1, held_out_digits, tmp_path):
     images, labels = held_out_digits
     for extra, name in (([], "plain.onnx"), (["--preprocess"], "images.onnx")):
@@ -272,6 +275,7 @@ def test_a_run_on_image_files_records_their_crop_and_predict_decodes_them_alike(
     assert [t["probability"] for t in top] == probs.softmax(1)[0, [t["index"] for t in top]].tolist()
 
 
+@pytest.mark.slow
 def test_searches_record_the_data_cfg_in_every_architecture_file(tmp_path, space_file, tiny_supernet):
     common = ["--no-progress", "--no-flip", "--crop-padding", 0, "--threads", 1]
     dnas = ["search", space_file, "--input", "1x8x8", "--epochs", 1, "--cost", "macs", *common]

@@ -124,6 +124,7 @@ def test_cache_rebuilds_when_the_space_changes_and_not_otherwise(space_file, mon
     assert len(built) == 3
 
 
+@pytest.mark.slow
 def test_corrupt_cached_table_is_rebuilt_with_a_message(space_file, tiny_latency_cached, caplog):
     space = load_space(str(space_file))
     table = load_or_build(space, progress=False)
@@ -218,6 +219,7 @@ SEARCH = [
 ]
 
 
+@pytest.mark.slow
 def test_search_writes_an_architecture_that_trains(space_file, tiny_latency_cached, tmp_path, capsys):
     run = tmp_path / "search"
     args = ["search", str(space_file), *SEARCH, "--run-dir", str(run), "--sample", "2", "--mode", "gumbel_hard"]
@@ -256,7 +258,7 @@ def test_search_resumes_after_sigkill_with_the_same_theta(space_file, tiny_laten
         str(space_file),
         *SEARCH,
         "--epochs",
-        "5",
+        "4",
         "--checkpoint-every",
         "3",
         "--batch-size",

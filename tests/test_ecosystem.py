@@ -129,6 +129,7 @@ def test_outcome_model_of_a_search_and_of_a_supernet(tmp_path):
         hwnas.Outcome(tmp_path, None).model()
 
 
+@pytest.mark.slow
 def test_version_is_written_once_and_the_command_prints_it():
     assert hwnas.__version__ == importlib.metadata.version("hwnas"), "reinstall: pip install -e ."
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())

@@ -29,6 +29,7 @@ def trained_weights(arch: Architecture, path) -> torch.nn.Module:
     return model.eval()
 
 
+@pytest.mark.slow
 def test_onnx_matches_pytorch(tmp_path, arch):
     model = trained_weights(arch, tmp_path / "w.pt")
     report = export(arch, tmp_path / "m.onnx", fmt="onnx", weights=tmp_path / "w.pt")
@@ -41,6 +42,7 @@ def test_onnx_matches_pytorch(tmp_path, arch):
         assert (got - model(x)).abs().max() <= 1e-4
 
 
+@pytest.mark.slow
 def test_torchscript_matches_pytorch(tmp_path, arch):
     model = trained_weights(arch, tmp_path / "w.pt")
     export(arch, tmp_path / "m.ts", fmt="torchscript", weights=tmp_path / "w.pt")
@@ -63,6 +65,7 @@ def tiny_cells() -> Architecture:
 
 
 @pytest.mark.parametrize("kind", ["layerwise", "cells"])
+@pytest.mark.slow
 def test_torch_export_program_matches_pytorch_at_any_batch(tmp_path, kind):
     arch = Architecture.load(tiny_arch(tmp_path)) if kind == "layerwise" else tiny_cells()
     model = build_model(arch)
@@ -87,6 +90,7 @@ def test_torchscript_is_marked_legacy_and_unknown_formats_are_refused(tmp_path):
         export(arch, tmp_path / "m.tflite", fmt="tflite")
 
 
+@pytest.mark.slow
 def test_the_command_line_writes_a_torch_export_program(tmp_path, capsys):
     from hwnas.cli import main
 

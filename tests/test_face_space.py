@@ -119,6 +119,7 @@ def test_a_group_count_that_does_not_divide_a_width_is_one_line(tmp_path):
         load_space("fbnet_se", stage_channels=[64, 128, 256, 512])
 
 
+@pytest.mark.slow
 def test_search_on_synthetic_identities_retrains_and_verifies(tmp_path, tiny_se, capsys):
     import json
 

@@ -59,6 +59,7 @@ def assert_same(fused: torch.Tensor | None, reference: torch.Tensor | None, what
 
 
 @pytest.mark.parametrize("name", LAYERWISE)
+@pytest.mark.slow
 def test_fused_mixture_equals_unfused(name):
     generator = torch.Generator().manual_seed(len(name))
     supernet = randomized_supernet(name, generator)

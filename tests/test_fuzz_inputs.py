@@ -320,6 +320,7 @@ def test_at_least_300_cases_in_five_categories():
     assert len(CASES) >= 300 and categories == {"space file", "architecture file", "config file", "flag", "data tree"}
 
 
+@pytest.mark.slow
 def test_malformed_inputs_get_one_line_and_exit_2(tmp_path: Path, monkeypatch, capsys):
     failures = []
     for i, case in enumerate(CASES):

@@ -158,6 +158,7 @@ def _export(arch: str, weights: Path, tmp_path: Path) -> int:
     return main(["export", arch, "--weights", str(weights), "--format", "torchscript", "-o", str(out)])
 
 
+@pytest.mark.slow
 def test_intact_weights_with_their_checksum_export(tmp_path, capsys):
     arch, weights = _saved_weights(tmp_path)
     assert Path(f"{weights}.sha256").read_text().endswith("  model.pt\n")

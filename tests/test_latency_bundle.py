@@ -110,6 +110,7 @@ def test_the_runner_needs_neither_hwnas_nor_torch_and_its_results_import_as_a_ta
     assert "bundle:CPUExecutionProvider" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_a_search_is_priced_by_the_imported_table(tiny_timed, tmp_path, capsys):
     space_file, bundle, _ = tiny_timed
     table = import_results(bundle / "results.json")

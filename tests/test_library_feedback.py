@@ -192,6 +192,7 @@ def test_a_data_spec_resized_to_a_size_nobody_asked_for_warns(tmp_path, caplog):
         hwnas.train(fitted, epochs=1, batch_size=128, run_dir="fitted", **FAST)
 
 
+@pytest.mark.slow
 def test_every_function_taking_an_architecture_takes_a_path_or_a_zoo_name(tmp_path):
     path = tiny_arch(tmp_path)
     for arch in (path, Path(path), hwnas.Architecture.load(path)):

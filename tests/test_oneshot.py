@@ -110,6 +110,7 @@ EVOLUTION = {
 }
 
 
+@pytest.mark.slow
 def test_evolution_is_deterministic_and_never_gets_worse(space_file, tiny_supernet, tmp_path):
     a = run_search(space_file, tiny_supernet, tmp_path / "a", **EVOLUTION)
     b = run_search(space_file, tiny_supernet, tmp_path / "b", **EVOLUTION)
@@ -379,6 +380,7 @@ def test_theta_health():
     assert not theta_health(start, [t + 1e-8 for t in start], updates=5)["healthy"]
 
 
+@pytest.mark.slow
 def test_dnas_starts_from_a_trained_supernet(space_file, tiny_supernet, tmp_path):
     """Differentiable search on a trained SPOS supernet: its weights are where DNAS starts (lr ~0 keeps them)."""
     from hwnas.strategies.config import SearchConfig as Config

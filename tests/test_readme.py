@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
@@ -22,6 +24,7 @@ def test_the_python_section_has_the_examples_the_readme_promises():
         assert call in code
 
 
+@pytest.mark.slow
 def test_readme_python_examples_run_as_written_in_a_fresh_directory(tmp_path):
     script = tmp_path / "readme_examples.py"
     script.write_text("\n\n".join(python_section_blocks()))

@@ -46,6 +46,7 @@ def assert_equal_steps(recomputed: dict, kept: dict, what: str) -> None:
 
 
 @pytest.mark.parametrize("name", LAYERWISE)
+@pytest.mark.slow
 def test_a_recomputed_supernet_step_equals_the_kept_one(name):
     generator = torch.Generator().manual_seed(7 + len(name))
     supernet = randomized_supernet(name, generator)
@@ -89,6 +90,7 @@ def test_recompute_changes_nothing_outside_training_or_without_autograd():
             assert torch.equal(supernet(x, weights), expected)
 
 
+@pytest.mark.slow
 def test_a_soft_search_with_recompute_ends_with_the_same_theta(space_file, tiny_latency_cached, tmp_path):
     thetas = []
     for flag in ("--no-recompute", "--recompute"):

@@ -14,6 +14,8 @@ import torch
 from tests.helpers import tiny_arch
 
 ARGS = [
+    "--classes",
+    "3",
     "--input",
     "1x8x8",
     "--epochs",

@@ -131,6 +131,7 @@ def test_a_second_writer_is_refused_and_a_killed_writers_lock_is_gone(tmp_path, 
     assert (run / "model.pt").is_file()
 
 
+@pytest.mark.slow
 def test_a_lost_index_is_rebuilt_from_the_checkpoints_that_load(tmp_path, capsys, caplog):
     run = tmp_path / "run"
     arch = tiny_arch(tmp_path)

@@ -26,6 +26,7 @@ def trained_supernet(space_name: str) -> tuple[Supernet, random.Random]:
 
 
 @pytest.mark.parametrize("space_name", [n for n in builtin_spaces() if load_space(n).kind == "layerwise"])
+@pytest.mark.slow
 def test_path_equals_standalone_model(space_name):
     supernet, rng = trained_supernet(space_name)
     x = torch.randn(2, 3, 32, 32)
@@ -87,6 +88,7 @@ def test_candidates_built_through_the_registry():
 
 
 @pytest.mark.parametrize("space_name", ["fbnet", "spos", "proxylessnas"])
+@pytest.mark.slow
 def test_model_scripts_and_exports(space_name):
     space = load_space(space_name, **SMALL)
     model = build_model(Architecture.from_space(space, random_choices(space, random.Random(1)))).eval()

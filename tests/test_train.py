@@ -81,6 +81,7 @@ def test_config_file_and_flags(tmp_path, capsys):
     assert (saved["epochs"], saved["lr"], saved["batch_size"], saved["optimizer"]) == (1, 0.02, 64, "adam")
 
 
+@pytest.mark.slow
 def test_bf16_channels_last_ema_and_clipping(tmp_path, capsys):
     run_cli(
         tiny_arch(tmp_path),
@@ -118,6 +119,7 @@ def untimed(path) -> list[dict]:
     return [{k: v for k, v in r.items() if k not in ("seconds", "images_per_s")} for r in records]
 
 
+@pytest.mark.slow
 def test_resume_from_an_epoch_reproduces_the_run(tmp_path, capsys):
     run = tmp_path / "run"
     args = [

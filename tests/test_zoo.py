@@ -42,6 +42,7 @@ def test_entries_validate_and_cite_their_source(name):
         assert len(arch.choices) == arch.spec.num_layers
 
 
+@pytest.mark.slow
 def test_readme_zoo_table_is_what_hwnas_counts():
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     assert zoo_table(zoo_rows(), markdown=True) in readme
