@@ -23,8 +23,8 @@ from .blocks import parse_op
 from .errors import ArchError, HwnasError
 from .io import atomic_write_text, json_text
 from .pretrained_cfg import PretrainedCfg
+from .readers import load_json
 from .spaces import CellSpaceSpec, Genotype, SpaceSpec, load_space
-from .spaces.readers import load_json
 
 FORMAT = "hwnas.arch/1"
 FIELDS = ("format", "space", "space_args", "choices", "genotype", "meta", "pretrained_cfg")

@@ -14,8 +14,8 @@ from . import __version__
 from .engine.config import MAX_BATCH, MAX_THREADS, add_config_flags, input_size_of, integer_in, number_in
 from .errors import HwnasError
 from .foreign_flags import foreign_flag
+from .limits import MAX_INPUT_CHANNELS, MAX_INPUT_SIDE, input_size_problem
 from .log import to_stderr, warnings_as_log_lines
-from .spaces.limits import MAX_INPUT_CHANNELS, MAX_INPUT_SIDE, input_size_problem
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def _check_arch_file(arch: str | None) -> None:
     from pathlib import Path
 
     from . import zoo
-    from .spaces.readers import load_json
+    from .readers import load_json
 
     if arch is not None and arch not in zoo.names() and Path(arch).is_file():
         load_json(arch, "architecture file")

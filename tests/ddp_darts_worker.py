@@ -25,7 +25,7 @@ def main(out: str) -> None:
     space = load_space("darts", **TINY)
     pools = open_dataset("digits", space.input_size)
     train, val = train_val(pools.train, None, 0.1, 0)
-    weights, arch = search_split(train, 0.5, 0)
+    weights, arch = (half.subset(torch.arange(192)) for half in search_split(train, 0.5, 0))  # 3 steps of each
     cfg = DartsConfig(
         epochs=1,
         batch_size=64,

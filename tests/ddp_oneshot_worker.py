@@ -1,7 +1,8 @@
-"""Trains a one-shot supernet of the tiny test space on digits, alone or under torchrun, and saves the
-paths each rank trained and its final weights.
+"""Trains a one-shot supernet of the tiny test space on digits, alone or under torchrun, once per sampling
+named (one launch for several), and saves the paths each rank trained and its final weights as
+OUT_DIR/rank<N>_<sampling>.pt.
 
-    torchrun --nproc_per_node 2 tests/ddp_oneshot_worker.py SPACE.yaml uniform|fair OUT_DIR
+    torchrun --nproc_per_node 2 tests/ddp_oneshot_worker.py SPACE.yaml uniform,fair OUT_DIR
 """
 
 import sys
@@ -17,8 +18,14 @@ from hwnas.strategies.oneshot import OneShotTrainer
 from hwnas.supernet import Supernet
 
 
-def main(space_path: str, sampling: str, out: str) -> None:
+def main(space_path: str, samplings: str, out: str) -> None:
     ctx, device = init_distributed("cpu")
+    for sampling in samplings.split(","):
+        train_one(space_path, sampling, out, ctx, device)
+    shutdown(ctx)
+
+
+def train_one(space_path: str, sampling: str, out: str, ctx, device) -> None:
     torch.manual_seed(0)
     space = load_space(space_path)
     pools = open_dataset("digits", space.input_size)
@@ -40,9 +47,8 @@ def main(space_path: str, sampling: str, out: str) -> None:
     trainer.fit()
     torch.save(
         {"paths": seen, "model": trainer.model.state_dict(), "trained": trainer.trained},
-        Path(out) / f"rank{ctx.rank}.pt",
+        Path(out) / f"rank{ctx.rank}_{sampling}.pt",
     )
-    shutdown(ctx)
 
 
 if __name__ == "__main__":

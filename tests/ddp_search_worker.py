@@ -1,7 +1,8 @@
-"""Runs a short DNAS search on digits with the tiny test space, alone or under torchrun, and saves every
-rank's θ and the path it sampled at each step (so a test can check that all ranks agree).
+"""Runs a short DNAS search on digits with the tiny test space, alone or under torchrun, once per mode named
+(one launch for several), and saves every rank's θ and the path it sampled at each step as
+OUT_DIR/rank<N>_<mode>.pt (so a test can check that all ranks agree).
 
-    torchrun --nproc_per_node 2 tests/ddp_search_worker.py SPACE.yaml MODE OUT_DIR
+    torchrun --nproc_per_node 2 tests/ddp_search_worker.py SPACE.yaml gumbel,gumbel_hard OUT_DIR
 """
 
 import sys
@@ -20,15 +21,20 @@ from hwnas.strategies.dnas import DNASTrainer
 from hwnas.supernet import Supernet
 
 
-def main(space_path: str, mode: str, out: str) -> None:
+def main(space_path: str, modes: str, out: str) -> None:
     ctx, device = init_distributed("cpu")
-    torch.manual_seed(0)
     space = load_space(space_path)
+    table = build_table(space, policy=QUICK_ROUNDS, progress=False)
+    for mode in modes.split(","):
+        search_one(space, space_path, mode, {m: CostModel.from_table(table, space, m) for m in UNITS}, out, ctx, device)
+    shutdown(ctx)
+
+
+def search_one(space, space_path: str, mode: str, costs: dict, out: str, ctx, device) -> None:
+    torch.manual_seed(0)
     pools = open_dataset("digits", space.input_size)
     train, val = train_val(pools.train, None, 0.1, 0)
     weights, theta = search_split(train, 0.5, 0)
-    table = build_table(space, policy=QUICK_ROUNDS, progress=False)
-    costs = {m: CostModel.from_table(table, space, m) for m in UNITS}
     cfg = SearchConfig(
         space=space_path,
         epochs=2,
@@ -66,9 +72,8 @@ def main(space_path: str, mode: str, out: str) -> None:
     trainer.fit()
     torch.save(
         {"theta": [t.detach() for t in trainer.theta.logits], "argmax": trainer.theta.argmax(), "paths": paths},
-        Path(out) / f"rank{ctx.rank}.pt",
+        Path(out) / f"rank{ctx.rank}_{mode}.pt",
     )
-    shutdown(ctx)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,10 @@ import json
 import os
 import random
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,23 +38,14 @@ head: {op: conv_k1, channels: 32}
 
 def tiny_arch(directory, choices=("ir_k3_e3", "skip", "ir_k5_e3")) -> str:
     """A three-layer architecture file (and its space) for fast training tests; returns its path."""
-    import json
-
     (directory / "tiny.yaml").write_text(TINY_SPACE)
     path = directory / "tiny_arch.json"
     path.write_text(json.dumps({"format": "hwnas.arch/1", "space": "tiny.yaml", "choices": list(choices)}))
     return str(path)
 
 
-def two_rank_results(worker: str, *args: str, out) -> list[dict]:
-    """Run tests/<worker> under torchrun with 2 gloo processes; load each rank's rank<N>.pt from `out`."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    import torch
-
+def two_rank_results(worker: str, *args: str, out, suffix: str = "") -> list[dict]:
+    """Run tests/<worker> under torchrun with 2 gloo processes; load each rank's rank<N><suffix>.pt from `out`."""
     root = Path(__file__).parents[1]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HWNAS_CACHE_DIR": str(Path(out) / "cache")}
     result = subprocess.run(
@@ -70,17 +65,17 @@ def two_rank_results(worker: str, *args: str, out) -> list[dict]:
         cwd=root,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    return [torch.load(Path(out) / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    return rank_results(out, suffix)
+
+
+def rank_results(out, suffix: str = "") -> list[dict]:
+    """Each rank's rank<N><suffix>.pt in `out`, as a torchrun test worker saved it."""
+    return [torch.load(Path(out) / f"rank{r}{suffix}.pt", weights_only=True) for r in range(2)]
 
 
 def kill_after_checkpoint(command: list[str], run, marker: str, env: dict) -> None:
     """Start `command` (which writes into the run directory `run`), SIGKILL it shortly after a checkpoint whose
     file name holds `marker` is indexed, and check that it was killed rather than finished."""
-    import json
-    import signal
-    import subprocess
-    import time
-
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     index = run / "checkpoints" / "index.json"
     deadline = time.time() + 120
@@ -119,3 +114,17 @@ def built_once(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Pa
                 build(target)
             (target / ".built").touch()
     return target
+
+
+def run_here(argv: list[str], cache: Path | None, monkeypatch) -> None:
+    """`hwnas ARGV` in this process (no interpreter to start), with `cache` as HWNAS_CACHE_DIR; torch's thread count
+    is restored after. Give ARGV, and the subprocesses its run is compared with, `--threads 1`."""
+    from hwnas.cli import main
+
+    if cache is not None:
+        monkeypatch.setenv("HWNAS_CACHE_DIR", str(cache))
+    threads = torch.get_num_threads()
+    try:
+        assert main(argv) == 0
+    finally:
+        torch.set_num_threads(threads)

@@ -22,7 +22,7 @@ from hwnas.strategies.derive import derive_genotype
 from hwnas.strategies.unrolled import unrolled_arch_gradient
 from hwnas.supernet.cells import CellArchParams, CellSupernet, edge_inputs
 from tests.fake_data import write_cifar
-from tests.helpers import kill_after_checkpoint, two_rank_results
+from tests.helpers import kill_after_checkpoint, run_here, two_rank_results
 
 TINY = {"input_size": [1, 8, 8], "init_channels": 4, "layers": 3, "nodes": 2}
 SEARCH = [
@@ -265,14 +265,14 @@ def _alpha_of(run: Path) -> dict:
 
 
 @pytest.mark.slow
-def test_search_resumes_after_sigkill_with_the_same_alpha(tmp_path):
+def test_search_resumes_after_sigkill_with_the_same_alpha(tmp_path, monkeypatch):
     args = [
         "search", "darts", "--data", "digits", "--classes", "2", *SEARCH, "--input", "1x8x8", "--batch-size", "32",
-        "--epochs", "2", "--checkpoint-every", "2", "--arch-learning-rate", "0.01",
+        "--epochs", "2", "--checkpoint-every", "2", "--arch-learning-rate", "0.01", "--threads", "1",
     ]  # fmt: skip
     cmd = [sys.executable, "-m", "hwnas"]
     env = _env(tmp_path)
-    subprocess.run([*cmd, *args, "--run-dir", str(tmp_path / "ref")], env=env, check=True, capture_output=True)
+    run_here([*args, "--run-dir", str(tmp_path / "ref")], tmp_path / "cache", monkeypatch)
     run = tmp_path / "run"
     kill_after_checkpoint([*cmd, *args, "--run-dir", str(run)], run, "epoch_001", env)
     done = subprocess.run([*cmd, "search", "--resume", str(run)], env=env, capture_output=True, text=True)

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -19,6 +20,16 @@ def test_digits():
     _, test_labels = read_all(pools.test)
     assert (labels.bincount() + test_labels.bincount()).tolist() == [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]
     assert set(pools.train.index.tolist()).isdisjoint(pools.test.index.tolist())
+
+
+def test_digits_are_scikit_learns_load_digits():
+    from hwnas.data.sources import digits_arrays
+
+    pixels, labels = digits_arrays()
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    assert np.array_equal(pixels, digits.images) and np.array_equal(labels, digits.target)
 
 
 def test_digits_test_pool_is_the_same_for_every_seed():

@@ -20,7 +20,15 @@ from hwnas.errors import HwnasError, SpaceError
 from hwnas.spaces import load_space
 from hwnas.supernet import Supernet
 from hwnas.supernet.mixing import ArchParams, Mixing, temperature_at
-from tests.helpers import TINY_SPACE, kill_after_checkpoint, last_theta, two_rank_results
+from tests.helpers import (
+    TINY_SPACE,
+    built_once,
+    kill_after_checkpoint,
+    last_theta,
+    rank_results,
+    run_here,
+    two_rank_results,
+)
 
 ROOT = Path(__file__).parents[1]
 
@@ -252,7 +260,7 @@ def test_search_refuses_an_unreachable_target(space_file, tiny_latency_cached, t
 
 
 @pytest.mark.slow
-def test_search_resumes_after_sigkill_with_the_same_theta(space_file, tiny_latency_cached, tmp_path):
+def test_search_resumes_after_sigkill_with_the_same_theta(space_file, tiny_latency_cached, tmp_path, monkeypatch):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HWNAS_CACHE_DIR": str(tmp_path / "cache")}
     args = [
         str(space_file),
@@ -265,9 +273,11 @@ def test_search_resumes_after_sigkill_with_the_same_theta(space_file, tiny_laten
         "32",
         "--mode",
         "gumbel_hard",
+        "--threads",
+        "1",
     ]
     cmd = [sys.executable, "-m", "hwnas", "search"]
-    subprocess.run([*cmd, *args, "--run-dir", str(tmp_path / "ref")], env=env, check=True, capture_output=True)
+    run_here(["search", *args, "--run-dir", str(tmp_path / "ref")], tmp_path / "cache", monkeypatch)
     run = tmp_path / "run"
     kill_after_checkpoint([*cmd, *args, "--run-dir", str(run)], run, "epoch_002", env)
     done = subprocess.run([*cmd, "--resume", str(run)], env=env, capture_output=True, text=True)
@@ -279,10 +289,23 @@ def test_search_resumes_after_sigkill_with_the_same_theta(space_file, tiny_laten
     )
 
 
+@pytest.fixture(scope="session")
+def dnas_under_torchrun(tmp_path_factory) -> Path:
+    """One torchrun launch (2 ranks) of a short DNAS search per mode; each rank's θ and paths in rank<N>_<mode>.pt."""
+
+    def build(root: Path) -> None:
+        (root / "tiny.yaml").write_text(TINY_SPACE)
+        two_rank_results(
+            "ddp_search_worker.py", str(root / "tiny.yaml"), "gumbel,gumbel_hard", out=root, suffix="_gumbel"
+        )
+
+    return built_once(tmp_path_factory, "dnas_under_torchrun", build)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["gumbel", "gumbel_hard"])
-def test_every_rank_ends_with_the_same_architecture(space_file, tmp_path, mode):
-    ranks = two_rank_results("ddp_search_worker.py", str(space_file), mode, out=tmp_path)
+def test_every_rank_ends_with_the_same_architecture(dnas_under_torchrun, mode):
+    ranks = rank_results(dnas_under_torchrun, f"_{mode}")
     assert ranks[0]["argmax"] == ranks[1]["argmax"]
     assert all(torch.equal(a, b) for a, b in zip(ranks[0]["theta"], ranks[1]["theta"], strict=True))
     assert ranks[0]["paths"] == ranks[1]["paths"] and len(ranks[0]["paths"]) > 10

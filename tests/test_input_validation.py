@@ -129,7 +129,7 @@ def test_search_resume_of_a_train_run_is_refused_before_measuring(tmp_path, caps
 
 
 def test_strict_loader_keeps_aliases():
-    from hwnas.spaces.readers import load_yaml_text
+    from hwnas.readers import load_yaml_text
 
     assert load_yaml_text("a: &x [1, 2]\nb: *x\n", "t") == {"a": [1, 2], "b": [1, 2]}
 

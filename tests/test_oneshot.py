@@ -19,7 +19,7 @@ from hwnas.strategies.constraints import constraints_for
 from hwnas.strategies.evolution import non_dominated_sort
 from hwnas.strategies.paths import fair_paths, uniform_path, within_budget
 from hwnas.strategies.run import search, train_supernet
-from tests.helpers import FAST, two_rank_results
+from tests.helpers import FAST, TINY_SPACE, built_once, rank_results, run_here, two_rank_results
 
 ROOT = Path(__file__).parents[1]
 
@@ -151,7 +151,7 @@ def test_search_inputs_are_checked(space_file, tiny_supernet, tmp_path):
 
 
 @pytest.mark.slow
-def test_search_resumes_after_sigkill_with_the_same_result(space_file, tiny_supernet, tmp_path):
+def test_search_resumes_after_sigkill_with_the_same_result(space_file, tiny_supernet, tmp_path, monkeypatch):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     args = [
         sys.executable,
@@ -178,8 +178,10 @@ def test_search_resumes_after_sigkill_with_the_same_result(space_file, tiny_supe
         "--recalibrate-batches",
         "4",
         "--no-progress",
+        "--threads",
+        "1",
     ]
-    subprocess.run([*args, "--run-dir", str(tmp_path / "ref")], env=env, check=True, capture_output=True)
+    run_here([*args[3:], "--run-dir", str(tmp_path / "ref")], None, monkeypatch)
     run = tmp_path / "run"
     proc = subprocess.Popen(
         [*args, "--run-dir", str(run)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -202,10 +204,22 @@ def test_search_resumes_after_sigkill_with_the_same_result(space_file, tiny_supe
     assert got["history"] == ref["history"] and got["choices"] == ref["choices"]
 
 
+@pytest.fixture(scope="session")
+def supernets_under_torchrun(tmp_path_factory) -> Path:
+    """One torchrun launch (2 ranks) training a supernet per sampling; each rank's paths and weights in
+    rank<N>_<sampling>.pt."""
+
+    def build(root: Path) -> None:
+        (root / "tiny.yaml").write_text(TINY_SPACE)
+        two_rank_results("ddp_oneshot_worker.py", str(root / "tiny.yaml"), "uniform,fair", out=root, suffix="_fair")
+
+    return built_once(tmp_path_factory, "supernets_under_torchrun", build)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("sampling", ["uniform", "fair"])
-def test_every_rank_trains_the_same_paths(space_file, tmp_path, sampling):
-    ranks = two_rank_results("ddp_oneshot_worker.py", str(space_file), sampling, out=tmp_path)
+def test_every_rank_trains_the_same_paths(supernets_under_torchrun, sampling):
+    ranks = rank_results(supernets_under_torchrun, f"_{sampling}")
     assert ranks[0]["paths"] == ranks[1]["paths"] and len(ranks[0]["paths"]) == 1293 // 64
     assert all(
         torch.equal(ranks[0]["model"][k], ranks[1]["model"][k])
@@ -215,7 +229,7 @@ def test_every_rank_trains_the_same_paths(space_file, tmp_path, sampling):
 
 
 @pytest.mark.slow
-def test_evaluation_spread_over_ranks_gives_the_same_search(space_file, tiny_supernet, tmp_path):
+def test_evaluation_spread_over_ranks_gives_the_same_search(space_file, tiny_supernet, tmp_path, monkeypatch):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     args = [
         "-m",
@@ -243,10 +257,10 @@ def test_evaluation_spread_over_ranks_gives_the_same_search(space_file, tiny_sup
         "--no-progress",
         "--device",
         "cpu",
+        "--threads",
+        "1",
     ]
-    subprocess.run(
-        [sys.executable, *args, "--run-dir", str(tmp_path / "one")], env=env, check=True, capture_output=True
-    )
+    run_here([*args[2:], "--run-dir", str(tmp_path / "one")], None, monkeypatch)
     two = subprocess.run(
         [
             sys.executable,

@@ -11,7 +11,7 @@ import time
 import pytest
 import torch
 
-from tests.helpers import tiny_arch
+from tests.helpers import run_here, tiny_arch
 
 ARGS = [
     "--classes",
@@ -30,6 +30,8 @@ ARGS = [
     "--cutout",
     "--cutout-length",
     "3",
+    "--threads",
+    "1",
 ]
 
 
@@ -59,12 +61,10 @@ def kill_after_a_checkpoint(cmd: list[str], run, env: dict, rng: random.Random) 
 
 
 @pytest.mark.slow
-def test_sigkill_and_resume_match_an_uninterrupted_run(tmp_path):
+def test_sigkill_and_resume_match_an_uninterrupted_run(tmp_path, monkeypatch):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HWNAS_CACHE_DIR": str(tmp_path / "cache")}
     arch = tiny_arch(tmp_path)
-    subprocess.run(
-        hwnas(arch, *ARGS, "--run-dir", str(tmp_path / "ref"), env=env), env=env, check=True, capture_output=True
-    )
+    run_here(["train", arch, *ARGS, "--run-dir", str(tmp_path / "ref")], tmp_path / "cache", monkeypatch)
 
     run = tmp_path / "run"
     rng = random.Random(0)

@@ -27,8 +27,8 @@ from tqdm import tqdm
 from ..errors import HwnasError
 from ..export import quiet_onnx_export
 from ..io import atomic_write, atomic_write_text, json_text
+from ..readers import load_json
 from ..spaces import CellSpaceSpec, SpaceSpec
-from ..spaces.readers import load_json
 from .counting import count
 from .run_bundle import MANIFEST_FORMAT, RESULTS_FORMAT
 from .table import CostTable, space_units

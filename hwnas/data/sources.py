@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import builtins
 import importlib
+import importlib.util
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..errors import HwnasError
@@ -40,15 +42,28 @@ class DataPools:
 DIGITS_TEST_IMAGES = 360
 
 
+def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's 1,797 8x8 digits (pixels 0..16) and their labels, read from the file `load_digits` reads,
+    without importing scikit-learn (a second a process); through `load_digits` where that file is not found."""
+    spec = importlib.util.find_spec("sklearn")
+    locations = spec.submodule_search_locations if spec is not None else None
+    path = Path(locations[0]) / "datasets" / "data" / "digits.csv.gz" if locations else None
+    if path is None or not path.is_file():
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        return digits.images, digits.target
+    table = np.loadtxt(path, delimiter=",", dtype=np.float64)
+    return table[:, :-1].reshape(-1, 8, 8), table[:, -1].astype(np.int64)
+
+
 def _digits() -> DataPools:
     """scikit-learn's 1,797 digits: a fixed test pool of 360 images (the same for every run and seed, so
     a figure on it is held out from everything a run chose), the other 1,437 to train on."""
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    images = torch.from_numpy(digits.images).mul(255 / 16).round().to(torch.uint8).unsqueeze(1)
+    pixels, labels = digits_arrays()
+    images = torch.from_numpy(pixels).mul(255 / 16).round().to(torch.uint8).unsqueeze(1)
     mean, std = exact_stats(images)
-    pool = ImageSet(TensorSource(images), torch.from_numpy(digits.target).long())
+    pool = ImageSet(TensorSource(images), torch.from_numpy(labels).long())
     order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(0))
     train, test = pool.subset(order[DIGITS_TEST_IMAGES:]), pool.subset(order[:DIGITS_TEST_IMAGES])
     return DataPools(train, test, [str(i) for i in range(10)], (mean,), (std,))

@@ -16,8 +16,8 @@ from typing import Any, ClassVar
 
 from ..choices import HEADS
 from ..errors import HwnasError
-from ..spaces.limits import MAX_CHANNELS, MAX_INPUT_CHANNELS, MAX_INPUT_SIDE, input_size_problem
-from ..spaces.readers import load_yaml
+from ..limits import MAX_CHANNELS, MAX_INPUT_CHANNELS, MAX_INPUT_SIDE, input_size_problem
+from ..readers import load_yaml
 
 OPTIMIZERS = ("sgd", "adam", "rmsprop")
 SCHEDULES = ("cosine", "step", "exponential", "constant")

@@ -18,7 +18,7 @@ import yaml
 
 from ..errors import HwnasError
 from ..io import atomic_write_text, json_text
-from ..spaces.readers import load_yaml
+from ..readers import load_yaml
 from .checkpoint import CheckpointStore
 from .storage import writing
 

@@ -23,8 +23,8 @@ from typing import Any
 from ..blocks import BlockConfig, builtin_op, check_op, check_output_shape
 from ..blocks.cell_ops import OP_SETS
 from ..errors import HwnasError, SpaceError
+from ..limits import MAX_CHANNELS, MAX_CLASSES, check_footprint
 from .knobs import INPUT_SIZE_EXPECTED, InputSized, input_size_ok
-from .limits import MAX_CHANNELS, MAX_CLASSES, check_footprint
 
 STEMS = ("auto", "cifar", "cnas64", "cnas128", "imagenet")
 STEM_SIZES = (("cifar", 32), ("cnas64", 64), ("cnas128", 128), ("imagenet", 256))

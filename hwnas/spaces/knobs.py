@@ -9,7 +9,7 @@ from typing import Any
 
 from ..blocks import ACTIVATIONS
 from ..errors import SpaceError
-from .limits import MAX_CHANNELS, MAX_CLASSES, MAX_INPUT_CHANNELS, MAX_INPUT_SIDE, input_size_problem
+from ..limits import MAX_CHANNELS, MAX_CLASSES, MAX_INPUT_CHANNELS, MAX_INPUT_SIDE, input_size_problem
 
 
 def _is_int(v: Any) -> bool:

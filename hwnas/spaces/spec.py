@@ -25,10 +25,10 @@ from typing import Any
 
 from ..blocks import BlockConfig, check_op, check_output_shape, make_divisible
 from ..errors import HwnasError, SpaceError
+from ..limits import check_footprint, check_width
+from ..readers import load_yaml
 from .cells import CellSpaceSpec, resolve_cell_space
 from .knobs import InputSized, resolve_knobs
-from .limits import check_footprint, check_width
-from .readers import load_yaml
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
 COMMON_KEYS = ("name", "source", "kind", "extends", "knobs", "search_defaults")

@@ -22,7 +22,7 @@ from ..engine.config import (
     redeclared,
 )
 from ..errors import HwnasError, SpaceError
-from ..spaces.limits import MAX_CHANNELS
+from ..limits import MAX_CHANNELS
 
 SEARCH = OptionGroup("search")
 DNAS = OptionGroup("DNAS (FBNet)")

@@ -61,11 +61,15 @@ def write_epoch_files(
     strengths: dict[str, Any],
     meta: dict[str, Any],
     pretrained_cfg: PretrainedCfg,
+    draw: bool = True,
 ) -> Architecture:
-    """arch.json, genotypes/epoch_NNN.json, alpha.png and the cell drawings of one epoch."""
+    """arch.json, genotypes/epoch_NNN.json, and unless `draw` is False alpha.png and the cell drawings, of one
+    epoch."""
     arch = Architecture.from_genotype(eval_space, genotype, meta, pretrained_cfg)
     arch.save(run_path / "arch.json")
     arch.save(run_path / "genotypes" / f"epoch_{meta['epoch']:03d}.json")
+    if not draw:
+        return arch
     alpha_heatmap(
         strengths,
         eval_space.ops,
@@ -99,6 +103,7 @@ def search_darts(run: Run) -> Outcome:
     directory = run.open_dir(space.name)
     torch.manual_seed(cfg.seed)  # the same initial weights and α whether or not a table was measured
     supernet = CellSupernet(space, cfg.partial_channels)
+    drawn_epoch = 0  # the epoch whose α this process last drew; the summary does not draw the same α again
 
     def on_genotype(epoch: int, genotype: Genotype, record: dict[str, Any]) -> None:
         meta = {
@@ -109,8 +114,10 @@ def search_darts(run: Run) -> Outcome:
         }
 
         def write() -> None:
+            nonlocal drawn_epoch
             with writing(directory.path, directory.hint()):
                 write_epoch_files(directory.path, eval_space, genotype, record["alpha"], meta, data.pretrained_cfg)
+            drawn_epoch = epoch + 1
 
         rank_zero(run.ctx, write)
 
@@ -127,7 +134,8 @@ def search_darts(run: Run) -> Outcome:
     run.start(trainer)
     with recompute(cfg.recompute):
         trainer.fit()
-    return run.finish(lambda: _result(trainer, eval_space, cost, cfg, directory.path, data.pretrained_cfg))
+    redraw = drawn_epoch != trainer.epoch
+    return run.finish(lambda: _result(trainer, eval_space, cost, cfg, directory.path, data.pretrained_cfg, redraw))
 
 
 def _result(
@@ -137,6 +145,7 @@ def _result(
     cfg: DartsConfig,
     run_path: Path,
     pretrained_cfg: PretrainedCfg,
+    draw: bool,
 ) -> dict[str, Any]:
     """The final genotype as arch.json, the evaluation network's counts and measured latency, the summary."""
     health = theta_health(trainer.initial_arch, list(trainer.arch.parameters()), trainer.architect.updates)
@@ -165,7 +174,7 @@ def _result(
                 f"{cost.unit}: the target is not met. Raise --hc-weight ({cfg.hc_weight:g}) or search more epochs"
             )
     strengths = {t: p.tolist() for t, p in trainer.arch.strengths().items()}
-    arch = write_epoch_files(run_path, eval_space, genotype, strengths, meta, pretrained_cfg)
+    arch = write_epoch_files(run_path, eval_space, genotype, strengths, meta, pretrained_cfg, draw)
     shape = "x".join(map(str, eval_space.input_size))
     try:
         eval_space.with_knobs(auxiliary=True)

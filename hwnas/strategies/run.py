@@ -9,7 +9,7 @@ from typing import Any
 from ..data import DataPools
 from ..errors import HwnasError
 from ..pipeline import Outcome, Run
-from ..spaces.readers import load_yaml
+from ..readers import load_yaml
 from ..spaces.spec import declared_kind
 from . import darts_search, dnas_search, evolution, supernet_training  # noqa: F401  (they register strategies)
 from .config import DartsConfig, SearchConfig, SupernetConfig

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import SpaceError
+from .errors import SpaceError
 
 MAX_INPUT_CHANNELS = 1024
 MAX_INPUT_SIDE = 8192

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from ..errors import HwnasError
+from .errors import HwnasError
 
 MAX_FILE_BYTES = 8 << 20  # a space, config or architecture file is a few kilobytes
 MAX_DEPTH = 64  # nesting of lists and mappings
