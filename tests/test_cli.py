@@ -22,8 +22,11 @@ def test_help_lists_the_commands():
 
 
 def test_help_starts_without_torch():
-    script = "import runpy, sys\ntry:\n    runpy.run_module('hwnas', run_name='__main__')\nexcept SystemExit:\n    pass\n"
-    script += "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'numpy', 'matplotlib')))"
+    script = (
+        "import runpy, sys\n"
+        "try:\n    runpy.run_module('hwnas', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'numpy', 'matplotlib')))"
+    )
     result = subprocess.run([sys.executable, "-c", script, "--help"], capture_output=True, text=True, timeout=60)
     assert "usage: hwnas" in result.stdout and result.stdout.strip().endswith("[]"), result.stdout[-500:]
 

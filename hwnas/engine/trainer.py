@@ -12,6 +12,7 @@ the probability `--drop-path-prob * epoch / epochs` at the start of each epoch.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import sys
 import time
@@ -33,6 +34,8 @@ from .distributed import Dist, all_reduce_sum, rank_zero
 from .heads import margin_logits, margin_settings
 from .optim import build_optimizer, build_schedule
 from .rundir import RunDir
+
+logger = logging.getLogger(__name__)
 
 
 class TrainingError(HwnasError):
@@ -438,10 +441,9 @@ class Trainer:
     def _account(self, result: StepResult, sums: list[float]) -> None:
         if result.skipped:
             self.bad_steps += 1
-            print(
+            logger.warning(
                 f"hwnas: warning: non-finite loss or gradient at step {self.step}; update skipped "
-                f"({self.bad_steps} in a row)",
-                file=sys.stderr,
+                f"({self.bad_steps} in a row)"
             )
             if self.bad_steps >= self.cfg.max_bad_steps:
                 raise TrainingError(
@@ -475,10 +477,9 @@ class Trainer:
         self.save_checkpoint(best=improved)
         if self.ctx.main:
             trained = " | ".join(f"{n} loss {record[n + '_loss']:.4f} top-1 {record[n + '_top1']:.2f}%" for n in names)
-            print(
+            logger.info(
                 f"epoch {record['epoch']}/{self.cfg.epochs}: {trained} | val loss {record['val_loss']:.4f} "
-                f"top-1 {record['val_top1']:.2f}% top-5 {record['val_top5']:.2f}% | {record['seconds']:.1f}s",
-                file=sys.stderr,
+                f"top-1 {record['val_top1']:.2f}% top-5 {record['val_top5']:.2f}% | {record['seconds']:.1f}s"
             )
         return record
 
