@@ -54,7 +54,9 @@ def link_dependencies(env: Path) -> None:
 
 
 def run(*command: str | Path, cwd: Path) -> str:
-    done = subprocess.run([str(c) for c in command], cwd=cwd, capture_output=True, text=True, timeout=1200)
+    """`command` in `cwd`, with no PYTHONPATH (it would put another hwnas before the installed one)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([str(c) for c in command], cwd=cwd, capture_output=True, text=True, timeout=1200, env=env)
     assert done.returncode == 0, f"{command}: {done.stderr[-4000:]}"
     return done.stdout
 
