@@ -1,14 +1,14 @@
-"""Does the search work? Every strategy against random search at equal compute, on a ground truth.
+"""Does the search work? Every strategy against random search at equal compute, on each ground truth.
 
-    python bench/search_quality.py            # 5 seeds, full settings (about 12 min on 2 cores)
-    python bench/search_quality.py --quick    # 5 seeds, shorter searches (under 15 min on 2 cores)
-    python bench/search_quality.py --json     # one JSON object on stdout
+    python bench/search_quality.py --task digits8          # 5 seeds, full settings
+    python bench/search_quality.py --task all --quick      # every ground truth, shorter searches
+    python bench/search_quality.py --task all --json       # one JSON object per ground truth, a line each
 
-The ground truth (bench/groundtruth/digits8.json, made by bench/groundtruth/build.py) holds every one of
-the 256 architectures of bench/groundtruth/space.yaml trained stand-alone with one recipe, 3 seeds each:
-its true accuracy is the mean top-1 on the held-out digits test pool, its latency the sum of its entries
-in the shipped cost table (CPU, 1 thread, batch 64). Each strategy runs the real `hwnas` search on the
-bundled digits (which never sees that test pool) under a latency target, and is scored by:
+A ground truth (bench/groundtruth/TASK/table.json, made by bench/groundtruth/build.py TASK) holds
+architectures of its space trained stand-alone with one recipe, several seeds each: an architecture's true
+accuracy is its mean top-1 on the data's held-out test pool, its latency the sum of its entries in the task's
+cost table (CPU, 1 thread). Each strategy runs the real `hwnas` search on the task's data (it never sees
+that test pool) under a latency target, and is scored by:
 
 - regret: the best true accuracy under the target minus the true accuracy of what it returned (an
   architecture over the target scores as the worst one under it);
@@ -48,6 +48,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "groundtruth"))
 
 import build as groundtruth  # noqa: E402  (bench/groundtruth/build.py)
+from build import Task  # noqa: E402
 
 log = logging.getLogger("search_quality")
 
@@ -72,18 +73,18 @@ FULL = Settings(dnas_epochs=16, supernet_epochs=40, population=20, generations=8
 QUICK = Settings(dnas_epochs=8, supernet_epochs=16, population=12, generations=4, supernet_dnas_epochs=4, tau_archs=64)
 
 
-def common_options(seed: int, run_dir: Path) -> dict[str, Any]:
+def common_options(task: Task, seed: int, run_dir: Path) -> dict[str, Any]:
     """The ground truth's data and recipe, so searches and stand-alone runs see the same images."""
-    recipe = dict(groundtruth.RECIPE)
+    recipe = dict(task.recipe)
     recipe.pop("epochs")
     return {
         **recipe,
-        "space": str(groundtruth.SPACE),
+        "space": str(task.space),
         "seed": seed,
         "progress": False,
         "device": "cpu",
         "run_dir": str(run_dir),
-        "latency_table": str(groundtruth.LATENCY_TABLE),
+        "latency_table": str(task.latency_table),
     }
 
 
@@ -93,14 +94,16 @@ def quietly(fn, *args, **kwargs):
         return fn(*args, **kwargs)
 
 
-def run_dnas(mode: str, seed: int, target: float, settings: Settings, work: Path, extra: dict) -> list[dict]:
+def run_dnas(
+    task: Task, mode: str, seed: int, target: float, settings: Settings, work: Path, extra: dict
+) -> list[dict]:
     from hwnas.arch import Architecture
     from hwnas.strategies.config import SearchConfig
     from hwnas.strategies.run import search
 
     cfg = SearchConfig(
         **{
-            **common_options(seed, work / f"dnas-{mode}-{seed}"),
+            **common_options(task, seed, work / f"dnas-{mode}-{seed}"),
             "epochs": settings.dnas_epochs,
             "mode": mode,
             "target": target,
@@ -119,14 +122,16 @@ def paths_per_step(sampling: str, space) -> int:
     return max(len(layer.candidates) for layer in space.layers) if sampling == "fair" else 1
 
 
-def run_supernet_dnas(sn_dir: Path, seed: int, target: float, settings: Settings, work: Path, run: str) -> list[str]:
+def run_supernet_dnas(
+    task: Task, sn_dir: Path, seed: int, target: float, settings: Settings, work: Path, run: str
+) -> list[str]:
     """Differentiable search (hard Gumbel, FBNet's θ) that starts from a trained one-shot supernet's weights."""
     from hwnas.arch import Architecture
     from hwnas.strategies.config import SearchConfig
     from hwnas.strategies.run import search
 
     cfg = SearchConfig(
-        **common_options(seed, work / run),
+        **common_options(task, seed, work / run),
         supernet=str(sn_dir),
         mode="gumbel_hard",
         epochs=settings.supernet_dnas_epochs,
@@ -136,7 +141,9 @@ def run_supernet_dnas(sn_dir: Path, seed: int, target: float, settings: Settings
     return list(Architecture.load(quietly(search, cfg).arch_path).choices)
 
 
-def run_oneshot(sampling: str, seed: int, target: float, settings: Settings, work: Path, extra: dict) -> list[dict]:
+def run_oneshot(
+    task: Task, sampling: str, seed: int, target: float, settings: Settings, work: Path, extra: dict
+) -> list[dict]:
     """Train one supernet, then pick from it three ways; each pick is charged the supernet's training time."""
     import torch
 
@@ -148,20 +155,20 @@ def run_oneshot(sampling: str, seed: int, target: float, settings: Settings, wor
     from hwnas.strategies.run import search, train_supernet
     from hwnas.supernet import Supernet
 
-    space = load_space(str(groundtruth.SPACE))
+    space = load_space(str(task.space))
     sn_dir = work / f"supernet-{sampling}-{seed}"
     epochs = max(1, settings.supernet_epochs // paths_per_step(sampling, space))
     start = time.perf_counter()
     quietly(
         train_supernet,
-        SupernetConfig(**{**common_options(seed, sn_dir), "epochs": epochs, "sampling": sampling, **extra}),
+        SupernetConfig(**{**common_options(task, seed, sn_dir), "epochs": epochs, "sampling": sampling, **extra}),
     )
     train_seconds = time.perf_counter() - start
     evaluations = settings.population * settings.generations
     rows = []
     for picker in PICKERS:
         cfg = SearchConfig(
-            **common_options(seed, work / f"{sampling}-{picker}-{seed}"),
+            **common_options(task, seed, work / f"{sampling}-{picker}-{seed}"),
             strategy=picker,
             supernet=str(sn_dir),
             max_latency=target,
@@ -185,7 +192,7 @@ def run_oneshot(sampling: str, seed: int, target: float, settings: Settings, wor
             }
         )
     start = time.perf_counter()
-    choices = run_supernet_dnas(sn_dir, seed, target, settings, work, f"{sampling}-dnas-{seed}")
+    choices = run_supernet_dnas(task, sn_dir, seed, target, settings, work, f"{sampling}-dnas-{seed}")
     rows.append(
         {
             "strategy": f"{sampling}-dnas",
@@ -194,13 +201,13 @@ def run_oneshot(sampling: str, seed: int, target: float, settings: Settings, wor
             "seconds": train_seconds + time.perf_counter() - start,
         }
     )
-    cfg = SearchConfig(**common_options(seed, sn_dir))
+    cfg = SearchConfig(**common_options(task, seed, sn_dir))
     data = open_run_data(cfg, space.input_size, choosing=True)
     supernet = Supernet(space)
     supernet.load_state_dict(torch.load(sn_dir / "supernet.pt", weights_only=True)["model"])
     evaluator = PathEvaluator(supernet, data, cfg, torch.device("cpu"))
-    archs = groundtruth.all_choices(space)
-    if settings.tau_archs:
+    archs = task.choices()
+    if settings.tau_archs and settings.tau_archs < len(archs):
         archs = random.Random(seed).sample(archs, settings.tau_archs)
     inherited = {groundtruth.key(c): evaluator.accuracy(supernet.path_indices(c)) for c in archs}
     rows.append({"strategy": f"{sampling}-supernet", "seed": seed, "inherited": inherited})
@@ -210,30 +217,28 @@ def run_oneshot(sampling: str, seed: int, target: float, settings: Settings, wor
 CALIBRATION_RUNS = 2  # stand-alone trainings timed per seed, spread over the run like the strategies
 
 
-def calibrate(seed: int) -> list[dict]:
+def calibrate(task: Task, seed: int) -> list[dict]:
     """Seconds of stand-alone trainings with the ground-truth recipe, measured beside the strategies."""
-    from hwnas.spaces import load_space
-
-    space = load_space(str(groundtruth.SPACE))
     rng = random.Random(seed)
     rows = []
     for _ in range(CALIBRATION_RUNS):
-        row = groundtruth.train_once((rng.choice(groundtruth.all_choices(space)), seed, groundtruth.RECIPE))
+        row = groundtruth.train_once((rng.choice(task.choices()), seed, task.recipe, str(task.space)))
         rows.append({"strategy": "stand-alone", "seed": seed, "seconds": row["seconds"]})
     return rows
 
 
-def run_task(task: tuple[str, str, int, float, Settings, str, dict]) -> list[dict]:
-    kind, variant, seed, target, settings, work, extra = task
+def run_job(job: tuple[str, str, str, int, float, Settings, str, dict]) -> list[dict]:
+    name, kind, variant, seed, target, settings, work, extra = job
     import torch
 
     torch.set_num_threads(1)
     logging.disable(logging.WARNING)
+    task = groundtruth.load_task(name)
     if kind == "calibrate":
-        return calibrate(seed)
+        return calibrate(task, seed)
     if kind == "dnas":
-        return run_dnas(variant, seed, target, settings, Path(work), extra)
-    return run_oneshot(variant, seed, target, settings, Path(work), extra)
+        return run_dnas(task, variant, seed, target, settings, Path(work), extra)
+    return run_oneshot(task, variant, seed, target, settings, Path(work), extra)
 
 
 class GroundTruth:
@@ -384,7 +389,7 @@ def render(
     return "\n".join(lines)
 
 
-def plot(truth: GroundTruth, strategies: dict[str, dict], path: Path) -> None:
+def plot(task: Task, truth: GroundTruth, strategies: dict[str, dict], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -392,7 +397,8 @@ def plot(truth: GroundTruth, strategies: dict[str, dict], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(8, 5.5))
     archs = list(truth.archs.values())
-    ax.scatter([a["latency_ms"] for a in archs], [a["mean"] for a in archs], s=10, c="#bbbbbb", label="all 256")
+    latency, accuracy = [a["latency_ms"] for a in archs], [a["mean"] for a in archs]
+    ax.scatter(latency, accuracy, s=10, c="#bbbbbb", label=f"all {len(archs)}")
     ax.axvline(truth.target, color="k", lw=0.8, ls="--", label=f"target {truth.target:.2f} ms")
     best = max(truth.feasible, key=lambda a: a["mean"])
     ax.scatter([best["latency_ms"]], [best["mean"]], s=220, marker="*", facecolors="none", edgecolors="k", label="best")
@@ -406,39 +412,94 @@ def plot(truth: GroundTruth, strategies: dict[str, dict], path: Path) -> None:
     ax.set_ylabel("true top-1, % (stand-alone, mean of seeds)")
     ax.set_ylim(max(ax.get_ylim()[0], truth.worst - 5), None)
     ax.legend(fontsize=7, ncol=2, loc="lower right")
-    ax.set_title("picks of each strategy over the ground-truth space (digits, 8x8)")
+    ax.set_title(f"picks of each strategy on {task.name} ({task.recipe['data']}, {task.recipe['input']})")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
-def run_all(args: argparse.Namespace, settings: Settings, truth: GroundTruth, extra: dict) -> list[dict]:
+def run_all(args: argparse.Namespace, settings: Settings, task: Task, truth: GroundTruth, extra: dict) -> list[dict]:
     """Every strategy over every seed, plus the stand-alone trainings that price random search, in a pool."""
     wanted = set(args.strategies.split(","))
     with tempfile.TemporaryDirectory(prefix="hwnas-quality-") as tmp:
         runs = [("calibrate", "")] + [("oneshot", s) for s in SAMPLINGS if "oneshot" in wanted]
         runs += [("dnas", m) for m in DNAS_MODES if "dnas" in wanted]
-        tasks = [(k, v, seed, truth.target, settings, tmp, extra[k]) for k, v in runs for seed in range(args.seeds)]
+        seeds = range(args.seeds)
+        jobs = [(task.name, k, v, s, truth.target, settings, tmp, extra[k]) for k, v in runs for s in seeds]
         rows: list[dict] = []
         start = time.perf_counter()
         with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
-            for i, result in enumerate(pool.imap_unordered(run_task, tasks), 1):
+            for i, result in enumerate(pool.imap_unordered(run_job, jobs), 1):
                 rows.extend(result)
-                log.info("%d/%d tasks done (%.0f s)", i, len(tasks), time.perf_counter() - start)
+                log.info("%s: %d/%d jobs done (%.0f s)", task.name, i, len(jobs), time.perf_counter() - start)
     return rows
+
+
+def test_images(task: Task) -> int:
+    """The size of the held-out test pool the ground truth's accuracies are measured on."""
+    from hwnas.data import open_dataset
+
+    channels, h, w = (int(v) for v in task.recipe["input"].split("x"))
+    return len(open_dataset(task.recipe["data"], (channels, h, w)).test)
+
+
+def per_task(path: Path | None, task: Task, several: bool) -> Path | None:
+    """`path` for one task; with several, the task's name added before the suffix."""
+    if path is None or not several:
+        return path
+    return path.with_name(f"{path.stem}_{task.name}{path.suffix}")
+
+
+def report(args: argparse.Namespace, settings: Settings, task: Task, extra: dict, several: bool) -> dict | str:
+    """Run (or load) and score every strategy on one ground truth: its JSON object, or its table as text."""
+    truth = GroundTruth(task.table, args.target, args.quantile)
+    load, save = per_task(args.load_rows, task, several), per_task(args.save_rows, task, several)
+    rows = json.loads(load.read_text()) if load else run_all(args, settings, task, truth, extra)
+    if save:
+        save.write_text(json.dumps(rows))
+    strategies, taus = score(rows, truth)
+    reference = held_out_taus(rows, truth)
+    standalone = statistics.median(r["seconds"] for r in rows if r["strategy"] == "stand-alone")
+    plot_path = per_task(args.plot, task, several) or Path(tempfile.gettempdir()) / f"search_quality_{task.name}.png"
+    plot(task, truth, strategies, plot_path)
+    if not args.json:
+        return render(truth, strategies, taus, reference, standalone) + f"\n\nplot: {plot_path}"
+    meta = truth.meta
+    return {
+        "task": task.name,
+        "kind": "layerwise",
+        "ground_truth": {
+            "architectures": meta["architectures"],
+            "seeds": meta["seeds"],
+            "test_images": test_images(task),
+            "seed_noise": meta["seed_noise"],
+            "std_over_noise": meta["std_over_noise"],
+            "spread_over_noise": meta["spread_over_noise"],
+            "target_ms": truth.target,
+            "best_under_target": truth.best,
+        },
+        "strategies": {
+            k: {f: v[f] for f in ("regret", "random_regret", "win_rate", "beats_random", "budget_use")}
+            for k, v in strategies.items()
+        },
+        "kendall_tau": taus,
+        "tau_ceiling": reference["one stand-alone training"],
+        "kendall_tau_held_out_seed": reference,
+        "plot": str(plot_path),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="shorter searches (under 15 min on 2 cores)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    parser.add_argument("--task", default="all", help=f"a ground truth ({', '.join(groundtruth.tasks())}) or all")
+    parser.add_argument("--quick", action="store_true", help="shorter searches (under 15 min a task on 2 cores)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per task, a line each")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--jobs", type=int, default=2, help="processes (1 thread each)")
     parser.add_argument("--target", type=float, default=None, help="latency target in ms (default: a quantile)")
     parser.add_argument("--quantile", type=float, default=0.3, help="default target: this quantile of latency")
     parser.add_argument("--strategies", default="dnas,oneshot", help="dnas, oneshot or both (comma-separated)")
-    parser.add_argument("--groundtruth", type=Path, default=groundtruth.TABLE)
-    parser.add_argument("--plot", type=Path, default=HERE / "search_quality.png")
+    parser.add_argument("--plot", type=Path, default=None, help="write the plot here (default: the temp folder)")
     parser.add_argument("--save-rows", type=Path, default=None, help="write every run's raw result here (JSON)")
     parser.add_argument("--load-rows", type=Path, default=None, help="score a saved run's rows instead of running")
     parser.add_argument(
@@ -450,8 +511,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    names = groundtruth.tasks() if args.task == "all" else [args.task]
+    if args.task != "all" and args.task not in groundtruth.tasks():
+        parser.error(f"--task {args.task!r}: expected one of {', '.join(groundtruth.tasks())} or all")
     settings = QUICK if args.quick else FULL
-    truth = GroundTruth(args.groundtruth, args.target, args.quantile)
     extra: dict[str, dict] = {"dnas": {}, "oneshot": {}, "calibrate": {}}
     for item in args.set:
         name, _, value = item.partition("=")
@@ -459,34 +522,13 @@ def main(argv: list[str] | None = None) -> int:
         if kind not in ("dnas", "oneshot") or not option or not value:
             parser.error(f"--set {item!r}: expected dnas.OPTION=VALUE or oneshot.OPTION=VALUE")
         extra[kind][option] = yaml.safe_load(value)
-    rows = json.loads(args.load_rows.read_text()) if args.load_rows else run_all(args, settings, truth, extra)
-    if args.save_rows:
-        args.save_rows.write_text(json.dumps(rows))
-    strategies, taus = score(rows, truth)
-    reference = held_out_taus(rows, truth)
-    standalone = statistics.median(r["seconds"] for r in rows if r["strategy"] == "stand-alone")
-    plot(truth, strategies, args.plot)
-    if args.json:
-        out = {
-            "ground_truth": {
-                "architectures": truth.meta["architectures"],
-                "seeds": truth.meta["seeds"],
-                "spread_over_noise": truth.meta["spread_over_noise"],
-                "std_over_noise": truth.meta["std_over_noise"],
-                "target_ms": truth.target,
-                "best_under_target": truth.best,
-            },
-            "strategies": {
-                k: {f: v[f] for f in ("regret", "random_regret", "beats_random", "budget_use", "win_rate")}
-                for k, v in strategies.items()
-            },
-            "kendall_tau": taus,
-            "kendall_tau_held_out_seed": reference,
-        }
-        print(json.dumps(out, indent=1))
-    else:
-        print(render(truth, strategies, taus, reference, standalone))
-        print(f"\nplot: {args.plot}")
+    for name in names:
+        task = groundtruth.load_task(name)
+        if not task.table.is_file():
+            log.warning("%s: no %s yet (python bench/groundtruth/build.py %s); skipped", name, task.table, name)
+            continue
+        result = report(args, settings, task, extra, several=len(names) > 1)
+        print(json.dumps(result) if args.json else result, flush=True)
     return 0
 
 

@@ -32,6 +32,22 @@ def test_digits_are_scikit_learns_load_digits():
     assert np.array_equal(pixels, digits.images) and np.array_equal(labels, digits.target)
 
 
+def test_fonts_hold_out_whole_typefaces_and_render_the_same_every_time():
+    from hwnas.data import fonts
+
+    pools = open_dataset("fonts", (1, 16, 16))
+    assert pools.classes == list("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+    assert not set(fonts.TRAIN_FACES) & set(fonts.TEST_FACES) and len(pools.test) >= 5000
+    images, labels = read_all(pools.train)
+    test_images, test_labels = read_all(pools.test)
+    assert images.shape == (17 * 62 * 12, 1, 16, 16) and images.dtype == torch.uint8
+    assert labels.bincount().tolist() == [17 * 12] * 62 and test_labels.bincount().tolist() == [5 * 20] * 62
+    ink = images.flatten(1).float().mean(1)
+    assert ink.min() > 2 and (images.flatten(1).amax(1) == 255).all()  # a visible character, at full contrast
+    again, _ = fonts.render(fonts.TEST_FACES[:1], fonts.TEST_VARIANTS, fonts.TEST_SEED)
+    assert torch.equal(again, test_images[: len(again)])
+
+
 def test_digits_test_pool_is_the_same_for_every_seed():
     first, other = open_dataset("digits", (1, 8, 8), seed=0), open_dataset("digits", (1, 8, 8), seed=5)
     assert torch.equal(first.test.index, other.test.index) and torch.equal(first.train.index, other.train.index)

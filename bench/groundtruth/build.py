@@ -1,15 +1,18 @@
-"""Train every architecture of the ground-truth space stand-alone, several seeds each, and write the table.
+"""Train the architectures of a ground-truth task stand-alone, several seeds each, and write its table.
 
-    python bench/groundtruth/build.py                      # all 256 architectures x 3 seeds, 2 processes
-    python bench/groundtruth/build.py --archs 12 --seeds 2 --out /tmp/gt.json    # a calibration subset
+    python bench/groundtruth/build.py fonts16                 # the whole task (its task.yaml), 2 processes
+    python bench/groundtruth/build.py digits8 --archs 12 --seeds 2 --out /tmp/gt.json   # a calibration subset
+    python bench/groundtruth/build.py fonts16 --check 5       # retrain 5 rows of the table, compare exactly
 
-Every run uses one recipe (RECIPE below, `hwnas train`'s Trainer and data pipeline) on the bundled digits
-at their native 8x8: it trains on the 1,437 training images and reports top-1 on the fixed 360-image
-test pool after the last epoch (the weights a run ships; nothing is chosen on that pool). Finished runs
-are appended to `runs.jsonl` beside the table as they end, so an interrupted build resumes where it
-stopped; the table (`digits8.json`) is written atomically at the end with each architecture's mean and
-spread over seeds, its MACs and parameters, the latency its layers sum to in the shipped cost table
-(`latency_table.json`, measured here with 1 thread at batch 64) and its latency measured end to end.
+A task is a folder beside this script: `task.yaml` (the data, the recipe, how many seeds and architectures),
+`space.yaml` (the space), and what the build writes: `table.json`, `runs.jsonl`, `latency_table.json`.
+Every run uses the task's one recipe (`hwnas train`'s Trainer and data pipeline, one thread) and reports
+top-1 on the data's fixed test pool after the last epoch (the weights a run ships; nothing is chosen on that
+pool). Finished runs are appended to `runs.jsonl` as they end, so an interrupted build resumes where it
+stopped; the table is written atomically at the end with each architecture's mean and spread over seeds, its
+MACs and parameters, the latency its layers sum to in the task's cost table (measured here with 1 thread at
+the task's latency batch) and its latency measured end to end, and with the CPU, library versions and
+determinism settings it was built under.
 """
 
 from __future__ import annotations
@@ -21,31 +24,73 @@ import itertools
 import json
 import logging
 import multiprocessing
+import platform
+import random
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
+import yaml
 
 HERE = Path(__file__).resolve().parent
-SPACE = HERE / "space.yaml"
-TABLE = HERE / "digits8.json"
-LATENCY_TABLE = HERE / "latency_table.json"
-LATENCY_BATCH = 64  # at batch 1 an 8x8 layer costs its call overhead whatever its op; at 64 the ops differ 30x
-RECIPE = {
-    "data": "digits",
-    "input": "1x8x8",
-    "epochs": 6,
-    "batch_size": 64,
-    "lr": 0.1,
-    "momentum": 0.9,
-    "weight_decay": 5e-4,
-    "schedule": "cosine",
-    "crop_padding": 1,
-    "flip": False,
-}
 log = logging.getLogger("groundtruth")
+
+
+@dataclass(frozen=True)
+class Task:
+    """A ground truth: its folder, space, recipe (TrainConfig options), seeds and architecture count."""
+
+    name: str
+    folder: Path
+    recipe: dict[str, Any]
+    seeds: int
+    architectures: int | None  # None: every architecture of the space
+    latency_batch: int
+    description: str
+
+    @property
+    def space(self) -> Path:
+        return self.folder / "space.yaml"
+
+    @property
+    def table(self) -> Path:
+        return self.folder / "table.json"
+
+    @property
+    def latency_table(self) -> Path:
+        return self.folder / "latency_table.json"
+
+    def choices(self) -> list[list[str]]:
+        """The task's architectures: all of the space, or a sample drawn with seed 0."""
+        from hwnas.spaces import load_space
+
+        every = all_choices(load_space(str(self.space)))
+        return every if self.architectures is None else random.Random(0).sample(every, self.architectures)
+
+
+def tasks() -> list[str]:
+    return sorted(p.parent.name for p in HERE.glob("*/task.yaml"))
+
+
+def load_task(name: str) -> Task:
+    path = HERE / name / "task.yaml"
+    if not path.is_file():
+        raise SystemExit(f"ground truth {name!r}: no {path}; expected one of {', '.join(tasks())}")
+    raw = yaml.safe_load(path.read_text())
+    count = raw.get("architectures", "all")
+    return Task(
+        name=name,
+        folder=path.parent,
+        recipe=raw["recipe"],
+        seeds=raw["seeds"],
+        architectures=None if count == "all" else int(count),
+        latency_batch=raw["latency_batch"],
+        description=raw["description"],
+    )
 
 
 def all_choices(space) -> list[list[str]]:
@@ -56,9 +101,12 @@ def key(choices: list[str]) -> str:
     return " ".join(choices)
 
 
-def train_once(task: tuple[list[str], int, dict]) -> dict:
+_DATA: dict[str, Any] = {}  # per worker process: the opened data of a recipe, reused by its next runs
+
+
+def train_once(job: tuple[list[str], int, dict, str]) -> dict:
     """One stand-alone training of `choices` with `seed`; returns the final test top-1 and the time it took."""
-    choices, seed, recipe = task
+    choices, seed, recipe, space_path = job
     from hwnas.arch import Architecture
     from hwnas.engine.config import TrainConfig
     from hwnas.engine.trainer import Trainer
@@ -67,9 +115,14 @@ def train_once(task: tuple[list[str], int, dict]) -> dict:
     from hwnas.spaces import load_space
 
     torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
     cfg = TrainConfig(**recipe, seed=seed, progress=False)
-    space = load_space(str(SPACE))
-    data = open_run_data(cfg, space.input_size)
+    space = load_space(space_path)
+    data_key = json.dumps([recipe, seed, space_path])
+    if data_key not in _DATA:
+        _DATA.clear()
+        _DATA[data_key] = open_run_data(cfg, space.input_size)
+    data = _DATA[data_key]
     torch.manual_seed(seed)
     model = build_model(Architecture.from_space(space, choices))
     start = time.perf_counter()
@@ -79,8 +132,7 @@ def train_once(task: tuple[list[str], int, dict]) -> dict:
         )
         trainer.fit()
     seconds = time.perf_counter() - start
-    last = trainer.history[-1]
-    return {"arch": key(choices), "seed": seed, "test_top1": last["val_top1"], "seconds": seconds}
+    return {"arch": key(choices), "seed": seed, "test_top1": trainer.history[-1]["val_top1"], "seconds": seconds}
 
 
 def read_runs(path: Path) -> dict[tuple[str, int], dict]:
@@ -96,7 +148,30 @@ def read_runs(path: Path) -> dict[tuple[str, int], dict]:
     return done
 
 
-def measure_costs(space, choices: list[list[str]], known: dict[str, dict]) -> dict[str, dict]:
+def environment() -> dict[str, Any]:
+    """What a rebuild must match to reproduce the table exactly."""
+    import matplotlib
+    import numpy
+    import PIL
+
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        names = [line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")]
+        cpu = names[0].split(":", 1)[1].strip() if names else cpu
+    return {
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "matplotlib": matplotlib.__version__,
+        "pillow": PIL.__version__,
+        "threads_per_run": 1,
+        "determinism": "torch.use_deterministic_algorithms(True); torch.manual_seed(seed) before the model is "
+        "built; data order, augmentation and splits from the run's seed (TrainConfig.seed); CPU only",
+    }
+
+
+def measure_costs(task: Task, space, choices: list[list[str]], known: dict[str, dict]) -> dict[str, dict]:
     """MACs, params, the cost table's latency sum and measured end-to-end latency of every architecture
     (taken from `known`, an earlier table, where it has them)."""
     from hwnas.arch import Architecture
@@ -105,11 +180,11 @@ def measure_costs(space, choices: list[list[str]], known: dict[str, dict]) -> di
     from hwnas.cost.table import CostTable
     from hwnas.model import build_model
 
-    if LATENCY_TABLE.exists():
-        table = CostTable.load(LATENCY_TABLE)
+    if task.latency_table.exists():
+        table = CostTable.load(task.latency_table)
     else:
-        table = build_table(space, device="cpu", threads=1, batch=LATENCY_BATCH)
-        table.save(LATENCY_TABLE)
+        table = build_table(space, device="cpu", threads=1, batch=task.latency_batch)
+        table.save(task.latency_table)
     out = {}
     for i, c in enumerate(choices):
         if key(c) in known:
@@ -118,7 +193,7 @@ def measure_costs(space, choices: list[list[str]], known: dict[str, dict]) -> di
         arch = Architecture.from_space(space, c)
         profile = profile_arch(arch)
         measured = measure_latency(
-            build_model(arch), space.input_size, threads=1, batch=LATENCY_BATCH, min_run_time=0.2
+            build_model(arch), space.input_size, threads=1, batch=task.latency_batch, min_run_time=0.2
         )
         out[key(c)] = {
             "macs": profile.macs,
@@ -131,7 +206,7 @@ def measure_costs(space, choices: list[list[str]], known: dict[str, dict]) -> di
     return out
 
 
-def summarize(space, choices: list[list[str]], runs: dict, seeds: int, costs: dict) -> dict:
+def summarize(task: Task, choices: list[list[str]], runs: dict, seeds: int, costs: dict, recipe: dict) -> dict:
     archs = []
     for c in choices:
         accs = [runs[(key(c), s)]["test_top1"] for s in range(seeds)]
@@ -145,53 +220,90 @@ def summarize(space, choices: list[list[str]], runs: dict, seeds: int, costs: di
                 **costs[key(c)],
             }
         )
-    means = [a["mean"] for a in archs]
-    noise = statistics.fmean(a["std"] ** 2 for a in archs) ** 0.5  # pooled seed-to-seed std
-    spread = max(means) - min(means)
     return {
         "format": "hwnas.groundtruth/1",
-        "space": SPACE.name,
-        "recipe": RECIPE,
+        "task": task.name,
+        "description": task.description,
+        "space": task.space.name,
+        "recipe": recipe,
         "seeds": seeds,
         "architectures": len(archs),
-        "accuracy_spread": spread,
-        "accuracy_std": statistics.stdev(means),
-        "seed_noise": noise,
-        "spread_over_noise": spread / noise,
-        "std_over_noise": statistics.stdev(means) / noise,
-        "latency_note": "latency_ms: the cost table's sum (latency_table.json, CPU, 1 thread, batch 64); "
-        "measured_latency_ms: the whole network timed on the machine that built this table",
+        **separation(archs),
+        "environment": environment(),
+        "latency_note": f"latency_ms: the cost table's sum ({task.latency_table.name}, CPU, 1 thread, batch "
+        f"{task.latency_batch}); measured_latency_ms: the whole network timed on the machine that built this table",
         "archs": archs,
     }
 
 
+def separation(archs: list[dict]) -> dict[str, float]:
+    """How well the table tells architectures apart: the spread and std of their means, the top decile over the
+    median, each also over the seed noise (the pooled seed-to-seed std of one run)."""
+    means = sorted(a["mean"] for a in archs)
+    noise = statistics.fmean(a["std"] ** 2 for a in archs) ** 0.5
+    decile = statistics.fmean(means[int(0.9 * len(means)) :]) - statistics.median(means)
+    spread, std = means[-1] - means[0], statistics.stdev(means)
+    return {
+        "accuracy_spread": spread,
+        "accuracy_std": std,
+        "seed_noise": noise,
+        "top_decile_over_median": decile,
+        "spread_over_noise": spread / noise if noise else None,  # None: one seed, no noise measured
+        "std_over_noise": std / noise if noise else None,
+        "decile_over_noise": decile / noise if noise else None,
+    }
+
+
+def check(task: Task, rows: int, jobs: int) -> int:
+    """Retrain `rows` (architecture, seed) runs of the committed table; say how far each lands from it."""
+    table = json.loads(task.table.read_text())
+    rng = random.Random(1)
+    picks = [(a["choices"], rng.randrange(len(a["test_top1"]))) for a in rng.sample(table["archs"], rows)]
+    expected = {(key(a["choices"]), s): acc for a in table["archs"] for s, acc in enumerate(a["test_top1"])}
+    jobs_list = [(c, s, table["recipe"], str(task.space)) for c, s in picks]
+    with multiprocessing.get_context("spawn").Pool(jobs) as pool:
+        results = pool.map(train_once, jobs_list)
+    exact = 0
+    for row in results:
+        want = expected[(row["arch"], row["seed"])]
+        exact += row["test_top1"] == want
+        log.info("%s seed %d: %.4f%% now, %.4f%% in the table", row["arch"], row["seed"], row["test_top1"], want)
+    log.info("%d of %d rows reproduced exactly (table built on %s)", exact, rows, table["environment"]["cpu"])
+    return 0 if exact == rows else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--archs", type=int, default=0, help="a random subset of this many (0: all)")
+    parser.add_argument("task", choices=tasks(), help="the ground truth: a folder beside this script")
+    parser.add_argument("--seeds", type=int, default=None, help="default: the task's")
+    parser.add_argument("--archs", type=int, default=0, help="a random subset of this many of the task's (0: all)")
     parser.add_argument("--jobs", type=int, default=2, help="training processes (1 thread each)")
-    parser.add_argument("--out", type=Path, default=TABLE)
+    parser.add_argument("--out", type=Path, default=None, help="default: the task's table.json")
     parser.add_argument("--epochs", type=int, default=None, help="override the recipe (calibration only)")
     parser.add_argument("--lr", type=float, default=None, help="override the recipe (calibration only)")
+    parser.add_argument("--check", type=int, default=0, metavar="N", help="retrain N rows of the table, compare")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     from hwnas.io import atomic_write_text
     from hwnas.spaces import load_space
 
-    recipe = dict(RECIPE)
+    task = load_task(args.task)
+    if args.check:
+        return check(task, args.check, args.jobs)
+    recipe = dict(task.recipe)
     for name in ("epochs", "lr"):
         if getattr(args, name) is not None:
             recipe[name] = getattr(args, name)
-    space = load_space(str(SPACE))
-    choices = all_choices(space)
+    seeds = args.seeds or task.seeds
+    out = args.out or task.table
+    space = load_space(str(task.space))
+    choices = task.choices()
     if args.archs:
-        import random
-
         choices = random.Random(0).sample(choices, args.archs)
-    runs_path = args.out.with_name(args.out.stem + ".runs.jsonl")
+    runs_path = out.with_name("runs.jsonl") if args.out is None else out.with_name(out.stem + ".runs.jsonl")
     runs = read_runs(runs_path)
-    todo = [(c, s, recipe) for c in choices for s in range(args.seeds) if (key(c), s) not in runs]
-    log.info("%d architectures x %d seeds: %d runs to go (%d done)", len(choices), args.seeds, len(todo), len(runs))
+    todo = [(c, s, recipe, str(task.space)) for s in range(seeds) for c in choices if (key(c), s) not in runs]
+    log.info("%d architectures x %d seeds: %d runs to go (%d done)", len(choices), seeds, len(todo), len(runs))
     start = time.perf_counter()
     with open(runs_path, "a") as sink, multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
         for i, row in enumerate(pool.imap_unordered(train_once, todo), 1):
@@ -200,25 +312,25 @@ def main(argv: list[str] | None = None) -> int:
             runs[(row["arch"], row["seed"])] = row
             if i % 20 == 0 or i == len(todo):
                 rate = i / (time.perf_counter() - start)
-                log.info("%d/%d runs, %.1f runs/s, %.0f s to go", i, len(todo), rate, (len(todo) - i) / rate)
+                log.info("%d/%d runs, %.2f runs/s, %.0f s to go", i, len(todo), rate, (len(todo) - i) / rate)
     known = {}
-    if args.out.exists():
+    if out.exists():
         fields = ("macs", "params", "latency_ms", "measured_latency_ms")
-        known = {key(a["choices"]): {f: a[f] for f in fields} for a in json.loads(args.out.read_text())["archs"]}
-    table = summarize(space, choices, runs, args.seeds, measure_costs(space, choices, known))
-    table["recipe"] = recipe
-    atomic_write_text(args.out, json.dumps(table, indent=1))
+        known = {key(a["choices"]): {f: a[f] for f in fields} for a in json.loads(out.read_text())["archs"]}
+    table = summarize(task, choices, runs, seeds, measure_costs(task, space, choices, known), recipe)
+    atomic_write_text(out, json.dumps(table, indent=1))
     log.info(
         "%d architectures: accuracy %.2f-%.2f%% (spread %.2f points, std %.2f), seed noise (std) %.2f: "
-        "spread %.1fx the noise, std %.1fx",
+        "std %sx the noise, top decile %.2f points (%sx the noise) above the median",
         len(choices),
         min(a["mean"] for a in table["archs"]),
         max(a["mean"] for a in table["archs"]),
         table["accuracy_spread"],
         table["accuracy_std"],
         table["seed_noise"],
-        table["spread_over_noise"],
-        table["std_over_noise"],
+        f"{table['std_over_noise']:.1f}" if table["std_over_noise"] else "-",
+        table["top_decile_over_median"],
+        f"{table['decile_over_noise']:.1f}" if table["decile_over_noise"] else "-",
     )
     return 0
 

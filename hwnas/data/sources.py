@@ -1,4 +1,4 @@
-"""Datasets from disk, by name: digits, cifar10/100 (python pickles), image folders, tiny-imagenet, synthetic.
+"""Datasets by name: digits, fonts, cifar10/100 (python pickles), image folders, tiny-imagenet, synthetic.
 
 `open_dataset("cifar10:/data/cifar")` returns the training pool, the test pool (None when
 the layout has none), the class names and the normalisation statistics.
@@ -7,6 +7,7 @@ the layout has none), the class names and the normalisation statistics.
 from __future__ import annotations
 
 import builtins
+import functools
 import importlib
 import importlib.util
 import pickle
@@ -17,11 +18,12 @@ import numpy as np
 import torch
 
 from ..errors import HwnasError
+from . import fonts
 from .imageset import FileSource, ImageSet, TensorSource, unreadable_images
 
 IMAGENET_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp", ".gif", ".tif", ".tiff"}
-FORMATS = "digits, synthetic, cifar10:DIR, cifar100:DIR, folder:DIR, tiny-imagenet:DIR"
+FORMATS = "digits, fonts, synthetic, cifar10:DIR, cifar100:DIR, folder:DIR, tiny-imagenet:DIR"
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,18 @@ def _digits() -> DataPools:
     order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(0))
     train, test = pool.subset(order[DIGITS_TEST_IMAGES:]), pool.subset(order[:DIGITS_TEST_IMAGES])
     return DataPools(train, test, [str(i) for i in range(10)], (mean,), (std,))
+
+
+@functools.cache
+def _fonts() -> DataPools:
+    """The 62 characters of matplotlib's typefaces (see `fonts`): 12,648 training images from 17 faces, a
+    fixed test pool of 6,200 from 5 held-out faces."""
+    train_images, train_labels = fonts.render(fonts.TRAIN_FACES, fonts.TRAIN_VARIANTS, fonts.TRAIN_SEED)
+    test_images, test_labels = fonts.render(fonts.TEST_FACES, fonts.TEST_VARIANTS, fonts.TEST_SEED)
+    mean, std = exact_stats(train_images)
+    train = ImageSet(TensorSource(train_images), train_labels)
+    test = ImageSet(TensorSource(test_images), test_labels)
+    return DataPools(train, test, list(fonts.CHARACTERS), (mean,), (std,))
 
 
 def exact_stats(images: torch.Tensor) -> tuple[float, float]:
@@ -306,6 +320,8 @@ def open_dataset(spec: str, image_shape: tuple[int, int, int], classes: str | No
     channels, h, w = image_shape
     if name == "digits" and not path:
         pools = _digits()
+    elif name == "fonts" and not path:
+        pools = _fonts()
     elif name == "synthetic" and not path:
         num = int(classes) if classes and classes.isdigit() else 10
         return _synthetic(image_shape, num, seed)

@@ -108,7 +108,7 @@ class TrainConfig:
     HELP_GROUPS: ClassVar[tuple[OptionGroup, ...]] = (NETWORK, TRAINING, DATA, RUN)
 
     data: str = DATA.option(
-        "dataset: digits, synthetic, cifar10:DIR, cifar100:DIR, folder:DIR, tiny-imagenet:DIR", "digits"
+        "dataset: digits, fonts, synthetic, cifar10:DIR, cifar100:DIR, folder:DIR, tiny-imagenet:DIR", "digits"
     )
     input: str | None = DATA.option(
         "image size CxHxW fed to the network (default: the architecture's)",
