@@ -67,6 +67,7 @@ class RunData:
     classes: list[str]
     preprocess: Preprocess  # augments only when given an epoch's plan (training batches)
     pretrained_cfg: PretrainedCfg  # how the validation images reach the network: what a user's images need
+    held_out: ImageSet | None  # a choosing run's untouched test pool (None: not choosing, or the dataset has none)
 
 
 @dataclass
@@ -86,9 +87,10 @@ class Outcome:
 
     def model(self, pretrained: bool = True) -> nn.Module:
         """The network of the run's architecture file (`build_model(arch_path)`: with its `pretrained_cfg` where
-        the file records one), with the weights the run ships loaded (`run_dir/model.pt`, which `train` writes).
-        A search ships an architecture and no weights: it is refused unless `pretrained=False`, which gives the
-        network with fresh weights (to train), as for any run."""
+        the file records one), with the weights the run ships loaded (`run_dir/model.pt`: `train` writes it, and
+        a search over a trained supernet writes the pick's inherited weights). A DNAS or DARTS search ships an
+        architecture and no weights: it is refused unless `pretrained=False`, which gives the network with fresh
+        weights (to train), as for any run."""
         if self.arch_path is None:
             raise HwnasError(
                 f"{self.run_dir}: this run ships a supernet (supernet.pt), not one network; expected the Outcome "
@@ -99,8 +101,9 @@ class Outcome:
             weights = self.run_dir / "model.pt"
             if not weights.is_file():
                 raise HwnasError(
-                    f"{self.run_dir}: ships no weights (no model.pt; a search ships {self.arch_path.name} alone); "
-                    "expected model(pretrained=False) for its network with fresh weights, or hwnas.train(arch_path)"
+                    f"{self.run_dir}: ships no weights (no model.pt; a DNAS or DARTS search ships "
+                    f"{self.arch_path.name} alone); expected model(pretrained=False) for its network with fresh "
+                    "weights, or hwnas.train(arch_path)"
                 )
             load_weights(network, weights)
         return network
@@ -132,9 +135,10 @@ def open_run_data(
     `pools`: a caller's data (see `hwnas.data`), used instead of opening `cfg.data`. A run that chooses
     among architectures by their validation accuracy (`choosing`: one-shot supernets and their searches)
     validates on `--val-split` of the training pool even where the dataset has a test pool, so the test
-    pool stays held out from every choice. Images resized to a size nobody asked for (`--input`; for a `--data`
-    spec also `size_asked`: the architecture file records its input size) are refused or warned about
-    (`hwnas.data.fitting`); `main`: this process says so (rank 0)."""
+    pool stays held out from every choice (`RunData.held_out`: what the network it ships is measured on).
+    Images resized to a size nobody asked for (`--input`; for a `--data` spec also `size_asked`: the
+    architecture file records its input size) are refused or warned about (`hwnas.data.fitting`); `main`: this
+    process says so (rank 0)."""
     shape = parse_shape(cfg.input) if cfg.input else list(default_shape)
     spec = None
     if pools is None:
@@ -150,7 +154,8 @@ def open_run_data(
         tuple(shape), pools.mean, pools.std, cfg.crop_padding, cfg.flip, cfg.cutout_length if cfg.cutout else 0
     )
     pretrained_cfg = PretrainedCfg.for_data(shape, pools.mean, pools.std, pools.classes, crop_mode(val))
-    return RunData(shape, train, val, pools.classes, preprocess, pretrained_cfg)
+    held_out = pools.test if choosing else None
+    return RunData(shape, train, val, pools.classes, preprocess, pretrained_cfg, held_out)
 
 
 def crop_mode(images: ImageSet) -> str:

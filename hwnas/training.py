@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,7 @@ def prepare(arch: Architecture, cfg: TrainConfig, pools: DataPools | None = None
         tell(ctx, resized)
     arch = arch.with_space_args(input_size=data.shape, num_classes=len(data.classes), **overrides)
     arch = arch.with_pretrained_cfg(data.pretrained_cfg)
-    return Prepared(data.shape, data.train, data.val, data.classes, data.preprocess, data.pretrained_cfg, arch)
+    return Prepared(**{f.name: getattr(data, f.name) for f in fields(data)}, arch=arch)
 
 
 def train(

@@ -421,3 +421,29 @@ def test_dnas_starts_from_a_trained_supernet(space_file, tiny_supernet, tmp_path
     with pytest.raises(HwnasError, match="trained on another space"):
         search(Config(space="fbnet_small", supernet=str(tiny_supernet), run_dir=str(tmp_path / "x"), **FAST))
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.slow
+def test_a_search_over_a_supernet_ships_the_pick_with_its_inherited_weights(
+    space_file, tiny_supernet, tmp_path, capsys
+):
+    """model.pt: the pick's weights out of the supernet, BatchNorm re-estimated on the training split; `hwnas
+    eval` of it gives the held-out figure the search reports, and export and predict take it."""
+    from PIL import Image
+
+    from hwnas import export_model, predict
+    from hwnas.strategies.inherited import RECALIBRATION_BATCHES
+
+    run = tmp_path / "run"
+    summary = run_search(space_file, tiny_supernet, run, strategy="random", random_iteration=4)
+    capsys.readouterr()
+    shipped = summary["shipped"]
+    assert shipped["weights"] == "model.pt" and shipped["test_images"] == 360  # the digits' held-out test pool
+    assert 0 < shipped["recalibration_batches"] <= RECALIBRATION_BATCHES
+    assert shipped["test_top1"] > 20  # a trained supernet's path: well above chance (10%)
+    arch, weights = run / "arch.json", run / "model.pt"
+    assert main(["eval", str(arch), "--weights", str(weights), "--run-dir", str(tmp_path / "ev")]) == 0
+    assert json.loads(capsys.readouterr().out)["val_top1"] == pytest.approx(shipped["test_top1"])
+    assert export_model(arch, tmp_path / "pick.onnx", weights=weights)["max_abs_diff"] < 1e-4
+    Image.new("L", (8, 8), 0).save(tmp_path / "blank.png")
+    assert len(predict(arch, weights, tmp_path / "blank.png", top_k=2)[0]["top"]) == 2

@@ -38,6 +38,7 @@ from .config import SearchConfig
 from .constraints import Constraints, constraints_for, limits_of
 from .evaluate import recalibrate_bn
 from .health import supernet_health
+from .inherited import ship_inherited
 from .paths import Path as Choices
 from .paths import uniform_path, within_budget
 from .registry import register_strategy
@@ -280,7 +281,8 @@ def holds_search(path: Path) -> bool:
 
 
 def search_trained_supernet(run: Run) -> Outcome:
-    """Search a trained one-shot supernet; write arch.json (pareto: the front too), candidates, a plot."""
+    """Search a trained one-shot supernet; write arch.json (pareto: the front too), candidates, a plot, and the
+    pick's inherited weights as model.pt (`inherited.ship_inherited`)."""
     cfg: SearchConfig = run.cfg
     if cfg.supernet is None:
         raise HwnasError(f"--strategy {cfg.strategy} needs --supernet RUN_DIR (a run of `hwnas supernet train`)")
@@ -303,7 +305,20 @@ def search_trained_supernet(run: Run) -> Outcome:
     search = SupernetSearch(cfg, space, constraints, evaluator, run.ctx, directory.path)
     search.load()
     search.run()
-    return run.finish(lambda: write_results(search, space, directory.path, health, data.pretrained_cfg))
+
+    def results() -> dict[str, Any]:
+        summary = write_results(search, space, directory.path, health, data.pretrained_cfg)
+        shipped = ship_inherited(supernet, summary["choices"], data, cfg, run.device, directory.path)
+        summary["shipped"] = shipped
+        held_out = (
+            f"test top-1 {shipped['test_top1']:.2f}% on {shipped['test_images']} held-out images"
+            if "test_top1" in shipped
+            else "no held-out test pool in the data to measure it on"
+        )
+        tell(run.ctx, f"shipped {directory.path / 'model.pt'}: the pick with its inherited weights, {held_out}")
+        return summary
+
+    return run.finish(results)
 
 
 for name in ("random", "evolution", "pareto"):
