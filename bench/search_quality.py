@@ -53,7 +53,7 @@ from build import Task  # noqa: E402
 log = logging.getLogger("search_quality")
 
 DNAS_MODES = ("gumbel", "gumbel_hard", "softmax")
-SAMPLINGS = ("uniform", "fair")
+SAMPLINGS = ("uniform", "fair", "sandwich")
 PICKERS = ("random", "evolution", "pareto")
 RANDOM_TRIALS = 2000
 WIN_RATE = 0.7  # beating random search: a lower mean regret, and a lower regret in at least this share of seeds
@@ -62,7 +62,7 @@ WIN_RATE = 0.7  # beating random search: a lower mean regret, and a lower regret
 @dataclass(frozen=True)
 class Settings:
     dnas_epochs: int
-    supernet_epochs: int  # uniform (one path a step); fair gets as many path passes: this ÷ its paths a step
+    supernet_epochs: int  # uniform (one path a step); fair and sandwich get as many path passes: ÷ paths a step
     population: int
     generations: int
     supernet_dnas_epochs: int  # differentiable search started from a trained supernet
@@ -118,8 +118,13 @@ def run_dnas(
 
 
 def paths_per_step(sampling: str, space) -> int:
-    """Paths a supernet step trains: one (SPOS), or every candidate of the widest layer (FairNAS)."""
-    return max(len(layer.candidates) for layer in space.layers) if sampling == "fair" else 1
+    """Paths a supernet step trains: one (SPOS), every candidate of the widest layer (FairNAS), or the largest,
+    the smallest and the random ones (the sandwich rule)."""
+    from hwnas.strategies.oneshot import SANDWICH_RANDOM
+
+    if sampling == "fair":
+        return max(len(layer.candidates) for layer in space.layers)
+    return 2 + SANDWICH_RANDOM if sampling == "sandwich" else 1
 
 
 def run_supernet_dnas(

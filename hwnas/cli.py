@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from . import __version__
+from .choices import SAMPLINGS
 from .engine.config import MAX_BATCH, MAX_THREADS, add_config_flags, input_size_of, integer_in, number_in
 from .errors import HwnasError
 from .foreign_flags import foreign_flag
@@ -572,7 +573,9 @@ def build_parser(search_cls: type | None = None) -> argparse.ArgumentParser:
     p = add("supernet", None, "single-path one-shot supernets: `hwnas supernet train SPACE --sampling uniform|fair`")
     supernet_sub = p.add_subparsers(dest="supernet_command", required=True, metavar="SUBCOMMAND")
     p = supernet_sub.add_parser(
-        "train", help="train a supernet with uniform (SPOS) or strictly fair (FairNAS) paths", allow_abbrev=False
+        "train",
+        help="train a supernet with uniform (SPOS), strictly fair (FairNAS) or sandwich (BigNAS, OFA) paths",
+        allow_abbrev=False,
     )
     p.set_defaults(func=cmd_supernet_train)
     p.usage = "%(prog)s [SPACE] [--resume RUN_DIR] [--config FILE] [options]"
@@ -581,7 +584,7 @@ def build_parser(search_cls: type | None = None) -> argparse.ArgumentParser:
     p.add_argument(
         "--strategy",
         dest="sampling",
-        choices=("uniform", "fair"),
+        choices=SAMPLINGS,
         default=argparse.SUPPRESS,
         help="the same as --sampling",
     )

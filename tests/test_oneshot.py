@@ -46,6 +46,19 @@ def test_strict_fairness_holds_in_training(space_file, tmp_path):
     assert trained == [[steps] * 3] * 3  # every candidate of every layer, once per step
 
 
+def test_the_sandwich_trains_the_largest_and_the_smallest_path_every_step(space_file, tmp_path):
+    out = train_supernet(
+        SupernetConfig(
+            space=str(space_file), sampling="sandwich", epochs=1, batch_size=128, run_dir=str(tmp_path / "s"), **FAST
+        )
+    )
+    trained, steps = out.summary["trained_per_candidate"], 1293 // 128
+    for layer in trained:  # [ir_k3_e3, ir_k5_e3 (the most parameters), skip (none)]: 4 paths a step
+        assert layer[1] >= steps and layer[2] >= steps and sum(layer) == 4 * steps
+    with pytest.raises(HwnasError, match="--sampling sandwich trains the largest path and cannot honour a budget"):
+        train_supernet(SupernetConfig(space=str(space_file), sampling="sandwich", max_macs=1.0, **FAST))
+
+
 def test_uniform_paths_respect_allowed_ops_and_budgets():
     space = load_space("proxylessnas", input_size=[3, 32, 32])
     counts = [len(la.candidates) for la in space.layers]

@@ -73,8 +73,9 @@ class SupernetConfig(TrainConfig, LatencyOptions):
 
     space: str = SEARCH.option("search space: a built-in name or a space YAML path", "fbnet")
     sampling: str = SUPERNET.option(
-        "supernet paths per step: uniform (SPOS, one random path) or fair (FairNAS: m paths that "
-        "use every candidate once, one update)",
+        "supernet paths per step: uniform (SPOS, one random path), fair (FairNAS: m paths that "
+        "use every candidate once, one update) or sandwich (BigNAS/OFA: the largest path on the labels, the "
+        "smallest and two random ones distilled from it in place, one update)",
         "uniform",
         choices=SAMPLINGS,
     )

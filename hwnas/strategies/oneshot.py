@@ -1,9 +1,13 @@
-"""Single-path one-shot supernet training (SPOS uniform sampling, FairNAS strict fairness) on the Trainer.
+"""Single-path one-shot supernet training (SPOS uniform sampling, FairNAS strict fairness, the BigNAS/OFA
+sandwich rule) on the Trainer.
 
 Each step draws its path(s) from a generator seeded by the step, so every DDP rank trains the
 same paths and a resumed run draws what the uninterrupted one would have. `fair` runs m paths
 (m = the most candidates of any layer) that use every candidate of every such layer once,
-accumulates their gradients (summed, as FairNAS does) and updates once.
+accumulates their gradients (summed, as FairNAS does) and updates once. `sandwich` runs the largest
+path (the candidate of most parameters in every layer) on the labels, then the smallest and
+`SANDWICH_RANDOM` random paths on the largest's predictions (in-place distillation: a soft cross-entropy
+to its detached softmax), and updates once.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from .config import SupernetConfig
 from .constraints import Constraints
 from .paths import Path, fair_paths, uniform_path, within_budget
 
+SANDWICH_RANDOM = 2  # random paths between the largest and the smallest (BigNAS: 2)
+
 
 class OneShotTrainer(Trainer):
     find_unused_parameters = True
@@ -36,12 +42,18 @@ class OneShotTrainer(Trainer):
         self.counts = [len(layer.ops) for layer in supernet.layers]
         self.constraints = constraints if constraints is not None and constraints.limits else None
         self.trained = [[0] * n for n in self.counts]  # how often each candidate was trained
+        sizes = [[sum(p.numel() for p in op.parameters()) for op in layer.candidates] for layer in supernet.layers]
+        self.largest = [max(range(len(row)), key=lambda i, row=row: (row[i], -i)) for row in sizes]
+        self.smallest = [min(range(len(row)), key=lambda i, row=row: (row[i], i)) for row in sizes]
 
     def paths(self) -> list[Path]:
-        """This step's paths: one uniform path (within the budget), or FairNAS's m fair paths."""
+        """This step's paths: one uniform path (within the budget), FairNAS's m fair paths, or the sandwich:
+        the largest, the smallest and `SANDWICH_RANDOM` uniform ones."""
         rng = random.Random(self.cfg.seed * 1_000_003 + self.step)
         if self.cfg.sampling == "fair":
             return fair_paths(self.counts, rng)
+        if self.cfg.sampling == "sandwich":
+            return [self.largest, self.smallest, *(uniform_path(self.counts, rng) for _ in range(SANDWICH_RANDOM))]
         if self.constraints is None:
             return [uniform_path(self.counts, rng)]
         return [within_budget(lambda: uniform_path(self.counts, rng), self.constraints.fits)]
@@ -49,14 +61,19 @@ class OneShotTrainer(Trainer):
     def train_step(self, images: torch.Tensor, labels: torch.Tensor) -> StepResult:
         paths = self.paths()
         buffers = snapshot_buffers(self.model)
-        losses = []
+        losses, teacher = [], None
         for k, path in enumerate(paths):
             last = k == len(paths) - 1
             quiet = self.net.no_sync() if self.ctx.enabled and not last else contextlib.nullcontext()
             with quiet:
                 with self.autocast():
                     outputs = self.net(images, path)
-                    loss = self.loss(outputs, labels)
+                    if teacher is None or not isinstance(outputs, torch.Tensor):
+                        loss = self.loss(outputs, labels)
+                    else:  # in-place distillation from the largest path
+                        loss = -(teacher * torch.log_softmax(outputs.float(), 1)).sum(1).mean()
+                if self.cfg.sampling == "sandwich" and k == 0 and isinstance(outputs, torch.Tensor):
+                    teacher = torch.softmax(outputs.detach().float(), 1)
                 self.scaler.scale(loss).backward()
             losses.append(loss.detach())
         result = self.apply_gradients(torch.stack(losses).mean(), outputs, labels, buffers)

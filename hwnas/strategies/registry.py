@@ -10,7 +10,7 @@ from pathlib import Path
 from ..errors import HwnasError
 from ..pipeline import Outcome, Run, has_checkpoints
 
-TRAINS = ("dnas", "darts", "uniform", "fair", "trained supernet")
+TRAINS = ("dnas", "darts", "uniform", "fair", "sandwich", "trained supernet")
 PICKS = ("differentiable", "random", "evolution", "pareto", "none")
 
 

@@ -1,5 +1,6 @@
-"""Single-path one-shot supernet training: uniform paths (SPOS) or strictly fair ones (FairNAS); writes
-supernet.pt for random, evolutionary, Pareto or differentiable search."""
+"""Single-path one-shot supernet training: uniform paths (SPOS), strictly fair ones (FairNAS) or the sandwich
+rule with in-place distillation (BigNAS, OFA); writes supernet.pt for random, evolutionary, Pareto or
+differentiable search."""
 
 from __future__ import annotations
 
@@ -21,9 +22,10 @@ def train_one_shot(run: Run) -> Outcome:
     """Train a one-shot supernet of `cfg.space` with `cfg.sampling`; write supernet.pt and result.json."""
     cfg: SupernetConfig = run.cfg
     space = load_layerwise_space(cfg.space, "supernet train")
-    if cfg.sampling == "fair" and any(getattr(cfg, f"max_{m}") is not None for m in FLAGS):
+    if cfg.sampling != "uniform" and any(getattr(cfg, f"max_{m}") is not None for m in FLAGS):
+        reason = "uses every candidate once per step" if cfg.sampling == "fair" else "trains the largest path"
         raise HwnasError(
-            "--sampling fair uses every candidate once per step and cannot honour a budget; "
+            f"--sampling {cfg.sampling} {reason} and cannot honour a budget; "
             "use --sampling uniform with --max-macs/--max-params/--max-latency"
         )
     data = run.open_data(space.input_size, choosing=True)
@@ -57,3 +59,4 @@ def train_one_shot(run: Run) -> Outcome:
 
 register_strategy("uniform", kind="supernet", trains="uniform", picks="none")(train_one_shot)
 register_strategy("fair", kind="supernet", trains="fair", picks="none")(train_one_shot)
+register_strategy("sandwich", kind="supernet", trains="sandwich", picks="none")(train_one_shot)
