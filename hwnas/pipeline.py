@@ -151,7 +151,12 @@ def open_run_data(
         warn_user(reshaped)
     train, val = train_val(pools.train, None if choosing else pools.test, cfg.val_split, cfg.seed)
     preprocess = Preprocess(
-        tuple(shape), pools.mean, pools.std, cfg.crop_padding, cfg.flip, cfg.cutout_length if cfg.cutout else 0
+        tuple(shape),
+        pools.mean,
+        pools.std,
+        cfg.crop_padding,
+        pools.mirror_safe if cfg.flip is None else cfg.flip,
+        cfg.cutout_length if cfg.cutout else 0,
     )
     pretrained_cfg = PretrainedCfg.for_data(shape, pools.mean, pools.std, pools.classes, crop_mode(val))
     held_out = pools.test if choosing else None

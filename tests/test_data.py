@@ -243,3 +243,15 @@ def test_a_loader_with_steps_cycles_its_split_and_resumes_inside_an_epoch():
     assert [b.positions.tolist() for b in loader.epoch(2, start=4)] == batches[4:]
     assert [b.positions.tolist() for b in loader.epoch(2)] == batches
     assert len(list(EpochLoader(pool.subset(torch.arange(20)), 32, train=True, steps=10).epoch(0))) == 0
+
+
+@pytest.mark.parametrize(
+    ("spec", "flip", "expected"),
+    [("digits", None, False), ("fonts", None, False), ("synthetic", None, True), ("digits", True, True)],
+)
+def test_random_flips_are_off_by_default_where_a_mirror_image_is_another_class(spec, flip, expected):
+    from hwnas.engine.config import TrainConfig
+    from hwnas.pipeline import open_run_data
+
+    cfg = TrainConfig(data=spec, input="1x8x8", flip=flip)
+    assert open_run_data(cfg, (1, 8, 8), main=False).preprocess.flip is expected

@@ -31,7 +31,9 @@ class DataPools:
     """A run's data, from `open_dataset` (a `--data` spec) or `pools_from_datasets` (torch datasets).
 
     `classes_from_labels`: the classes were only inferred from the labels seen (0..the largest), not named
-    by the caller or the dataset, so they may not define the network's classifier (see `pipeline.fit_classes`)."""
+    by the caller or the dataset, so they may not define the network's classifier (see `pipeline.fit_classes`).
+    `mirror_safe`: a mirrored image is of the same class (photos), so random flips are on by default; not for
+    digits and characters, whose mirror images are other classes (b and d) or none."""
 
     train: ImageSet
     test: ImageSet | None
@@ -39,6 +41,7 @@ class DataPools:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     classes_from_labels: bool = False
+    mirror_safe: bool = True
 
 
 DIGITS_TEST_IMAGES = 360
@@ -68,7 +71,7 @@ def _digits() -> DataPools:
     pool = ImageSet(TensorSource(images), torch.from_numpy(labels).long())
     order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(0))
     train, test = pool.subset(order[DIGITS_TEST_IMAGES:]), pool.subset(order[:DIGITS_TEST_IMAGES])
-    return DataPools(train, test, [str(i) for i in range(10)], (mean,), (std,))
+    return DataPools(train, test, [str(i) for i in range(10)], (mean,), (std,), mirror_safe=False)
 
 
 @functools.cache
@@ -80,7 +83,7 @@ def _fonts() -> DataPools:
     mean, std = exact_stats(train_images)
     train = ImageSet(TensorSource(train_images), train_labels)
     test = ImageSet(TensorSource(test_images), test_labels)
-    return DataPools(train, test, list(fonts.CHARACTERS), (mean,), (std,))
+    return DataPools(train, test, list(fonts.CHARACTERS), (mean,), (std,), mirror_safe=False)
 
 
 def exact_stats(images: torch.Tensor) -> tuple[float, float]:
@@ -306,7 +309,9 @@ def _select_classes(pools: DataPools, classes: str | None) -> DataPools:
         kept = torch.nonzero(new_labels[pool.index] >= 0).flatten()
         return ImageSet(pool.source, new_labels, pool.index[kept])
 
-    return DataPools(narrow(pools.train), narrow(pools.test), keep, pools.mean, pools.std)
+    return DataPools(
+        narrow(pools.train), narrow(pools.test), keep, pools.mean, pools.std, mirror_safe=pools.mirror_safe
+    )
 
 
 def open_dataset(spec: str, image_shape: tuple[int, int, int], classes: str | None = None, seed: int = 0) -> DataPools:

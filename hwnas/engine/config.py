@@ -201,7 +201,10 @@ class TrainConfig:
     crop_padding: int = DATA.option(
         "random crop after zero-padding by this many pixels (0: off)", 4, **integer_in(0, MAX_INPUT_SIDE)
     )
-    flip: bool = DATA.option("random horizontal flip", True)
+    flip: bool | None = DATA.option(
+        "random horizontal flip (default: on, but off for digits and fonts, whose mirror images are other classes)",
+        None,
+    )
     cutout: bool = DATA.option("cutout (a zeroed square per image)", False)
     cutout_length: int = DATA.option("side of the cutout square", 16, **integer_in(1, MAX_INPUT_SIDE))
     seed: int = TRAINING.option("seed of data order, augmentation and initialisation", 0, **integer_in(0, 2**32 - 1))
