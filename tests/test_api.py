@@ -12,6 +12,7 @@ from helpers import FAST, TINY_SPACE
 from torch.utils.data import TensorDataset
 
 import hwnas
+import hwnas.strategies.run  # importing it registers every strategy
 from hwnas.arch import Architecture
 from hwnas.cost.models import ArchitectureLatencyModel
 from hwnas.strategies.registry import PICKS, STRATEGIES, TRAINS, register_strategy
@@ -36,6 +37,7 @@ def test_strategies_sit_on_the_two_axes():
         "darts": ("darts", "differentiable"),
         "uniform": ("uniform", "none"),
         "fair": ("fair", "none"),
+        "sandwich": ("sandwich", "none"),
         "random": ("trained supernet", "random"),
         "evolution": ("trained supernet", "evolution"),
         "pareto": ("trained supernet", "pareto"),
