@@ -216,7 +216,7 @@ def test_help_groups_the_options_and_says_each_default_once(capsys, argv, groups
 def test_help_shows_each_commands_own_defaults(capsys):
     assert "(default: 10)" in help_sections(capsys, "train")["training options"]["--epochs"]
     assert "(default: 50)" in help_sections(capsys, "search", "darts")["training options"]["--epochs"]
-    assert "(default: on)" in help_sections(capsys, "train")["data options"]["--flip"]
+    assert "(default: on, but off for digits and fonts" in help_sections(capsys, "train")["data options"]["--flip"]
 
 
 def test_threads_is_an_option_of_runs_and_stays_the_measuring_threads_of_profile_and_latency():
