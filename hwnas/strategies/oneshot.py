@@ -95,8 +95,8 @@ class OneShotTrainer(Trainer):
 
     def evaluate(self, model: torch.nn.Module | None = None) -> dict[str, float]:
         """The reference path scored as the searches score paths: taken out of the supernet, its BatchNorm
-        statistics re-estimated on training batches (the supernet's own running statistics mix every path:
-        on the fonts ground truth they gave 3% where the re-estimated ones give 12%)."""
+        statistics re-estimated on training batches (the supernet's own running statistics mix every path and
+        understate any one of them)."""
         if model is not None:
             return super().evaluate(model)
         network = extract_model(self.supernet, self.reference_path()).to(self.device)
