@@ -59,6 +59,37 @@ def test_the_sandwich_trains_the_largest_and_the_smallest_path_every_step(space_
         train_supernet(SupernetConfig(space=str(space_file), sampling="sandwich", max_macs=1.0, **FAST))
 
 
+def test_the_sandwich_distils_every_other_path_from_the_largest_in_place(tmp_path):
+    """With one candidate per layer all four sandwich paths are the same network, so the step's loss is the
+    largest path's cross-entropy on the labels and three soft cross-entropies to its own softmax (its entropy)."""
+    import torch.nn.functional as F
+
+    from hwnas.data import Preprocess, open_dataset, train_val
+    from hwnas.strategies.oneshot import SANDWICH_RANDOM, OneShotTrainer
+    from hwnas.supernet import Supernet
+
+    one = TINY_SPACE.replace("[ir_k3_e3, ir_k5_e3, skip]", "[ir_k3_e3]").replace("dropout: 0.2", "dropout: 0.0")
+    (tmp_path / "one.yaml").write_text(one)
+    space = load_space(str(tmp_path / "one.yaml"))
+    pools = open_dataset("digits", space.input_size)
+    train, val = train_val(pools.train, None, 0.1, 0)
+    cfg = SupernetConfig(space=str(tmp_path / "one.yaml"), sampling="sandwich", **FAST)
+    pre = Preprocess(space.input_size, pools.mean, pools.std)
+    trainer = OneShotTrainer(
+        Supernet(space), cfg, train_set=train, val_set=val, preprocess=pre, device=torch.device("cpu")
+    )
+    batch = train.__getitems__(list(range(32)))
+    images, labels = pre(batch, torch.device("cpu")), batch.labels
+    with torch.no_grad():
+        trainer.supernet.head.classifier.weight.mul_(30)  # confident predictions: entropy and label loss differ
+        logits = trainer.supernet(images, [0] * len(space.layers))
+    probs = logits.softmax(1)
+    entropy = -(probs * logits.log_softmax(1)).sum(1).mean()
+    expected = (F.cross_entropy(logits, labels) + (1 + SANDWICH_RANDOM) * entropy) / (2 + SANDWICH_RANDOM)
+    assert trainer.train_step(images, labels).loss == pytest.approx(expected.item(), rel=1e-4)
+    assert F.cross_entropy(logits, labels).item() != pytest.approx(expected.item(), rel=0.05)  # the labels alone
+
+
 def test_uniform_paths_respect_allowed_ops_and_budgets():
     space = load_space("proxylessnas", input_size=[3, 32, 32])
     counts = [len(la.candidates) for la in space.layers]

@@ -21,13 +21,13 @@ from ..pipeline import Outcome, Run, tell
 from ..pretrained_cfg import PretrainedCfg
 from ..report.plots import theta_heatmap
 from ..spaces import load_layerwise_space
-from ..supernet import Supernet, extract_model, recompute
+from ..supernet import Supernet, recompute
 from ..supernet.mixing import Mixing
 from .budget import most_probable_within
 from .config import SearchConfig
 from .constraints import cost_models
 from .dnas import DNASTrainer
-from .evaluate import latency_on_target, recalibrate_bn
+from .evaluate import latency_on_target, path_network
 from .health import healthy_top1, theta_health
 from .registry import register_strategy
 from .trained import check_supernet, read_supernet
@@ -130,8 +130,7 @@ def _result(
         calib_loader = EpochLoader(trainer.train_loader.dataset, cfg.batch_size, train=True, seed=cfg.seed + 2)
         scored = []
         for path in candidates:
-            model = extract_model(trainer.supernet, path).to(device)
-            recalibrate_bn(model, calib_loader, preprocess, device, cfg.recalibrate_batches)
+            model = path_network(trainer.supernet, path, calib_loader, preprocess, device, cfg.recalibrate_batches)
             scored.append((evaluate_model(model, score_loader, preprocess, device, ctx=single)["val_top1"], path))
             tell(
                 single,

@@ -1,5 +1,5 @@
-"""Evaluating what a search found: BatchNorm recalibration of a supernet path, and the found network's
-latency on the search's latency device."""
+"""Evaluating what a search found: a supernet path as a network of its own with BatchNorm recalibrated, and the
+found network's latency on the search's latency device."""
 
 from __future__ import annotations
 
@@ -11,6 +11,24 @@ from torch import nn
 
 from ..cost.latency import Latency, measure_latency
 from ..data import EpochLoader, Preprocess
+from ..supernet import Supernet, extract_model
+
+
+def path_network(
+    supernet: Supernet,
+    path: list[int] | list[str],
+    loader: EpochLoader,
+    preprocess: Preprocess,
+    device: torch.device,
+    batches: int,
+) -> nn.Module:
+    """`path` as a network of its own with the supernet's weights, its BatchNorm statistics re-estimated on
+    `batches` training batches (the supernet's running statistics mix every path). Building it draws no number
+    from torch's global generator, so scoring a path leaves a training run's random stream as it was."""
+    with torch.random.fork_rng(devices=[]):
+        model = extract_model(supernet, path).to(device)
+    recalibrate_bn(model, loader, preprocess, device, batches)
+    return model
 
 
 def recalibrate_bn(

@@ -33,10 +33,10 @@ from ..pipeline import Outcome, Run, RunData, tell
 from ..pretrained_cfg import PretrainedCfg
 from ..report.plots import pareto_plot
 from ..spaces import SpaceSpec, load_layerwise_space
-from ..supernet import Supernet, extract_model
+from ..supernet import Supernet
 from .config import SearchConfig
 from .constraints import Constraints, constraints_for, limits_of
-from .evaluate import recalibrate_bn
+from .evaluate import path_network
 from .health import supernet_health
 from .inherited import ship_inherited
 from .paths import Path as Choices
@@ -60,8 +60,9 @@ class PathEvaluator:
         self.cache: dict[tuple[int, ...], float] = {}
 
     def accuracy(self, path: Choices) -> float:
-        model = extract_model(self.supernet, path).to(self.device)
-        recalibrate_bn(model, self.calib_loader, self.preprocess, self.device, self.cfg.recalibrate_batches)
+        model = path_network(
+            self.supernet, path, self.calib_loader, self.preprocess, self.device, self.cfg.recalibrate_batches
+        )
         return evaluate_model(model, self.val_loader, self.preprocess, self.device)["val_top1"]
 
     def evaluate(self, paths: Sequence[Choices], ctx: Dist) -> list[tuple[tuple[int, ...], float]]:

@@ -13,9 +13,9 @@ from ..data import EpochLoader
 from ..engine.trainer import evaluate_model
 from ..model import save_weights
 from ..pipeline import RunData
-from ..supernet import Supernet, extract_model
+from ..supernet import Supernet
 from .config import SearchConfig
-from .evaluate import recalibrate_bn
+from .evaluate import path_network
 
 RECALIBRATION_BATCHES = 200  # at most: the BatchNorm statistics of the whole training split, on small data
 
@@ -26,10 +26,9 @@ def ship_inherited(
     """Write `run_dir/model.pt`, the path `choices` with the supernet's weights; return what result.json says of
     it: the file, the batches BatchNorm was re-estimated on, and top-1/top-5 on the held-out test pool (no
     choice of the search saw it; absent when the dataset has no test pool)."""
-    model = extract_model(supernet, choices).to(device)
     loader = EpochLoader(data.train, cfg.batch_size, train=True, seed=cfg.seed + 3)
     batches = min(len(loader), RECALIBRATION_BATCHES)
-    recalibrate_bn(model, loader, data.preprocess, device, batches)
+    model = path_network(supernet, choices, loader, data.preprocess, device, batches)
     shipped: dict[str, Any] = {"weights": "model.pt", "inherited": True, "recalibration_batches": batches}
     if data.held_out is not None:
         test = evaluate_model(model, EpochLoader(data.held_out, cfg.batch_size, train=False), data.preprocess, device)

@@ -23,10 +23,10 @@ from ..data import EpochLoader
 from ..engine.storage import writing
 from ..engine.trainer import StepResult, Trainer, TrainingError, first_non_finite, snapshot_buffers
 from ..model import save_weights
-from ..supernet import Supernet, extract_model
+from ..supernet import Supernet
 from .config import SupernetConfig
 from .constraints import Constraints
-from .evaluate import recalibrate_bn
+from .evaluate import path_network
 from .paths import Path, fair_paths, uniform_path, within_budget
 
 SANDWICH_RANDOM = 2  # random paths between the largest and the smallest (BigNAS: 2)
@@ -99,9 +99,11 @@ class OneShotTrainer(Trainer):
         understate any one of them)."""
         if model is not None:
             return super().evaluate(model)
-        network = extract_model(self.supernet, self.reference_path()).to(self.device)
         loader = EpochLoader(self.train_loader.dataset, self.cfg.batch_size, train=True, seed=self.cfg.seed + 2)
-        recalibrate_bn(network, loader, self.preprocess, self.device, VALIDATION_RECALIBRATION_BATCHES)
+        path = self.reference_path()
+        network = path_network(
+            self.supernet, path, loader, self.preprocess, self.device, VALIDATION_RECALIBRATION_BATCHES
+        )
         return super().evaluate(network)
 
     def extra_state(self) -> dict[str, Any]:
