@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import io
 import json
 import logging
@@ -61,6 +62,7 @@ WIN_RATE = 0.7  # beating random search: a lower mean regret, and a lower regret
 
 @dataclass(frozen=True)
 class Settings:
+    seeds: int
     dnas_epochs: int
     supernet_epochs: int  # uniform (one path a step); fair and sandwich get as many path passes: ÷ paths a step
     population: int
@@ -69,8 +71,20 @@ class Settings:
     tau_archs: int  # architectures scored with inherited weights for Kendall's tau (0: all)
 
 
-FULL = Settings(dnas_epochs=16, supernet_epochs=40, population=20, generations=8, supernet_dnas_epochs=8, tau_archs=0)
-QUICK = Settings(dnas_epochs=8, supernet_epochs=16, population=12, generations=4, supernet_dnas_epochs=4, tau_archs=64)
+FULL = Settings(
+    seeds=5, dnas_epochs=16, supernet_epochs=40, population=20, generations=8, supernet_dnas_epochs=8, tau_archs=0
+)
+QUICK = Settings(
+    seeds=5, dnas_epochs=8, supernet_epochs=16, population=12, generations=4, supernet_dnas_epochs=4, tau_archs=64
+)
+
+
+def settings_for(task: Task, quick: bool, seeds: int | None) -> Settings:
+    """QUICK or FULL with the task's own values (`search: {quick: ..., full: ...}` in its task.yaml: a task with
+    more data trains fewer epochs), and `seeds` if given."""
+    mode = "quick" if quick else "full"
+    settings = dataclasses.replace(QUICK if quick else FULL, **task.search.get(mode, {}))
+    return settings if seeds is None else dataclasses.replace(settings, seeds=seeds)
 
 
 def common_options(task: Task, seed: int, run_dir: Path) -> dict[str, Any]:
@@ -163,11 +177,10 @@ def run_oneshot(
     space = load_space(str(task.space))
     sn_dir = work / f"supernet-{sampling}-{seed}"
     epochs = max(1, settings.supernet_epochs // paths_per_step(sampling, space))
+    options = common_options(task, seed, sn_dir)
+    del options["crop_padding"]  # the supernet's own default (no padded crops), as `hwnas supernet train` gives
     start = time.perf_counter()
-    quietly(
-        train_supernet,
-        SupernetConfig(**{**common_options(task, seed, sn_dir), "epochs": epochs, "sampling": sampling, **extra}),
-    )
+    quietly(train_supernet, SupernetConfig(**{**options, "epochs": epochs, "sampling": sampling, **extra}))
     train_seconds = time.perf_counter() - start
     evaluations = settings.population * settings.generations
     rows = []
@@ -429,7 +442,7 @@ def run_all(args: argparse.Namespace, settings: Settings, task: Task, truth: Gro
     with tempfile.TemporaryDirectory(prefix="hwnas-quality-") as tmp:
         runs = [("calibrate", "")] + [("oneshot", s) for s in SAMPLINGS if "oneshot" in wanted]
         runs += [("dnas", m) for m in DNAS_MODES if "dnas" in wanted]
-        seeds = range(args.seeds)
+        seeds = range(settings.seeds)
         jobs = [(task.name, k, v, s, truth.target, settings, tmp, extra[k]) for k, v in runs for s in seeds]
         rows: list[dict] = []
         start = time.perf_counter()
@@ -499,7 +512,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--task", default="all", help=f"a ground truth ({', '.join(groundtruth.tasks())}) or all")
     parser.add_argument("--quick", action="store_true", help="shorter searches (under 15 min a task on 2 cores)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per task, a line each")
-    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=None, help="default: 5, or the task's (its task.yaml)")
     parser.add_argument("--jobs", type=int, default=2, help="processes (1 thread each)")
     parser.add_argument("--target", type=float, default=None, help="latency target in ms (default: a quantile)")
     parser.add_argument("--quantile", type=float, default=0.3, help="default target: this quantile of latency")
@@ -519,7 +532,6 @@ def main(argv: list[str] | None = None) -> int:
     names = groundtruth.tasks() if args.task == "all" else [args.task]
     if args.task != "all" and args.task not in groundtruth.tasks():
         parser.error(f"--task {args.task!r}: expected one of {', '.join(groundtruth.tasks())} or all")
-    settings = QUICK if args.quick else FULL
     extra: dict[str, dict] = {"dnas": {}, "oneshot": {}, "calibrate": {}}
     for item in args.set:
         name, _, value = item.partition("=")
@@ -532,7 +544,7 @@ def main(argv: list[str] | None = None) -> int:
         if not task.table.is_file():
             log.warning("%s: no %s yet (python bench/groundtruth/build.py %s); skipped", name, task.table, name)
             continue
-        result = report(args, settings, task, extra, several=len(names) > 1)
+        result = report(args, settings_for(task, args.quick, args.seeds), task, extra, several=len(names) > 1)
         print(json.dumps(result) if args.json else result, flush=True)
     return 0
 

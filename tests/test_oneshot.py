@@ -46,6 +46,19 @@ def test_strict_fairness_holds_in_training(space_file, tmp_path):
     assert trained == [[steps] * 3] * 3  # every candidate of every layer, once per step
 
 
+@pytest.mark.slow
+def test_a_supernet_trains_enough_steps_and_no_padded_crops_by_default(space_file, tmp_path, capsys):
+    """On the bundled digits an epoch is 20 steps: 10 epochs left every path near chance, so the default is as
+    many epochs as make 1,000 steps, and no padded crops (they kept 16x16 supernets near chance)."""
+    assert SupernetConfig().crop_padding == 0 and SearchConfig().crop_padding == 4  # DNAS keeps its recipe
+    run_dir = tmp_path / "sn"
+    main(["supernet", "train", str(space_file), "--batch-size", "25", "--no-progress", "--run-dir", str(run_dir)])
+    assert "supernet training: 20 epochs (1,293 images, batch 25)" in capsys.readouterr().err
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert max(r["epoch"] for r in records if "epoch" in r) == 20  # 51 steps an epoch
+    main(["supernet", "train", "--resume", str(run_dir), "--no-progress"])  # resumes the finished run as it was
+
+
 def test_the_sandwich_trains_the_largest_and_the_smallest_path_every_step(space_file, tmp_path):
     out = train_supernet(
         SupernetConfig(

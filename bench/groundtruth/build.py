@@ -51,6 +51,7 @@ class Task:
     architectures: int | None  # None: every architecture of the space
     latency_batch: int
     description: str
+    search: dict[str, dict[str, Any]]  # bench/search_quality.py's settings for this task: {quick: {...}, full: {...}}
 
     @property
     def space(self) -> Path:
@@ -90,6 +91,7 @@ def load_task(name: str) -> Task:
         architectures=None if count == "all" else int(count),
         latency_batch=raw["latency_batch"],
         description=raw["description"],
+        search=raw.get("search", {}),
     )
 
 

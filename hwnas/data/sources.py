@@ -76,14 +76,14 @@ def _digits() -> DataPools:
 
 @functools.cache
 def _fonts() -> DataPools:
-    """The 62 characters of matplotlib's typefaces (see `fonts`): 12,648 training images from 17 faces, a
-    fixed test pool of 6,200 from 5 held-out faces."""
+    """The 62 characters of matplotlib's typefaces in EMNIST Balanced's 47 classes (see `fonts`): 12,648
+    training images from 17 faces, a fixed test pool of 6,200 from 5 held-out faces."""
     train_images, train_labels = fonts.render(fonts.TRAIN_FACES, fonts.TRAIN_VARIANTS, fonts.TRAIN_SEED)
     test_images, test_labels = fonts.render(fonts.TEST_FACES, fonts.TEST_VARIANTS, fonts.TEST_SEED)
     mean, std = exact_stats(train_images)
     train = ImageSet(TensorSource(train_images), train_labels)
     test = ImageSet(TensorSource(test_images), test_labels)
-    return DataPools(train, test, list(fonts.CHARACTERS), (mean,), (std,), mirror_safe=False)
+    return DataPools(train, test, list(fonts.CLASSES), (mean,), (std,), mirror_safe=False)
 
 
 def exact_stats(images: torch.Tensor) -> tuple[float, float]:

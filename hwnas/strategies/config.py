@@ -79,6 +79,20 @@ class SupernetConfig(TrainConfig, LatencyOptions):
         "uniform",
         choices=SAMPLINGS,
     )
+    epochs: int | None = redeclared(
+        TrainConfig,
+        "epochs",
+        default=None,
+        help="number of epochs (default: 10, or as many as make 1,000 steps on small data: a single-path "
+        "supernet trains each candidate on a share of the steps only)",
+    )
+    crop_padding: int = redeclared(
+        TrainConfig,
+        "crop_padding",
+        default=0,
+        help="random crop after zero-padding by this many pixels; 0 for supernets, which underfit (on small "
+        "inputs padded crops kept them near chance)",
+    )
     max_macs: float | None = _limit("MACs (millions), for sampled paths and searched architectures")
     max_params: float | None = _limit("parameters (millions), for sampled paths and searched architectures")
     max_latency: float | None = _limit(
@@ -93,6 +107,8 @@ class SearchConfig(SupernetConfig):
 
     HELP_GROUPS: ClassVar[tuple[OptionGroup, ...]] = (SEARCH, DNAS, ONE_SHOT, *SupernetConfig.HELP_GROUPS[1:])
 
+    epochs: int = redeclared(TrainConfig, "epochs", default=10)
+    crop_padding: int = redeclared(TrainConfig, "crop_padding", default=4)
     strategy: str = SEARCH.option(
         "dnas (differentiable, FBNet; with --mode softmax the one-shot tools' differentiable search), "
         "random, evolution or pareto (these three need --supernet)",

@@ -30,7 +30,15 @@ from .evaluate import path_network
 from .paths import Path, fair_paths, uniform_path, within_budget
 
 SANDWICH_RANDOM = 2  # random paths between the largest and the smallest (BigNAS: 2)
+MIN_EPOCHS = 10
+MIN_STEPS = 1000  # on the bundled digits (20 steps an epoch), 10 epochs left every path near chance
 VALIDATION_RECALIBRATION_BATCHES = 10  # as the searches' default --recalibrate-batches
+
+
+def default_epochs(images: int, batch_size: int) -> int:
+    """Supernet epochs when none are asked for: 10, or as many as make `MIN_STEPS` steps on small data."""
+    steps_per_epoch = max(1, images // batch_size)
+    return max(MIN_EPOCHS, -(-MIN_STEPS // steps_per_epoch))
 
 
 class OneShotTrainer(Trainer):
@@ -39,7 +47,10 @@ class OneShotTrainer(Trainer):
     def __init__(
         self, supernet: Supernet, cfg: SupernetConfig, *, constraints: Constraints | None = None, **options: Any
     ) -> None:
-        """`options`: the Trainer's own keywords (train_set, val_set, preprocess, device, run, ctx, meta)."""
+        """`options`: the Trainer's own keywords (train_set, val_set, preprocess, device, run, ctx, meta);
+        `cfg.epochs` None: `default_epochs` for the training set."""
+        if cfg.epochs is None:
+            cfg = cfg.replace(epochs=default_epochs(len(options["train_set"]), cfg.batch_size))
         super().__init__(supernet, cfg, **options)
         self.supernet = supernet
         self.counts = [len(layer.ops) for layer in supernet.layers]

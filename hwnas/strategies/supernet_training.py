@@ -14,7 +14,7 @@ from ..spaces import load_layerwise_space
 from ..supernet import Supernet
 from .config import SupernetConfig
 from .constraints import FLAGS, constraints_for, limits_of
-from .oneshot import OneShotTrainer
+from .oneshot import OneShotTrainer, default_epochs
 from .registry import register_strategy
 
 
@@ -29,6 +29,9 @@ def train_one_shot(run: Run) -> Outcome:
             "use --sampling uniform with --max-macs/--max-params/--max-latency"
         )
     data = run.open_data(space.input_size, choosing=True)
+    if cfg.epochs is None:
+        cfg = run.cfg = cfg.replace(epochs=default_epochs(len(data.train), cfg.batch_size))
+        run.tell(f"supernet training: {cfg.epochs} epochs ({len(data.train):,} images, batch {cfg.batch_size})")
     space = run.fit(space, data)
     table = run.cost_table(space, "latency" in limits_of(cfg), per_layer=False)
     constraints = constraints_for(space, cfg, table, run.user_latency_model())
