@@ -18,7 +18,8 @@ that test pool) under a latency target, and is scored by:
   mean of its other seeds, so the luck of the run it was picked on does not count; the time of one
   stand-alone training is measured in this run, next to the strategies, under the same load;
 - win_rate: over seeds, the probability that the strategy's regret is below that random search's;
-  a strategy beats random search when its mean regret is lower and its win rate at least 70%;
+  a strategy beats random search when its mean regret is lower and its win rate at least 70%, and meets the
+  project's target when its mean regret is at most half random search's and its win rate at least 80%;
 - budget_use: the returned architecture's latency over the target;
 - kendall_tau (one-shot supernets): rank correlation of inherited-weight accuracy and true accuracy;
   beside it, the same against the mean of all seeds but one, for the supernets and for one stand-alone
@@ -54,15 +55,34 @@ from build import Task  # noqa: E402
 log = logging.getLogger("search_quality")
 
 DNAS_MODES = ("gumbel", "gumbel_hard", "softmax")
+DARTS_VARIANTS: dict[str, dict[str, Any]] = {  # cell ground truths: DARTS with these options (DartsConfig)
+    "first": {},
+    "second": {"sec_approx": True},
+    "first-skip1": {"max_skip": 1},  # P-DARTS's limit, for a 4-edge cell
+    "first-pc4": {"partial_channels": 4},  # PC-DARTS
+}
+DARTS_DATA = ("data", "input", "flip", "crop_padding")  # what DARTS takes of a cell task's recipe
 SAMPLINGS = ("uniform", "fair", "sandwich")
 PICKERS = ("random", "evolution", "pareto")
 RANDOM_TRIALS = 2000
 WIN_RATE = 0.7  # beating random search: a lower mean regret, and a lower regret in at least this share of seeds
+STRATEGY_FIELDS = (  # of each strategy, in --json (the inherited gap: one-shot pickers only)
+    "regret",
+    "random_regret",
+    "win_rate",
+    "beats_random",
+    "meets_target",
+    "budget_use",
+    "inherited_gap",
+    "inherited_gap_max",
+)
+TARGET_SHARE, TARGET_WIN_RATE = 0.5, 0.8  # the project's target: at most half random search's regret, 80% of wins
 
 
 @dataclass(frozen=True)
 class Settings:
     seeds: int
+    darts_epochs: int
     dnas_epochs: int
     supernet_epochs: int  # uniform (one path a step); fair and sandwich get as many path passes: ÷ paths a step
     population: int
@@ -72,10 +92,24 @@ class Settings:
 
 
 FULL = Settings(
-    seeds=5, dnas_epochs=16, supernet_epochs=40, population=20, generations=8, supernet_dnas_epochs=8, tau_archs=0
+    seeds=5,
+    darts_epochs=10,
+    dnas_epochs=16,
+    supernet_epochs=40,
+    population=20,
+    generations=8,
+    supernet_dnas_epochs=8,
+    tau_archs=0,
 )
 QUICK = Settings(
-    seeds=5, dnas_epochs=8, supernet_epochs=16, population=12, generations=4, supernet_dnas_epochs=4, tau_archs=64
+    seeds=5,
+    darts_epochs=4,
+    dnas_epochs=8,
+    supernet_epochs=16,
+    population=12,
+    generations=4,
+    supernet_dnas_epochs=4,
+    tau_archs=64,
 )
 
 
@@ -139,6 +173,44 @@ def paths_per_step(sampling: str, space) -> int:
     if sampling == "fair":
         return max(len(layer.candidates) for layer in space.layers)
     return 2 + SANDWICH_RANDOM if sampling == "sandwich" else 1
+
+
+def run_darts(task: Task, variant: str, seed: int, settings: Settings, work: Path) -> list[dict]:
+    """DARTS on a cell task's data with the search defaults a user gets (a search network of the task's cells),
+    then its genotype trained stand-alone with the task's recipe on each of the task's seeds (not charged)."""
+    from hwnas.arch import Architecture
+    from hwnas.spaces import load_space
+    from hwnas.strategies.config import DartsConfig
+    from hwnas.strategies.run import search
+
+    knobs = load_space(str(task.space)).knobs
+    network = {"init_channels": knobs["init_channels"], "layers": knobs["layers"], "num_meta_node": knobs["nodes"]}
+    cfg = DartsConfig(
+        **{k: task.recipe[k] for k in DARTS_DATA},
+        **network,
+        eval_init_channels=knobs["init_channels"],
+        eval_layers=knobs["layers"],
+        space=str(task.space),
+        epochs=settings.darts_epochs,
+        seed=seed,
+        progress=False,
+        device="cpu",
+        run_dir=str(work / f"darts-{variant}-{seed}"),
+        **DARTS_VARIANTS[variant],
+    )
+    start = time.perf_counter()
+    genotype = Architecture.load(quietly(search, cfg).arch_path).genotype.to_dict()
+    seconds = time.perf_counter() - start
+    true = [groundtruth.train_once((genotype, s, task.recipe, str(task.space)))["test_top1"] for s in range(task.seeds)]
+    return [
+        {
+            "strategy": f"darts-{variant}",
+            "seed": seed,
+            "key": groundtruth.key(genotype),
+            "true_top1": true,
+            "seconds": seconds,
+        }
+    ]
 
 
 def run_supernet_dnas(
@@ -207,6 +279,7 @@ def run_oneshot(
                 "choices": list(Architecture.load(outcome.arch_path).choices),
                 "seconds": train_seconds + seconds,
                 "health": outcome.summary.get("supernet_health"),
+                "shipped_top1": outcome.summary.get("shipped", {}).get("test_top1"),
             }
         )
     start = time.perf_counter()
@@ -256,16 +329,24 @@ def run_job(job: tuple[str, str, str, int, float, Settings, str, dict]) -> list[
         return calibrate(task, seed)
     if kind == "dnas":
         return run_dnas(task, variant, seed, target, settings, Path(work), extra)
+    if kind == "darts":
+        return run_darts(task, variant, seed, settings, Path(work))
     return run_oneshot(task, variant, seed, target, settings, Path(work), extra)
 
 
 class GroundTruth:
-    def __init__(self, path: Path, target: float | None, quantile: float) -> None:
+    """A task's table. Layer-wise tasks are searched under a latency target; cell tasks (DARTS) without one,
+    and their regret is against the best of the table's genotypes, a sample of the space."""
+
+    def __init__(self, path: Path, target: float | None, quantile: float, cell: bool = False) -> None:
         data = json.loads(path.read_text())
         self.meta = data
-        self.archs = {groundtruth.key(a["choices"]): a for a in data["archs"]}
+        self.cell = cell
+        self.archs = {a.get("key") or groundtruth.key(a["choices"]): a for a in data["archs"]}
         latencies = sorted(a["latency_ms"] for a in self.archs.values())
         self.target = target if target is not None else latencies[int(quantile * (len(latencies) - 1))]
+        if cell:
+            self.target = float("inf")
         self.feasible = [a for a in self.archs.values() if a["latency_ms"] <= self.target]
         self.best = max(a["mean"] for a in self.feasible)
         self.worst = min(a["mean"] for a in self.feasible)
@@ -276,8 +357,12 @@ class GroundTruth:
         runs = self.archs[key]["test_top1"]
         return statistics.fmean(acc for s, acc in enumerate(runs) if s != leave_out)
 
-    def regret(self, choices: list[str]) -> float:
-        arch = self.archs[groundtruth.key(choices)]
+    def regret(self, row: dict) -> float:
+        """A strategy's regret: its pick's true accuracy (the table's, or trained by the benchmark for a cell
+        task's genotype) below the best within the target; over the target it scores as the worst within."""
+        if "true_top1" in row:
+            return self.best - statistics.fmean(row["true_top1"])
+        arch = self.archs[groundtruth.key(row["choices"])]
         return self.best - (arch["mean"] if arch["latency_ms"] <= self.target else self.worst)
 
     def random_regrets(self, evaluations: int, rng: random.Random) -> list[float]:
@@ -322,17 +407,18 @@ def score(rows: list[dict], truth: GroundTruth) -> tuple[dict[str, dict], dict[s
     standalone = statistics.median(r["seconds"] for r in rows if r["strategy"] == "stand-alone")
     rng = random.Random(0)
     strategies: dict[str, dict] = {}
-    for name in dict.fromkeys(r["strategy"] for r in rows if "choices" in r):
+    for name in dict.fromkeys(r["strategy"] for r in rows if "choices" in r or "true_top1" in r):
         runs = [r for r in rows if r["strategy"] == name]
         regrets, random_means, wins, uses, evaluations = [], [], [], [], []
         for r in runs:
-            regret = truth.regret(r["choices"])
+            regret = truth.regret(r)
             k = max(1, round(r["seconds"] / standalone))
             baseline = truth.random_regrets(k, rng)
             regrets.append(regret)
             random_means.append(statistics.fmean(baseline))
             wins.append(statistics.fmean(1.0 if b > regret else 0.5 if b == regret else 0.0 for b in baseline))
-            uses.append(truth.archs[groundtruth.key(r["choices"])]["latency_ms"] / truth.target)
+            if "choices" in r:
+                uses.append(truth.archs[groundtruth.key(r["choices"])]["latency_ms"] / truth.target)
             evaluations.append(k)
         strategies[name] = {
             "regret": statistics.fmean(regrets),
@@ -340,13 +426,20 @@ def score(rows: list[dict], truth: GroundTruth) -> tuple[dict[str, dict], dict[s
             "win_rate": statistics.fmean(wins),
             "beats_random": statistics.fmean(regrets) < statistics.fmean(random_means)
             and statistics.fmean(wins) >= WIN_RATE,
-            "budget_use": statistics.fmean(uses),
+            "meets_target": statistics.fmean(regrets) <= TARGET_SHARE * statistics.fmean(random_means)
+            and statistics.fmean(wins) >= TARGET_WIN_RATE,
+            "budget_use": statistics.fmean(uses) if uses else None,  # None: no latency target (cells)
             "over_budget": sum(u > 1 for u in uses),
             "seconds": statistics.fmean(r["seconds"] for r in runs),
             "random_trainings": statistics.fmean(evaluations),
-            "picks": [r["choices"] for r in runs],
+            "picks": [r.get("choices") or r["key"] for r in runs],
             "regrets": regrets,
         }
+        shipped = [r for r in runs if r.get("shipped_top1") is not None]
+        if shipped:  # the picked network's inherited weights (BatchNorm re-estimated) against it trained alone
+            gaps = [truth.archs[groundtruth.key(r["choices"])]["mean"] - r["shipped_top1"] for r in shipped]
+            strategies[name]["inherited_gap"] = statistics.fmean(gaps)
+            strategies[name]["inherited_gap_max"] = max(gaps)
         health = [r["health"] for r in runs if r.get("health")]
         if health:
             strategies[name]["unhealthy_supernets"] = sum(not h["healthy"] for h in health)
@@ -381,18 +474,31 @@ def render(
         f"ground truth: {gt['architectures']} architectures x {gt['seeds']} seeds; true accuracy "
         f"{min(a['mean'] for a in truth.archs.values()):.2f}-{max(a['mean'] for a in truth.archs.values()):.2f}%, "
         f"seed noise (std) {gt['seed_noise']:.2f}",
-        f"latency target {truth.target:.3f} ms: {len(truth.feasible)} architectures fit, best true accuracy "
-        f"{truth.best:.2f}%, median {statistics.median(a['mean'] for a in truth.feasible):.2f}%; one stand-alone "
+        (
+            f"no latency target: best true accuracy {truth.best:.2f}% (of the table's {len(truth.feasible)}), "
+            if truth.cell
+            else f"latency target {truth.target:.3f} ms: {len(truth.feasible)} architectures fit, best true accuracy "
+            f"{truth.best:.2f}%, "
+        )
+        + f"median {statistics.median(a['mean'] for a in truth.feasible):.2f}%; one stand-alone "
         f"training {standalone:.1f} s here",
         "",
         f"{'strategy':<20} {'regret':>7} {'random':>7} {'win rate':>8} {'budget use':>10} {'seconds':>8} "
-        f"{'random k':>8}  beats random",
+        f"{'random k':>8}  beats random  target (regret <= half random's, wins >= 80%)",
     ]
     for name, s in strategies.items():
+        use = "-" if s["budget_use"] is None else f"{s['budget_use']:.2f}"
         lines.append(
             f"{name:<20} {s['regret']:>7.2f} {s['random_regret']:>7.2f} {100 * s['win_rate']:>7.0f}% "
-            f"{s['budget_use']:>10.2f} {s['seconds']:>8.1f} {s['random_trainings']:>8.1f}  "
-            f"{'yes' if s['beats_random'] else 'no'}"
+            f"{use:>10} {s['seconds']:>8.1f} {s['random_trainings']:>8.1f}  "
+            f"{'yes' if s['beats_random'] else 'no':<13} {'met' if s['meets_target'] else 'missed'}"
+        )
+    gaps = {k: s for k, s in strategies.items() if "inherited_gap" in s}
+    if gaps:
+        lines.append("")
+        lines.append(
+            "shipped inherited weights below the same network trained alone (points of test top-1, mean / worst): "
+            + ", ".join(f"{k} {s['inherited_gap']:.2f} / {s['inherited_gap_max']:.2f}" for k, s in gaps.items())
         )
     if taus:
         lines.append("")
@@ -415,6 +521,18 @@ def plot(task: Task, truth: GroundTruth, strategies: dict[str, dict], path: Path
 
     fig, ax = plt.subplots(figsize=(8, 5.5))
     archs = list(truth.archs.values())
+    if truth.cell:  # no latency target: where each strategy's picks land among the table's accuracies
+        ax.hist([a["mean"] for a in archs], bins=30, color="#bbbbbb", label=f"all {len(archs)}")
+        for name, st in strategies.items():
+            ax.axvline(truth.best - st["regret"], lw=1.2, label=f"{name} (mean of its picks)")
+        ax.set_xlabel("true top-1, % (stand-alone, mean of seeds)")
+        ax.set_ylabel("genotypes")
+        ax.legend(fontsize=7, loc="upper left")
+        ax.set_title(f"picks of each strategy on {task.name} ({task.recipe['data']}, {task.recipe['input']})")
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        return
     latency, accuracy = [a["latency_ms"] for a in archs], [a["mean"] for a in archs]
     ax.scatter(latency, accuracy, s=10, c="#bbbbbb", label=f"all {len(archs)}")
     ax.axvline(truth.target, color="k", lw=0.8, ls="--", label=f"target {truth.target:.2f} ms")
@@ -440,10 +558,14 @@ def run_all(args: argparse.Namespace, settings: Settings, task: Task, truth: Gro
     """Every strategy over every seed, plus the stand-alone trainings that price random search, in a pool."""
     wanted = set(args.strategies.split(","))
     with tempfile.TemporaryDirectory(prefix="hwnas-quality-") as tmp:
-        runs = [("calibrate", "")] + [("oneshot", s) for s in SAMPLINGS if "oneshot" in wanted]
-        runs += [("dnas", m) for m in DNAS_MODES if "dnas" in wanted]
+        runs = [("calibrate", "")]
+        if truth.cell:
+            runs += [("darts", v) for v in DARTS_VARIANTS]
+        else:
+            runs += [("oneshot", s) for s in SAMPLINGS if "oneshot" in wanted]
+            runs += [("dnas", m) for m in DNAS_MODES if "dnas" in wanted]
         seeds = range(settings.seeds)
-        jobs = [(task.name, k, v, s, truth.target, settings, tmp, extra[k]) for k, v in runs for s in seeds]
+        jobs = [(task.name, k, v, s, truth.target, settings, tmp, extra.get(k, {})) for k, v in runs for s in seeds]
         rows: list[dict] = []
         start = time.perf_counter()
         with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
@@ -451,6 +573,13 @@ def run_all(args: argparse.Namespace, settings: Settings, task: Task, truth: Gro
                 rows.extend(result)
                 log.info("%s: %d/%d jobs done (%.0f s)", task.name, i, len(jobs), time.perf_counter() - start)
     return rows
+
+
+def task_kind(task: Task) -> str:
+    """ "cell" (DARTS, CNAS) or "layerwise", as the task's space declares."""
+    from hwnas.spaces import load_space
+
+    return "cell" if load_space(str(task.space)).kind == "cell" else "layerwise"
 
 
 def test_images(task: Task) -> int:
@@ -470,7 +599,7 @@ def per_task(path: Path | None, task: Task, several: bool) -> Path | None:
 
 def report(args: argparse.Namespace, settings: Settings, task: Task, extra: dict, several: bool) -> dict | str:
     """Run (or load) and score every strategy on one ground truth: its JSON object, or its table as text."""
-    truth = GroundTruth(task.table, args.target, args.quantile)
+    truth = GroundTruth(task.table, args.target, args.quantile, cell=task_kind(task) == "cell")
     load, save = per_task(args.load_rows, task, several), per_task(args.save_rows, task, several)
     rows = json.loads(load.read_text()) if load else run_all(args, settings, task, truth, extra)
     if save:
@@ -485,7 +614,7 @@ def report(args: argparse.Namespace, settings: Settings, task: Task, extra: dict
     meta = truth.meta
     return {
         "task": task.name,
-        "kind": "layerwise",
+        "kind": task_kind(task),
         "ground_truth": {
             "architectures": meta["architectures"],
             "seeds": meta["seeds"],
@@ -496,10 +625,7 @@ def report(args: argparse.Namespace, settings: Settings, task: Task, extra: dict
             "target_ms": truth.target,
             "best_under_target": truth.best,
         },
-        "strategies": {
-            k: {f: v[f] for f in ("regret", "random_regret", "win_rate", "beats_random", "budget_use")}
-            for k, v in strategies.items()
-        },
+        "strategies": {k: {f: v[f] for f in STRATEGY_FIELDS if f in v} for k, v in strategies.items()},
         "kendall_tau": taus,
         "tau_ceiling": reference["one stand-alone training"],
         "kendall_tau_held_out_seed": reference,

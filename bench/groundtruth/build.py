@@ -39,6 +39,8 @@ import yaml
 HERE = Path(__file__).resolve().parent
 log = logging.getLogger("groundtruth")
 
+Spec = list[str] | dict[str, Any]  # a layer-wise architecture's choices, or a cell architecture's genotype
+
 
 @dataclass(frozen=True)
 class Task:
@@ -65,11 +67,15 @@ class Task:
     def latency_table(self) -> Path:
         return self.folder / "latency_table.json"
 
-    def choices(self) -> list[list[str]]:
-        """The task's architectures: all of the space, or a sample drawn with seed 0."""
+    def choices(self) -> list[Spec]:
+        """The task's architectures: all of a layer-wise space or a sample of it drawn with seed 0; for a cell
+        space, that many distinct genotypes drawn as DARTS derives them (two inputs a node, no `none`)."""
         from hwnas.spaces import load_space
 
-        every = all_choices(load_space(str(self.space)))
+        space = load_space(str(self.space))
+        if space.kind == "cell":
+            return distinct_genotypes(space, self.architectures or 0)
+        every = all_choices(space)
         return every if self.architectures is None else random.Random(0).sample(every, self.architectures)
 
 
@@ -99,17 +105,48 @@ def all_choices(space) -> list[list[str]]:
     return [list(c) for c in itertools.product(*(layer.candidates for layer in space.layers))]
 
 
-def key(choices: list[str]) -> str:
-    return " ".join(choices)
+def distinct_genotypes(space, count: int) -> list[Spec]:
+    from hwnas.cost.build import random_genotype
+
+    rng, out = random.Random(0), {}
+    while len(out) < count:
+        genotype = random_genotype(space, rng).to_dict()
+        out.setdefault(key(genotype), genotype)
+    return list(out.values())
+
+
+def key(spec: Spec) -> str:
+    """An architecture as one line: its choices, or its genotype's cells (`op<input ...`, normal | reduce)."""
+    if isinstance(spec, dict):
+        return " | ".join(" ".join(f"{op}<{j}" for op, j in spec[cell]) for cell in ("normal", "reduce"))
+    return " ".join(spec)
+
+
+def spec_of(line: str) -> Spec:
+    """The inverse of `key`."""
+    if " | " not in line:
+        return line.split()
+    cells = [[[op, int(j)] for op, j in (edge.split("<") for edge in part.split())] for part in line.split(" | ")]
+    concat = list(range(2, len(cells[0]) // 2 + 2))
+    return {"normal": cells[0], "normal_concat": concat, "reduce": cells[1], "reduce_concat": concat}
+
+
+def architecture(space, spec: Spec):
+    """The `hwnas.arch.Architecture` of a task's architecture."""
+    from hwnas.arch import Architecture
+    from hwnas.spaces.genotype import Genotype
+
+    if isinstance(spec, dict):
+        return Architecture.from_genotype(space, Genotype.from_dict(spec, space.ops))
+    return Architecture.from_space(space, spec)
 
 
 _DATA: dict[str, Any] = {}  # per worker process: the opened data of a recipe, reused by its next runs
 
 
-def train_once(job: tuple[list[str], int, dict, str]) -> dict:
-    """One stand-alone training of `choices` with `seed`; returns the final test top-1 and the time it took."""
-    choices, seed, recipe, space_path = job
-    from hwnas.arch import Architecture
+def train_once(job: tuple[Spec, int, dict, str]) -> dict:
+    """One stand-alone training of `spec` with `seed`; returns the final test top-1 and the time it took."""
+    spec, seed, recipe, space_path = job
     from hwnas.engine.config import TrainConfig
     from hwnas.engine.trainer import Trainer
     from hwnas.model import build_model
@@ -126,7 +163,7 @@ def train_once(job: tuple[list[str], int, dict, str]) -> dict:
         _DATA[data_key] = open_run_data(cfg, space.input_size)
     data = _DATA[data_key]
     torch.manual_seed(seed)
-    model = build_model(Architecture.from_space(space, choices))
+    model = build_model(architecture(space, spec))
     start = time.perf_counter()
     with contextlib.redirect_stderr(io.StringIO()):
         trainer = Trainer(
@@ -134,7 +171,7 @@ def train_once(job: tuple[list[str], int, dict, str]) -> dict:
         )
         trainer.fit()
     seconds = time.perf_counter() - start
-    return {"arch": key(choices), "seed": seed, "test_top1": trainer.history[-1]["val_top1"], "seconds": seconds}
+    return {"arch": key(spec), "seed": seed, "test_top1": trainer.history[-1]["val_top1"], "seconds": seconds}
 
 
 def read_runs(path: Path) -> dict[tuple[str, int], dict]:
@@ -173,12 +210,11 @@ def environment() -> dict[str, Any]:
     }
 
 
-def measure_costs(task: Task, space, choices: list[list[str]], known: dict[str, dict]) -> dict[str, dict]:
+def measure_costs(task: Task, space, choices: list[Spec], known: dict[str, dict]) -> dict[str, dict]:
     """MACs, params, the cost table's latency sum and measured end-to-end latency of every architecture
     (taken from `known`, an earlier table, where it has them)."""
-    from hwnas.arch import Architecture
     from hwnas.cost import measure_latency, profile_arch
-    from hwnas.cost.build import build_table
+    from hwnas.cost.build import build_table, entries_sum
     from hwnas.cost.table import CostTable
     from hwnas.model import build_model
 
@@ -187,12 +223,13 @@ def measure_costs(task: Task, space, choices: list[list[str]], known: dict[str, 
     else:
         table = build_table(space, device="cpu", threads=1, batch=task.latency_batch)
         table.save(task.latency_table)
+    table_sum = entries_sum(table, space)
     out = {}
     for i, c in enumerate(choices):
         if key(c) in known:
             out[key(c)] = known[key(c)]
             continue
-        arch = Architecture.from_space(space, c)
+        arch = architecture(space, c)
         profile = profile_arch(arch)
         measured = measure_latency(
             build_model(arch), space.input_size, threads=1, batch=task.latency_batch, min_run_time=0.2
@@ -200,7 +237,7 @@ def measure_costs(task: Task, space, choices: list[list[str]], known: dict[str, 
         out[key(c)] = {
             "macs": profile.macs,
             "params": profile.params,
-            "latency_ms": table.predict(space, c),
+            "latency_ms": table_sum(arch) + table.offset_ms,
             "measured_latency_ms": measured.median_ms,
         }
         if i % 32 == 0:
@@ -208,13 +245,14 @@ def measure_costs(task: Task, space, choices: list[list[str]], known: dict[str, 
     return out
 
 
-def summarize(task: Task, choices: list[list[str]], runs: dict, seeds: int, costs: dict, recipe: dict) -> dict:
+def summarize(task: Task, choices: list[Spec], runs: dict, seeds: int, costs: dict, recipe: dict) -> dict:
     archs = []
     for c in choices:
         accs = [runs[(key(c), s)]["test_top1"] for s in range(seeds)]
         archs.append(
             {
-                "choices": c,
+                "key": key(c),
+                "genotype" if isinstance(c, dict) else "choices": c,
                 "test_top1": accs,
                 "mean": statistics.fmean(accs),
                 "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
@@ -262,7 +300,7 @@ def check(task: Task, rows: int, jobs: int) -> int:
     runs = read_runs(task.folder / "runs.jsonl")
     picks = random.Random(1).sample(sorted(runs), min(rows, len(runs)))
     with multiprocessing.get_context("spawn").Pool(jobs) as pool:
-        results = pool.map(train_once, [(arch.split(), seed, task.recipe, str(task.space)) for arch, seed in picks])
+        results = pool.map(train_once, [(spec_of(arch), seed, task.recipe, str(task.space)) for arch, seed in picks])
     exact = 0
     for row in results:
         want = runs[(row["arch"], row["seed"])]["test_top1"]
@@ -318,7 +356,8 @@ def main(argv: list[str] | None = None) -> int:
     known = {}
     if out.exists():
         fields = ("macs", "params", "latency_ms", "measured_latency_ms")
-        known = {key(a["choices"]): {f: a[f] for f in fields} for a in json.loads(out.read_text())["archs"]}
+        earlier = json.loads(out.read_text())["archs"]
+        known = {a.get("key") or key(a["choices"]): {f: a[f] for f in fields} for a in earlier}
     table = summarize(task, choices, runs, seeds, measure_costs(task, space, choices, known), recipe)
     atomic_write_text(out, json.dumps(table, indent=1))
     log.info(
