@@ -538,7 +538,7 @@ def plot(task: Task, truth: GroundTruth, strategies: dict[str, dict], path: Path
     ax.axvline(truth.target, color="k", lw=0.8, ls="--", label=f"target {truth.target:.2f} ms")
     best = max(truth.feasible, key=lambda a: a["mean"])
     ax.scatter([best["latency_ms"]], [best["mean"]], s=220, marker="*", facecolors="none", edgecolors="k", label="best")
-    markers = "ovs^D<>pPX*h"
+    markers = "ovs^D<>pPX*hH8d1234"
     for (name, s), marker in zip(strategies.items(), markers, strict=False):
         picked = [truth.archs[groundtruth.key(c)] for c in s["picks"]]
         ax.scatter(
