@@ -297,7 +297,8 @@ def separation(archs: list[dict]) -> dict[str, float]:
 def check(task: Task, rows: int, jobs: int) -> int:
     """Retrain `rows` finished runs of the task (runs.jsonl: also of a build still going); say how far each lands
     from its recorded top-1. Exit status 0 when every one reproduces exactly."""
-    runs = read_runs(task.folder / "runs.jsonl")
+    ours = {key(spec) for spec in task.choices()}
+    runs = {done: row for done, row in read_runs(task.folder / "runs.jsonl").items() if done[0] in ours}
     picks = random.Random(1).sample(sorted(runs), min(rows, len(runs)))
     with multiprocessing.get_context("spawn").Pool(jobs) as pool:
         results = pool.map(train_once, [(spec_of(arch), seed, task.recipe, str(task.space)) for arch, seed in picks])
