@@ -517,8 +517,8 @@ def plot(task: Task, truth: GroundTruth, strategies: dict[str, dict], path: Path
     archs = list(truth.archs.values())
     if truth.cell:  # no latency target: where each strategy's picks land among the table's accuracies
         ax.hist([a["mean"] for a in archs], bins=30, color="#bbbbbb", label=f"all {len(archs)}")
-        for name, st in strategies.items():
-            ax.axvline(truth.best - st["regret"], lw=1.2, label=f"{name} (mean of its picks)")
+        for k, (name, st) in enumerate(strategies.items()):
+            ax.axvline(truth.best - st["regret"], lw=1.5, color=f"C{k}", label=f"{name} (mean of its picks)")
         ax.set_xlabel("true top-1, % (stand-alone, mean of seeds)")
         ax.set_ylabel("genotypes")
         ax.legend(fontsize=7, loc="upper left")
