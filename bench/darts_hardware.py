@@ -42,7 +42,7 @@ def main() -> None:
                 layers=5,
                 eval_init_channels=16,
                 eval_layers=8,
-                arch_learning_rate=3e-3,
+                arch_lr=3e-3,
                 cost="latency",
                 hc_weight=weight,
                 seed=args.seed,

@@ -10,7 +10,7 @@ Hessian-vector product), then a weight step. Kinds:
 - `pc4`, `pc4_second`: the same with partial channel connections K=4 and edge normalisation (PC-DARTS);
 - `weights`: the weight step alone (no α step), the floor of any search step;
 - a kind followed by techniques, e.g. `weights+recompute`, `weights+channels_last+recompute`: the same with
-  every mixed edge recomputed in the backward pass (`+recompute`: `--recompute`, hwnas.supernet.recompute)
+  every mixed edge recomputed in the backward pass (`+recompute`: `--recompute`, hwnas.supernet.recomputation)
   and/or channels_last model and inputs (`+channels_last`: `--channels-last`), printed as a ratio to the
   kind without them.
 Each kind runs in its own process, so its peak resident memory (above the process's memory after
@@ -37,7 +37,7 @@ def one(kind: str, threads: int, batch: int, steps: int, device: str) -> dict:
     from hwnas.strategies.config import DartsConfig
     from hwnas.strategies.darts import DartsTrainer
     from hwnas.supernet import recompute
-    from hwnas.supernet.cells import CellSupernet
+    from hwnas.supernet.cell_supernet import CellSupernet
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)

@@ -13,7 +13,7 @@ memory after importing torch and building the data) is its own:
 `gumbel` is the soft step as hwnas runs it by default: every candidate on its own, its activations kept
 for the backward pass (the reference). With `--reference` the soft step runs with each technique of
 issue 16 and its ratio to the reference is printed: `gumbel+fused` (hwnas.supernet.fusion),
-`gumbel+recompute` (hwnas.supernet.recompute, `--recompute`), both, and `gumbel+channels_last`.
+`gumbel+recompute` (hwnas.supernet.recomputation, `--recompute`), both, and `gumbel+channels_last`.
 Times are medians over the timed steps after 2 warm-up steps.
 """
 
@@ -47,14 +47,15 @@ def one(kind: str, threads: int, batch: int, steps: int) -> dict:
 
     from hwnas.arch import Architecture
     from hwnas.cost.build import build_table
-    from hwnas.cost.hardware_loss import UNITS, CostModel, HardwareLoss
+    from hwnas.cost.cost_model import UNITS, CostModel
+    from hwnas.cost.hardware_loss import HardwareLoss
     from hwnas.cost.interleaved import QUICK_ROUNDS
     from hwnas.data import Batch, Preprocess
     from hwnas.engine.config import TrainConfig
     from hwnas.engine.trainer import Trainer
     from hwnas.model import build_model
     from hwnas.spaces import load_space
-    from hwnas.strategies.config import SearchConfig
+    from hwnas.strategies.config import DnasConfig
     from hwnas.strategies.dnas import DNASTrainer
     from hwnas.supernet import Supernet, fusion, recompute
 
@@ -107,7 +108,7 @@ def one(kind: str, threads: int, batch: int, steps: int) -> dict:
     table = build_table(space, policy=QUICK_ROUNDS, progress=False)
     costs = {m: CostModel.from_table(table, space, m) for m in UNITS}
     mode, *techniques = kind.split("+")
-    scfg = SearchConfig(
+    scfg = DnasConfig(
         batch_size=batch,
         mode=mode,
         progress=False,

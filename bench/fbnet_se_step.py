@@ -28,11 +28,12 @@ def search_step(mode: str, threads: int, batch: int, steps: int, width: float) -
     import torch
 
     from hwnas.cost.build import build_table
-    from hwnas.cost.hardware_loss import CostModel, HardwareLoss
+    from hwnas.cost.cost_model import CostModel
+    from hwnas.cost.hardware_loss import HardwareLoss
     from hwnas.data import Batch, Preprocess
     from hwnas.data.imageset import ImageSet, TensorSource
     from hwnas.spaces import load_space
-    from hwnas.strategies.config import SearchConfig
+    from hwnas.strategies.config import DnasConfig
     from hwnas.strategies.dnas import DNASTrainer
     from hwnas.supernet import Supernet
 
@@ -46,7 +47,7 @@ def search_step(mode: str, threads: int, batch: int, steps: int, width: float) -
     data = ImageSet(TensorSource(images), labels)
     pre = Preprocess((3, 108, 108), (0.5,), (0.25,))
     x = pre(Batch(images, labels, torch.arange(batch)), torch.device("cpu"))
-    cfg = SearchConfig(
+    cfg = DnasConfig(
         space="fbnet_se", batch_size=batch, mode=mode, head="arcface", cost="macs", hw_loss="add", progress=False
     )
     trainer = DNASTrainer(

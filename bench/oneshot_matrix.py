@@ -12,7 +12,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from hwnas.strategies.config import SearchConfig, SupernetConfig
+from hwnas.strategies.config import DnasConfig, SupernetConfig
+from hwnas.strategies.registry import strategy as registered_strategy
 from hwnas.strategies.run import search, train_supernet
 
 COMMON = {"flip": False, "crop_padding": 0, "progress": False, "checkpoint_every": 0, "classes": "3", "batch_size": 64}
@@ -22,7 +23,14 @@ PICKERS = (
     ("evolution", EVOLUTION),
     ("pareto", {**EVOLUTION, "pareto_cost": "macs"}),
 )
-DNAS = {"epochs": 1, "weight_warmup_epochs": 0, "a_optimizer": "sgd", "a_lr": 0.05, "hw_loss": "add", "cost": "macs"}
+DNAS = {
+    "epochs": 1,
+    "weight_warmup_epochs": 0,
+    "arch_optimizer": "sgd",
+    "arch_lr": 0.05,
+    "hw_loss": "add",
+    "cost": "macs",
+}
 
 
 def small(space: str, folder: Path) -> Path:
@@ -49,9 +57,8 @@ def run_space(space: str, folder: Path) -> None:
         )
         for strategy, extra in PICKERS:
             start = time.perf_counter()
-            cfg = SearchConfig(
+            cfg = registered_strategy(strategy).options(
                 space=space_file,
-                strategy=strategy,
                 supernet=str(sup),
                 recalibrate_batches=1,
                 run_dir=str(folder / f"{space}-{sampling}-{strategy}"),
@@ -65,7 +72,7 @@ def run_space(space: str, folder: Path) -> None:
             )
     for mode in ("softmax", "gumbel"):
         start = time.perf_counter()
-        cfg = SearchConfig(space=space_file, mode=mode, run_dir=str(folder / f"{space}-dnas-{mode}"), **DNAS, **COMMON)
+        cfg = DnasConfig(space=space_file, mode=mode, run_dir=str(folder / f"{space}-dnas-{mode}"), **DNAS, **COMMON)
         out = search(cfg)
         print(f"{space:13} dnas     {mode:9} {' '.join(out.summary['choices'])} ({time.perf_counter() - start:.1f} s)")
 

@@ -40,7 +40,7 @@ def main() -> None:
     from hwnas.model import build_model
     from hwnas.pipeline import open_run_data
     from hwnas.spaces import load_space
-    from hwnas.strategies.config import SearchConfig, SupernetConfig
+    from hwnas.strategies.config import RandomSearchConfig, SupernetConfig
     from hwnas.strategies.evolution import PathEvaluator
     from hwnas.strategies.oneshot import OneShotTrainer
     from hwnas.strategies.paths import fair_paths, uniform_path
@@ -95,7 +95,7 @@ def main() -> None:
         against = "the 9 networks" if sampling == "fair" else "the same path"
         print(f"{sampling:8} supernet step {s:.3f} s vs standalone {a:.3f} s ({against}): {s / a:.2f}x")
 
-    cfg = SearchConfig(
+    cfg = RandomSearchConfig(
         space="fbnet_cifar",
         data="digits",
         input="3x32x32",

@@ -37,7 +37,7 @@ def retrain(task: tuple[list[str], int, int]) -> dict:
     from hwnas.engine.config import TrainConfig
     from hwnas.quickstart import RETRAIN_RECIPE, SPACE
     from hwnas.spaces import load_space
-    from hwnas.training import train
+    from hwnas.standalone import train
 
     torch.set_num_threads(1)
     logging.disable(logging.WARNING)

@@ -140,10 +140,10 @@ def run_dnas(
     task: Task, mode: str, seed: int, target: float, settings: Settings, work: Path, extra: dict
 ) -> list[dict]:
     from hwnas.arch import Architecture
-    from hwnas.strategies.config import SearchConfig
+    from hwnas.strategies.config import DnasConfig
     from hwnas.strategies.run import search
 
-    cfg = SearchConfig(
+    cfg = DnasConfig(
         **{
             **common_options(task, seed, work / f"dnas-{mode}-{seed}"),
             "epochs": settings.dnas_epochs,
@@ -212,10 +212,10 @@ def run_supernet_dnas(
 ) -> list[str]:
     """Differentiable search (hard Gumbel, FBNet's θ) that starts from a trained one-shot supernet's weights."""
     from hwnas.arch import Architecture
-    from hwnas.strategies.config import SearchConfig
+    from hwnas.strategies.config import DnasConfig
     from hwnas.strategies.run import search
 
-    cfg = SearchConfig(
+    cfg = DnasConfig(
         **common_options(task, seed, work / run),
         supernet=str(sn_dir),
         mode="gumbel_hard",
@@ -235,8 +235,9 @@ def run_oneshot(
     from hwnas.arch import Architecture
     from hwnas.pipeline import open_run_data
     from hwnas.spaces import load_space
-    from hwnas.strategies.config import SearchConfig, SupernetConfig
+    from hwnas.strategies.config import RandomSearchConfig, SupernetConfig
     from hwnas.strategies.evolution import PathEvaluator
+    from hwnas.strategies.registry import strategy
     from hwnas.strategies.run import search, train_supernet
     from hwnas.supernet import Supernet
 
@@ -251,17 +252,22 @@ def run_oneshot(
     evaluations = settings.population * settings.generations
     rows = []
     for picker in PICKERS:
-        cfg = SearchConfig(
+        rules = (
+            {"random_iteration": evaluations}
+            if picker == "random"
+            else {
+                "population": settings.population,
+                "generation_num": settings.generations,
+                "parent_num": max(2, settings.population // 4),
+                "mutation_num": settings.population // 2,
+                "crossover_num": settings.population // 2,
+            }
+        )
+        cfg = strategy(picker).options(
             **common_options(task, seed, work / f"{sampling}-{picker}-{seed}"),
-            strategy=picker,
             supernet=str(sn_dir),
             max_latency=target,
-            random_iteration=evaluations,
-            population=settings.population,
-            generation_num=settings.generations,
-            parent_num=max(2, settings.population // 4),
-            mutation_num=settings.population // 2,
-            crossover_num=settings.population // 2,
+            **rules,
         )
         start = time.perf_counter()
         outcome = quietly(search, cfg)
@@ -286,7 +292,7 @@ def run_oneshot(
             "seconds": train_seconds + time.perf_counter() - start,
         }
     )
-    cfg = SearchConfig(**common_options(task, seed, sn_dir))
+    cfg = RandomSearchConfig(**common_options(task, seed, sn_dir))
     data = open_run_data(cfg, space.input_size, choosing=True)
     supernet = Supernet(space)
     supernet.load_state_dict(torch.load(sn_dir / "supernet.pt", weights_only=True)["model"])
@@ -645,7 +651,7 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="KIND.OPTION=VALUE",
-        help="override a search option to compare settings, e.g. dnas.a_lr=0.05 or oneshot.lr=0.2 (YAML values)",
+        help="override a search option to compare settings, e.g. dnas.arch_lr=0.05 or oneshot.lr=0.2 (YAML values)",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)

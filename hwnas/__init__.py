@@ -63,8 +63,16 @@ EXPORTS = {
     # options as objects
     "TrainConfig": "hwnas.engine.config",
     "SupernetConfig": "hwnas.strategies.config",
-    "SearchConfig": "hwnas.strategies.config",
+    "SearchOptions": "hwnas.strategies.config",
+    "DnasConfig": "hwnas.strategies.config",
+    "RandomSearchConfig": "hwnas.strategies.config",
+    "EvolutionConfig": "hwnas.strategies.config",
+    "ParetoConfig": "hwnas.strategies.config",
     "DartsConfig": "hwnas.strategies.config",
+    # your own strategy
+    "register_strategy": "hwnas.strategies.registry",
+    "Run": "hwnas.pipeline",
+    "OptionGroup": "hwnas.engine.config",
 }
 ALIASES = {"export_model": "export"}  # `hwnas.export` is the module; its function is exported under this name
 

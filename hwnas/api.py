@@ -22,12 +22,13 @@ from .errors import HwnasError
 from .pipeline import Outcome
 from .signature import passed, with_options
 from .spaces import load_space
-from .strategies.config import DartsConfig, SearchConfig, SupernetConfig, space_search_defaults
-from .strategies.run import config_class
+from .standalone import evaluate as run_evaluate
+from .standalone import train as run_train
+from .strategies.config import SearchOptions, SupernetConfig
+from .strategies.registry import refuse_foreign, registered
+from .strategies.run import chosen_strategy, search_defaults
 from .strategies.run import search as run_search
 from .strategies.run import train_supernet as run_train_supernet
-from .training import evaluate as run_evaluate
-from .training import train as run_train
 
 
 def make_config(cls: type, options: dict[str, Any], where: str) -> Any:
@@ -61,30 +62,35 @@ def data_options(data: Any, val_data: Any, options: dict[str, Any]) -> tuple[dic
     return {**options, "data": f"python:{type(data).__name__}"}, pools
 
 
-@with_options({"layer-wise spaces": SearchConfig, "cell spaces": DartsConfig}, "hwnas search")
+@with_options({s.name: s.options for s in registered("search")}, "hwnas search")
 def search(
     space: str | None = None,
+    strategy: str | None = None,
     *,
     data: Any = None,
     val_data: Any = None,
     resume: str | None = None,
     latency_model: Any = None,
-    config: SearchConfig | DartsConfig | None = None,
+    config: SearchOptions | None = None,
     **options: Any,
 ) -> Outcome:
-    """Search `space` (a built-in name or YAML path): DNAS, or random/evolution/pareto over a trained
-    supernet (`strategy=..., supernet=RUN_DIR`) on layer-wise spaces; DARTS on cell spaces. Returns the
-    run's `Outcome` (`arch_path`: the architecture file). `resume`: continue that run directory.
-    `config`: the options as a `SearchConfig` (layer-wise spaces) or `DartsConfig` (cell spaces): the fields
-    that differ from the class's defaults count as given, keywords win over them, and without `space` its
-    `space` is searched."""
+    """Search `space` (a built-in name or YAML path) with a registered strategy (`strategy=`): DNAS (the default),
+    or random/evolution/pareto over a trained supernet (`supernet=RUN_DIR`) on layer-wise spaces; DARTS on cell
+    spaces. Returns the run's `Outcome` (`arch_path`: the architecture file). `resume`: continue that run
+    directory. `config`: the options as the strategy's options object (e.g. `EvolutionConfig`): the fields that
+    differ from the class's defaults count as given, keywords win over them, and without `space` its `space` is
+    searched. An option of another strategy is refused, naming the strategies that take it."""
     if space is None and resume is None and config is not None:
         space = config.space
     if space is None and resume is None:
         raise HwnasError("search: give a space (built-in name or YAML path), or resume=RUN_DIR")
-    cls = config_class(space=space, resume=resume)
-    defaults = {} if resume is not None or space is None else space_search_defaults(load_space(space), cls)
+    chosen = chosen_strategy("search", space, resume, strategy or getattr(config, "strategy", None))
+    cls = chosen.options
     options = {**config_options(config, cls, f"search {space or resume}"), **passed(options)}
+    if strategy is not None:
+        options["strategy"] = strategy
+    refuse_foreign(chosen, options, flags=False)
+    defaults = {} if resume is not None or space is None else search_defaults(load_space(space), chosen)
     given, pools = data_options(data, val_data, {**options, **({"space": space} if space else {})})
     cfg = make_config(cls, {**defaults, **given}, "search")
     return run_search(cfg, resume=resume, explicit=set(given), pools=pools, latency_model=latency_model)

@@ -16,6 +16,8 @@ FOREIGN_FLAGS: dict[str, tuple[str, str]] = {
     "--generation_num": ("the one-shot NAS example", "--generation-num"),
     "--log-frequence": ("CNAS", "--log-every"),
     "--save": ("CNAS", "--run-dir"),
+    "--arch_learning_rate": ("DARTS", "--arch-lr"),
+    "--arch_weight_decay": ("DARTS", "--arch-weight-decay"),
 }
 
 

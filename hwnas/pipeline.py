@@ -26,7 +26,7 @@ from .cost.table import CostTable
 from .data import DataPools, ImageSet, Preprocess, open_dataset, train_val
 from .data.fitting import check_classes, check_image_size
 from .data.imageset import FileSource
-from .engine.config import check_config
+from .engine.config import check_config, input_size_of
 from .engine.distributed import Dist, barrier, init_distributed, rank_zero, shutdown
 from .engine.rundir import RunDir, RunLock
 from .errors import HwnasError
@@ -41,7 +41,6 @@ RUN_KINDS = {
     "train": "a `hwnas train` run",
     "search": "a `hwnas search` run",
     "supernet": "a `hwnas supernet train` run",
-    "darts": "a `hwnas search` run of a cell space (DARTS, CNAS)",
 }
 RESUME_MAY_CHANGE = {
     "epochs",
@@ -116,10 +115,11 @@ def tell(ctx: Dist, message: str) -> None:
 
 
 def parse_shape(text: str) -> list[int]:
-    parts = text.lower().split("x")
-    if len(parts) != 3 or not all(p.isdigit() and int(p) > 0 for p in parts):
+    """`--input CxHxW` as three integers (`input_size_of`, the one parser of it; the config checked its bounds)."""
+    size = input_size_of(text)
+    if size is None:
         raise HwnasError(f"--input {text!r}: expected CxHxW with positive integers, e.g. 3x32x32")
-    return [int(p) for p in parts]
+    return size
 
 
 def open_run_data(
@@ -216,13 +216,12 @@ def check_identities(cfg: Any, train: ImageSet, classes: list[str]) -> None:
 
 
 def run_kind(config: dict[str, Any]) -> str:
-    """What wrote a run's config.yaml: search, supernet, darts or train (by the options it holds)."""
+    """What wrote a run's config.yaml: a search names its strategy, a supernet training its sampling; train
+    neither."""
     if "strategy" in config:
         return "search"
     if "sampling" in config:
         return "supernet"
-    if "num_meta_node" in config:
-        return "darts"
     return "train"
 
 
@@ -328,10 +327,7 @@ class Run:
             cfg, run_path, self.checkpoint_name = reopen_config(resume, cfg, explicit, needs)
             found = run_kind(RunDir(run_path).read_config())
             if found != kind:
-                raise HwnasError(
-                    f"--resume {resume}: {run_path} is a `hwnas {'search' if found == 'darts' else found}` run, "
-                    f"expected {RUN_KINDS[kind]}"
-                )
+                raise HwnasError(f"--resume {resume}: {run_path} is a `hwnas {found}` run, expected {RUN_KINDS[kind]}")
         self.cfg = cfg
         self.dir: RunDir | None = None
         self.ctx = Dist()
@@ -461,16 +457,18 @@ class Run:
             raise RuntimeError("Run.open_dir() comes before writing into the run directory")
         return self.dir
 
-    def finish(self, summarize: Callable[[], dict[str, Any]], arch_file: str | None = "arch.json") -> Outcome:
-        """On rank 0, `summarize()` (which writes the run's results) and result.json, which also records the
-        data's `pretrained_cfg`; then every rank closes the run directory."""
+    def finish(
+        self, summarize: Callable[[], dict[str, Any]], arch_file: str | None = "arch.json", result: str = "result.json"
+    ) -> Outcome:
+        """On rank 0, `summarize()` (which writes the run's results) and `result` (result.json), which also records
+        the data's `pretrained_cfg`; then every rank closes the run directory."""
         run = self.require_dir()
         summary: dict[str, Any] = {}
         if self.ctx.main:
             summary = summarize()
             if self.pretrained_cfg is not None:
                 summary["pretrained_cfg"] = self.pretrained_cfg.to_dict()
-            run.write_text("result.json", json_text(summary, indent=1))
+            run.write_text(result, json_text(summary, indent=1))
         run.close()
         barrier(self.ctx)
         arch_path = run.path / arch_file if arch_file else None

@@ -23,9 +23,9 @@ from .export import export
 from .io import atomic_write_text
 from .model import build_model
 from .spaces import SpaceSpec, load_space
-from .strategies.config import SearchConfig
+from .standalone import train
+from .strategies.config import DnasConfig
 from .strategies.run import search
-from .training import train
 
 SPACE = "fbnet_small"
 MARKER = "quickstart.json"
@@ -40,7 +40,7 @@ SEARCH_RECIPE: dict[str, Any] = {
     "crop_padding": 2,
     "hw_loss": "add",
     "hc_weight": 0.5,
-    "a_lr": 0.1,
+    "arch_lr": 0.1,
     "train_portion": 0.5,
 }
 RETRAIN_RECIPE: dict[str, Any] = {"data": "digits", "input": "3x16x16", "lr": 0.05, "flip": False, "crop_padding": 2}
@@ -83,7 +83,7 @@ def run_quickstart(out: str | Path = "runs/quickstart", search_epochs: int = 8, 
     low, high, target = latency_target(table, space)
     _say(f"2/5 DNAS search of {SPACE} on digits, latency target {target} ms (networks span {low:.3f}-{high:.3f} ms)")
     searched = search(
-        SearchConfig(**SEARCH_RECIPE, space=SPACE, epochs=search_epochs, target=target, run_dir=str(out / "search"))
+        DnasConfig(**SEARCH_RECIPE, space=SPACE, epochs=search_epochs, target=target, run_dir=str(out / "search"))
     )
     arch = Architecture.load(searched.arch_path)
     _say(f"3/5 retraining the found architecture from scratch ({train_epochs} epochs)")

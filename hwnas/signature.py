@@ -28,7 +28,15 @@ class ScopedDefault:
     values: tuple[tuple[str, Any], ...]
 
     def __repr__(self) -> str:
-        return " | ".join(f"{value!r} ({scope})" for scope, value in self.values)
+        return " | ".join(f"{value} ({', '.join(scopes)})" for value, scopes in grouped(self.values).items())
+
+
+def grouped(pairs: typing.Iterable[tuple[str, Any]], key: Callable[[Any], str] = repr) -> dict[str, list[str]]:
+    """The scopes of each distinct value (told apart by `key`), in first-seen order."""
+    out: dict[str, list[str]] = {}
+    for scope, value in pairs:
+        out.setdefault(key(value), []).append(scope)
+    return out
 
 
 @dataclass
@@ -115,11 +123,11 @@ def options_section(options: list[Option], scopes: dict[str, type], command: str
         lines += ["", f"{group} options:"]
         for option in members:
             lines.append(f"    {option.name}: {type_text(option.annotation)} = {option.default!r}")
-            helps = set(option.helps.values())
+            by_text = grouped(option.helps.items(), key=str)
             text = (
-                next(iter(helps))
-                if len(helps) == 1
-                else "; ".join(f"{scope}: {text}" for scope, text in option.helps.items())
+                next(iter(option.helps.values()))
+                if len(by_text) == 1
+                else "; ".join(f"{', '.join(scopes)}: {text}" for text, scopes in by_text.items())
             )
             lines += textwrap.wrap(text, 112, initial_indent=" " * 8, subsequent_indent=" " * 8)
     return "\n".join(lines) + "\n"

@@ -14,7 +14,7 @@ from hwnas.engine.distributed import init_distributed, shutdown
 from hwnas.spaces import load_space
 from hwnas.strategies.config import DartsConfig
 from hwnas.strategies.darts import DartsTrainer
-from hwnas.supernet.cells import CellSupernet
+from hwnas.supernet.cell_supernet import CellSupernet
 
 TINY = {"input_size": [1, 8, 8], "init_channels": 4, "layers": 3, "nodes": 2}
 
@@ -31,7 +31,7 @@ def main(out: str) -> None:
         batch_size=64,
         sec_approx=True,
         partial_channels=2,
-        arch_learning_rate=0.01,
+        arch_lr=0.01,
         progress=False,
         checkpoint_every=0,
     )

@@ -11,12 +11,13 @@ from pathlib import Path
 import torch
 
 from hwnas.cost.build import build_table
-from hwnas.cost.hardware_loss import UNITS, CostModel, HardwareLoss
+from hwnas.cost.cost_model import UNITS, CostModel
+from hwnas.cost.hardware_loss import HardwareLoss
 from hwnas.cost.interleaved import QUICK_ROUNDS
 from hwnas.data import Preprocess, open_dataset, search_split, train_val
 from hwnas.engine.distributed import init_distributed, shutdown
 from hwnas.spaces import load_space
-from hwnas.strategies.config import SearchConfig
+from hwnas.strategies.config import DnasConfig
 from hwnas.strategies.dnas import DNASTrainer
 from hwnas.supernet import Supernet
 
@@ -35,7 +36,7 @@ def search_one(space, space_path: str, mode: str, costs: dict, out: str, ctx, de
     pools = open_dataset("digits", space.input_size)
     train, val = train_val(pools.train, None, 0.1, 0)
     weights, theta = search_split(train, 0.5, 0)
-    cfg = SearchConfig(
+    cfg = DnasConfig(
         space=space_path,
         epochs=2,
         weight_warmup_epochs=1,
@@ -43,7 +44,7 @@ def search_one(space, space_path: str, mode: str, costs: dict, out: str, ctx, de
         mode=mode,
         hw_loss="add",
         hc_weight=0.1,
-        a_lr=0.1,
+        arch_lr=0.1,
         progress=False,
         checkpoint_every=0,
     )

@@ -12,10 +12,10 @@ from helpers import FAST, TINY_SPACE
 from torch.utils.data import TensorDataset
 
 import hwnas
-import hwnas.strategies.run  # importing it registers every strategy
+import hwnas.strategies.run
 from hwnas.arch import Architecture
 from hwnas.cost.models import ArchitectureLatencyModel
-from hwnas.strategies.registry import PICKS, STRATEGIES, TRAINS, register_strategy
+from hwnas.strategies.registry import STRATEGIES, load_strategies, register_strategy
 
 
 def test_import_hwnas_exports_a_documented_set_without_loading_torch():
@@ -31,20 +31,21 @@ def test_import_hwnas_exports_a_documented_set_without_loading_torch():
         hwnas.nothing_here  # noqa: B018
 
 
-def test_strategies_sit_on_the_two_axes():
-    assert {name: (s.trains, s.picks) for name, s in STRATEGIES.items()} == {
-        "dnas": ("dnas", "differentiable"),
-        "darts": ("darts", "differentiable"),
-        "uniform": ("uniform", "none"),
-        "fair": ("fair", "none"),
-        "sandwich": ("sandwich", "none"),
-        "random": ("trained supernet", "random"),
-        "evolution": ("trained supernet", "evolution"),
-        "pareto": ("trained supernet", "pareto"),
+def test_strategies_are_registered_with_their_options_kind_and_space():
+    load_strategies()
+    assert {name: (s.kind, s.space, s.options.__name__) for name, s in STRATEGIES.items()} == {
+        "dnas": ("search", "layerwise", "DnasConfig"),
+        "random": ("search", "layerwise", "RandomSearchConfig"),
+        "evolution": ("search", "layerwise", "EvolutionConfig"),
+        "pareto": ("search", "layerwise", "ParetoConfig"),
+        "darts": ("search", "cell", "DartsConfig"),
+        "uniform": ("supernet", "layerwise", "SupernetConfig"),
+        "fair": ("supernet", "layerwise", "SupernetConfig"),
+        "sandwich": ("supernet", "layerwise", "SupernetConfig"),
     }
-    assert all(s.trains in TRAINS and s.picks in PICKS for s in STRATEGIES.values())
+    assert all(s.trains and s.picks for s in STRATEGIES.values())  # what --help says of each
     with pytest.raises(hwnas.HwnasError, match="registered already"):
-        register_strategy("dnas", kind="search", trains="dnas", picks="differentiable")(lambda run: None)
+        register_strategy("dnas", options=hwnas.DnasConfig, trains="-", picks="-")(lambda run: None)
 
 
 def test_options_are_keywords_and_bad_ones_are_one_line(tmp_path):

@@ -1,10 +1,10 @@
-"""The most probable architecture within a budget (hwnas.strategies.budget) against brute force."""
+"""The most probable architecture within a budget (hwnas.strategies.knapsack) against brute force."""
 
 import itertools
 import math
 import random
 
-from hwnas.strategies.budget import most_probable_within
+from hwnas.strategies.knapsack import most_probable_within
 
 
 def brute_force(log_probs, costs, fixed, limit):

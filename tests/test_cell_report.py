@@ -6,7 +6,7 @@ import pytest
 
 from hwnas.blocks.cell_ops import OP_SETS
 from hwnas.errors import HwnasError
-from hwnas.report import cells
+from hwnas.report import cell_plots as cells
 
 PNG = b"\x89PNG"
 OPS = list(OP_SETS["darts"])

@@ -163,18 +163,22 @@ COMMON_GROUPS = ["network", "training", "data", "run"]
             ["search"],
             [
                 "search",
-                "DNAS (FBNet)",
-                "one-shot search (random, evolution, pareto)",
-                "one-shot supernet (SPOS, FairNAS)",
-                "hardware cost",
+                "dnas (FBNet)",
+                "architecture parameters: θ (dnas), α (darts)",
+                "hardware cost (dnas, darts)",
+                "random, evolution, pareto (over a trained supernet)",
+                "random",
+                "evolution, pareto",
+                "pareto",
+                "hard limits (supernet training; random, evolution, pareto)",
                 "latency measurement",
                 *COMMON_GROUPS,
             ],
             {
                 "--strategy": "search",
-                "--mode": "DNAS (FBNet)",
-                "--generation-num": "one-shot search (random, evolution, pareto)",
-                "--target": "hardware cost",
+                "--mode": "dnas (FBNet)",
+                "--generation-num": "evolution, pareto",
+                "--target": "hardware cost (dnas, darts)",
                 "--latency-threads": "latency measurement",
                 "--threads": "run",
             },
@@ -182,24 +186,34 @@ COMMON_GROUPS = ["network", "training", "data", "run"]
         (
             ["search", "darts"],
             [
-                "DARTS/CNAS search network",
-                "DARTS/CNAS architecture parameters (α)",
-                "DARTS/CNAS genotype and evaluation network",
-                "hardware cost",
+                "search",
+                "darts: search network (DARTS, CNAS, PC-DARTS)",
+                "architecture parameters: θ (dnas), α (darts)",
+                "darts: genotype and evaluation network",
+                "hardware cost (dnas, darts)",
                 "latency measurement",
                 *COMMON_GROUPS,
             ],
             {
-                "--layers": "DARTS/CNAS search network",
-                "--arch-learning-rate": "DARTS/CNAS architecture parameters (α)",
-                "--use-sparse": "DARTS/CNAS genotype and evaluation network",
+                "--layers": "darts: search network (DARTS, CNAS, PC-DARTS)",
+                "--arch-lr": "architecture parameters: θ (dnas), α (darts)",
+                "--use-sparse": "darts: genotype and evaluation network",
                 "--epochs": "training",
             },
         ),
         (
             ["supernet", "train"],
-            ["one-shot supernet (SPOS, FairNAS)", "hardware cost", "latency measurement", *COMMON_GROUPS],
-            {"--sampling": "one-shot supernet (SPOS, FairNAS)", "--max-macs": "hardware cost", "--threads": "run"},
+            [
+                "one-shot supernet (SPOS, FairNAS, sandwich)",
+                "hard limits (supernet training; random, evolution, pareto)",
+                "latency measurement",
+                *COMMON_GROUPS,
+            ],
+            {
+                "--sampling": "one-shot supernet (SPOS, FairNAS, sandwich)",
+                "--max-macs": "hard limits (supernet training; random, evolution, pareto)",
+                "--threads": "run",
+            },
         ),
     ],
 )
@@ -222,33 +236,38 @@ def test_help_shows_each_commands_own_defaults(capsys):
 def test_threads_is_an_option_of_runs_and_stays_the_measuring_threads_of_profile_and_latency():
     from hwnas.cli import build_parser
     from hwnas.engine.config import TrainConfig, resolve_config
-    from hwnas.strategies.config import SearchConfig, SupernetConfig
+    from hwnas.strategies.config import DnasConfig, SupernetConfig
+    from hwnas.strategies.registry import strategy
 
-    parser = build_parser()
+    parser = build_parser(strategy("dnas"))
     for argv, cls in (
         (["train", "fbnet_a"], TrainConfig),
-        (["search", "fbnet_small"], SearchConfig),
+        (["search", "fbnet_small"], DnasConfig),
         (["supernet", "train", "fbnet_small"], SupernetConfig),
     ):
         assert resolve_config(parser.parse_args(argv), cls=cls).threads is None  # PyTorch's own choice
         assert resolve_config(parser.parse_args([*argv, "--threads", "3"]), cls=cls).threads == 3
     args = parser.parse_args(["search", "fbnet_small", "--latency-threads", "2", "--threads", "3"])
-    cfg = resolve_config(args, cls=SearchConfig)
+    cfg = resolve_config(args, cls=DnasConfig)
     assert (cfg.latency_threads, cfg.threads) == (2, 3)
     assert parser.parse_args(["profile", "fbnet_a", "--latency", "--threads", "4"]).threads == 4
     assert parser.parse_args(["latency", "fbnet_small", "--threads", "4"]).threads == 4
 
 
-def test_search_options_follow_the_space_or_the_resumed_run(tmp_path):
-    from hwnas.cli import search_options_class
-    from hwnas.strategies.config import DartsConfig, SearchConfig
+def test_search_options_follow_the_strategy_the_space_or_the_resumed_run(tmp_path):
+    from hwnas.cli import search_strategy
+    from hwnas.strategies.config import DartsConfig, DnasConfig, EvolutionConfig
 
     run = tmp_path / "run"
     run.mkdir()
-    (run / "config.yaml").write_text("space: cnas\n")
-    assert search_options_class(["--debug", "search", "darts", "--epochs", "1"]) is DartsConfig
-    assert search_options_class(["search", "fbnet_small"]) is SearchConfig
-    assert search_options_class(["search", "--resume", str(run)]) is DartsConfig
-    assert search_options_class(["search", f"--resume={run / 'checkpoints' / 'epoch_001.pt'}"]) is DartsConfig
-    assert search_options_class(["search", "--resume"]) is None  # the full parser refuses it
-    assert search_options_class(["train", "search"]) is None
+    (run / "config.yaml").write_text("space: cnas\nstrategy: darts\n")
+    config = tmp_path / "evolution.yaml"
+    config.write_text("strategy: evolution\n")
+    assert search_strategy(["--debug", "search", "darts", "--epochs", "1"]).options is DartsConfig
+    assert search_strategy(["search", "fbnet_small"]).options is DnasConfig
+    assert search_strategy(["search", "fbnet_small", "--strategy", "evolution"]).options is EvolutionConfig
+    assert search_strategy(["search", "fbnet_small", "--config", str(config)]).options is EvolutionConfig
+    assert search_strategy(["search", "--resume", str(run)]).options is DartsConfig
+    assert search_strategy(["search", f"--resume={run / 'checkpoints' / 'epoch_001.pt'}"]).options is DartsConfig
+    assert search_strategy(["search", "--resume"]).options is DnasConfig  # the full parser refuses it
+    assert search_strategy(["train", "search"]) is None

@@ -14,13 +14,13 @@ from torch.func import functional_call
 from hwnas.arch import Architecture
 from hwnas.cli import main
 from hwnas.cost.build import build_table
-from hwnas.cost.cells import CellCostModel
+from hwnas.cost.cell_cost import CellCostModel
 from hwnas.cost.interleaved import QUICK_ROUNDS
 from hwnas.model import build_model
 from hwnas.spaces import load_space
 from hwnas.strategies.derive import derive_genotype
 from hwnas.strategies.unrolled import unrolled_arch_gradient
-from hwnas.supernet.cells import CellArchParams, CellSupernet, edge_inputs
+from hwnas.supernet.cell_supernet import CellArchParams, CellSupernet, edge_inputs
 from tests.fake_data import write_cifar
 from tests.helpers import kill_after_checkpoint, run_here, two_rank_results
 
@@ -183,7 +183,7 @@ def test_a_cost_on_alpha_moves_it_toward_cheaper_ops():
     for weight in (0.0, 10.0):
         torch.manual_seed(0)
         trainer = DartsTrainer(
-            CellSupernet(space), DartsConfig(batch_size=16, arch_learning_rate=0.1, progress=False),
+            CellSupernet(space), DartsConfig(batch_size=16, arch_lr=0.1, progress=False),
             weight_set=weights, arch_set=arch_set, val_set=weights, device=torch.device("cpu"),
             preprocess=Preprocess(space.input_size, pools.mean, pools.std),
             cost=cost, hardware_loss=HardwareLoss("add", weight=weight),
@@ -268,7 +268,7 @@ def _alpha_of(run: Path) -> dict:
 def test_search_resumes_after_sigkill_with_the_same_alpha(tmp_path, monkeypatch):
     args = [
         "search", "darts", "--data", "digits", "--classes", "2", *SEARCH, "--input", "1x8x8", "--batch-size", "32",
-        "--epochs", "2", "--checkpoint-every", "2", "--arch-learning-rate", "0.01", "--threads", "1",
+        "--epochs", "2", "--checkpoint-every", "2", "--arch-lr", "0.01", "--threads", "1",
     ]  # fmt: skip
     cmd = [sys.executable, "-m", "hwnas"]
     env = _env(tmp_path)

@@ -13,7 +13,8 @@ from hwnas.arch import Architecture
 from hwnas.cli import main
 from hwnas.cost import profile_arch
 from hwnas.cost.build import build_table, load_or_build
-from hwnas.cost.hardware_loss import UNITS, CostModel, HardwareLoss
+from hwnas.cost.cost_model import UNITS, CostModel
+from hwnas.cost.hardware_loss import HardwareLoss
 from hwnas.cost.interleaved import QUICK_ROUNDS
 from hwnas.cost.table import CostTable
 from hwnas.errors import HwnasError, SpaceError
@@ -216,7 +217,7 @@ SEARCH = [
     "add",
     "--hc-weight",
     "0.1",
-    "--a-lr",
+    "--arch-lr",
     "0.1",
     "--train-portion",
     "0.5",
@@ -321,13 +322,14 @@ def test_onnxruntime_table(space_file):
 def test_hard_mode_theta_gradient_is_the_score_function(space_file):
     """gumbel_hard: θ's CE gradient is (CE - b)·∇ log p(sampled path), b a moving average of the CE."""
     from hwnas.data import Preprocess, open_dataset
-    from hwnas.strategies.config import SearchConfig
-    from hwnas.strategies.dnas import BASELINE_DECAY, DNASTrainer
+    from hwnas.strategies.architect import BASELINE_DECAY
+    from hwnas.strategies.config import DnasConfig
+    from hwnas.strategies.dnas import DNASTrainer
 
     space = load_space(str(space_file))
     pools = open_dataset("digits", space.input_size)
     costs = {m: CostModel.from_table(build_table(space, measure=False, progress=False), space, m) for m in ("macs",)}
-    cfg = SearchConfig(space=str(space_file), mode="gumbel_hard", cost="macs", progress=False, checkpoint_every=0)
+    cfg = DnasConfig(space=str(space_file), mode="gumbel_hard", cost="macs", progress=False, checkpoint_every=0)
     trainer = DNASTrainer(
         Supernet(space),
         cfg,
@@ -344,11 +346,11 @@ def test_hard_mode_theta_gradient_is_the_score_function(space_file):
             t.normal_()
     images, labels = torch.randn(16, 1, 8, 8), torch.randint(0, 10, (16,))
     path = [k for k, _ in trainer.path(grad=False)]
-    trainer.ce_baseline = 1.0
+    trainer.architect.ce_baseline = 1.0
     _, ce = trainer.sampled_path_ce(images, labels)
     ce.backward()
     for t, k in zip(trainer.theta.logits, path, strict=True):
         expected = (float(ce.detach()) - 1.0) * (torch.nn.functional.one_hot(torch.tensor(k), len(t)) - t.softmax(-1))
         assert torch.allclose(t.grad, expected.detach(), atol=1e-6)
-    assert trainer.ce_baseline == pytest.approx(BASELINE_DECAY + (1 - BASELINE_DECAY) * float(ce.detach()))
-    assert trainer.extra_state()["ce_baseline"] == trainer.ce_baseline  # resumes with it
+    assert trainer.architect.ce_baseline == pytest.approx(BASELINE_DECAY + (1 - BASELINE_DECAY) * float(ce.detach()))
+    assert trainer.extra_state()["theta"]["ce_baseline"] == trainer.architect.ce_baseline  # resumes with it

@@ -23,13 +23,20 @@ from hwnas.cli import main
 from hwnas.signature import ScopedDefault
 
 ROOT = Path(__file__).resolve().parents[1]
-OWN = {"data", "space", "sampling", "latency_model"}  # options the entry points take as parameters of their own
-SCOPES = {hwnas.SearchConfig: "layer-wise spaces", hwnas.DartsConfig: "cell spaces"}  # search's options classes
+OWN = {"data", "space", "sampling", "strategy", "latency_model"}  # options the entry points take as parameters
+SEARCH_OPTIONS = [
+    hwnas.DnasConfig,
+    hwnas.RandomSearchConfig,
+    hwnas.EvolutionConfig,
+    hwnas.ParetoConfig,
+    hwnas.DartsConfig,
+]
+SCOPES = {cls: cls().strategy for cls in SEARCH_OPTIONS}  # search's options classes, by the strategy that reads them
 ENTRY_POINTS = {
     "train": [hwnas.TrainConfig],
     "evaluate": [hwnas.TrainConfig],
     "train_supernet": [hwnas.SupernetConfig],
-    "search": [hwnas.SearchConfig, hwnas.DartsConfig],
+    "search": SEARCH_OPTIONS,
 }
 
 
@@ -47,7 +54,7 @@ def test_every_option_is_a_keyword_with_its_type_default_and_help(name):
             parameter = parameters[f.name]
             assert parameter.kind is inspect.Parameter.KEYWORD_ONLY
             default = parameter.default
-            if isinstance(default, ScopedDefault):  # search: not one default for layer-wise and cell spaces
+            if isinstance(default, ScopedDefault):  # search: not one default for every strategy
                 assert len(classes) > 1 and dict(default.values)[SCOPES[cls]] == f.default
             else:
                 assert default == f.default
@@ -61,23 +68,25 @@ def test_help_shows_the_options_with_types_defaults_and_the_scopes_that_read_the
     assert "epochs: int = 10" in train and "number of epochs" in train
     assert "optimizer: 'sgd' | 'adam' | 'rmsprop' = 'sgd'" in train
     search = inspect.signature(hwnas.search).parameters
-    assert repr(search["epochs"].default) == "10 (layer-wise spaces) | 50 (cell spaces)"
-    assert repr(search["mode"].default) == "'gumbel' (layer-wise spaces)"
-    assert repr(search["sec_approx"].default) == "False (cell spaces)"
-    assert search["target"].default is None  # the same in both
-    assert "eval_layers: int = 20 (cell spaces)" in inspect.getdoc(hwnas.search)
+    assert repr(search["epochs"].default) == "10 (dnas, random, evolution, pareto) | 50 (darts)"
+    assert repr(search["mode"].default) == "'gumbel' (dnas)"
+    assert repr(search["sec_approx"].default) == "False (darts)"
+    assert repr(search["target"].default) == "None (dnas, darts)"  # the same in both that read it
+    assert search["data"].default is None  # the same in every strategy
+    assert "eval_layers: int = 20 (darts)" in inspect.getdoc(hwnas.search)
 
 
 def test_unknown_keywords_stay_refused_in_one_line(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    for call in (
-        lambda: hwnas.train("mobilenet_v2", epoch=3),
-        lambda: hwnas.search("fbnet_small", sec_approx=True),  # a cell space's option on a layer-wise space
-        lambda: hwnas.train_supernet("fbnet_small", strategy="evolution"),
+    for call, said in (
+        (lambda: hwnas.train("mobilenet_v2", epoch=3), "unknown option"),
+        (lambda: hwnas.search("fbnet_small", sec_approx=True), "sec_approx is an option of darts"),  # a cell option
+        (lambda: hwnas.search("fbnet_small", population=8), "population is an option of evolution, pareto"),
+        (lambda: hwnas.train_supernet("fbnet_small", strategy="evolution"), "unknown option"),
     ):
         with pytest.raises(hwnas.HwnasError) as err:
             call()
-        assert "unknown option" in str(err.value) and "\n" not in str(err.value)
+        assert said in str(err.value) and "\n" not in str(err.value)
     assert not (tmp_path / "runs").exists()
 
 
@@ -96,10 +105,10 @@ def test_passing_the_signatures_defaults_back_is_passing_nothing(space, monkeypa
 
 def test_options_as_a_typed_object(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(hwnas.HwnasError, match=r"^train: config: got SearchConfig, expected a TrainConfig"):
-        hwnas.train("mobilenet_v2", config=hwnas.SearchConfig())
-    with pytest.raises(hwnas.HwnasError, match=r"^search darts: config: got SearchConfig, expected a DartsConfig"):
-        hwnas.search("darts", config=hwnas.SearchConfig(epochs=1))
+    with pytest.raises(hwnas.HwnasError, match=r"^train: config: got DnasConfig, expected a TrainConfig"):
+        hwnas.train("mobilenet_v2", config=hwnas.DnasConfig())
+    with pytest.raises(hwnas.HwnasError, match=r"^--strategy dnas searches layerwise spaces; darts is a cell space"):
+        hwnas.search("darts", config=hwnas.DnasConfig(epochs=1))
     with pytest.raises(hwnas.HwnasError, match=r"epochs: got 0, expected"):
         hwnas.train("mobilenet_v2", config=hwnas.TrainConfig(epochs=0))
     config = hwnas.TrainConfig(epochs=1, batch_size=128, lr=0.2, run_dir="run", **FAST)

@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from hwnas.cost.hardware_loss import CostModel, HardwareLoss
+from hwnas.cost.cost_model import CostModel
+from hwnas.cost.hardware_loss import HardwareLoss
 from hwnas.errors import HwnasError
 
 ROWS = [[0.05, 0.12, 0.30], [0.08, 0.02, 0.40], [0.20, 0.10, 0.15]]

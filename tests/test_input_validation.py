@@ -9,7 +9,14 @@ import yaml
 from hwnas.cli import main
 from hwnas.engine.config import TrainConfig, keys
 from hwnas.errors import SpaceError
-from hwnas.strategies.config import DartsConfig, SearchConfig, SupernetConfig
+from hwnas.strategies.config import (
+    DartsConfig,
+    DnasConfig,
+    EvolutionConfig,
+    ParetoConfig,
+    RandomSearchConfig,
+    SupernetConfig,
+)
 
 
 def refused(capsys, *argv: str) -> str:
@@ -134,7 +141,9 @@ def test_strict_loader_keeps_aliases():
     assert load_yaml_text("a: &x [1, 2]\nb: *x\n", "t") == {"a": [1, 2], "b": [1, 2]}
 
 
-@pytest.mark.parametrize("cls", [TrainConfig, SupernetConfig, SearchConfig, DartsConfig])
+@pytest.mark.parametrize(
+    "cls", [TrainConfig, SupernetConfig, DnasConfig, RandomSearchConfig, EvolutionConfig, ParetoConfig, DartsConfig]
+)
 def test_every_numeric_option_has_a_check(cls):
     unchecked = [
         name

@@ -15,7 +15,7 @@ from hwnas.arch import Architecture
 from hwnas.cli import main
 from hwnas.cost.build import build_table, random_genotype
 from hwnas.cost.bundle import RUNNER, import_results, write_bundle
-from hwnas.cost.cells import CellCostModel
+from hwnas.cost.cell_cost import CellCostModel
 from hwnas.cost.table import CostTable, space_units
 from hwnas.cost.units import head_key, layer_keys, stem_key
 from hwnas.spaces import load_space

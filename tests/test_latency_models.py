@@ -12,7 +12,7 @@ from hwnas.arch import Architecture
 from hwnas.cli import main
 from hwnas.cost import profile_arch
 from hwnas.cost.build import build_table, load_or_build, random_genotype
-from hwnas.cost.cells import CellCostModel
+from hwnas.cost.cell_cost import CellCostModel
 from hwnas.cost.interleaved import QUICK_ROUNDS
 from hwnas.cost.models import (
     ArchitectureCostModel,
@@ -27,7 +27,7 @@ from hwnas.cost.validate import validate_table
 from hwnas.engine.distributed import Dist
 from hwnas.errors import HwnasError
 from hwnas.spaces import load_space
-from hwnas.strategies.config import SearchConfig
+from hwnas.strategies.config import RandomSearchConfig
 from hwnas.strategies.constraints import Constraints
 from hwnas.strategies.evolution import SearchRules
 from tests.helpers import TINY_SPACE, random_choices
@@ -182,9 +182,7 @@ def test_an_architecture_model_limits_and_prices_a_one_shot_search(space):
     constraints = Constraints({"latency": 5.0}, {"latency": latency})
     constraints.check_feasible(space)
     evaluator = LookedUp()
-    SearchRules(
-        SearchConfig(strategy="random", random_iteration=6, seed=0, progress=False), [3] * 3, constraints, evaluator
-    ).run()
+    SearchRules(RandomSearchConfig(random_iteration=6, seed=0, progress=False), [3] * 3, constraints, evaluator).run()
     assert len(evaluator.cache) == 6
     for path in evaluator.cache:
         choices = [layer.candidates[i] for layer, i in zip(space.layers, path, strict=True)]

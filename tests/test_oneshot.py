@@ -14,10 +14,11 @@ from hwnas.cli import main
 from hwnas.errors import HwnasError
 from hwnas.pipeline import cost_table
 from hwnas.spaces import load_space
-from hwnas.strategies.config import SearchConfig, SupernetConfig
+from hwnas.strategies.config import DnasConfig, EvolutionConfig, RandomSearchConfig, SupernetConfig
 from hwnas.strategies.constraints import constraints_for
 from hwnas.strategies.evolution import non_dominated_sort
-from hwnas.strategies.paths import fair_paths, uniform_path, within_budget
+from hwnas.strategies.paths import fair_paths, uniform_path, within_limits
+from hwnas.strategies.registry import strategy
 from hwnas.strategies.run import search, train_supernet
 from tests.helpers import FAST, TINY_SPACE, built_once, rank_results, run_here, two_rank_results
 
@@ -50,7 +51,7 @@ def test_strict_fairness_holds_in_training(space_file, tmp_path):
 def test_a_supernet_trains_enough_steps_and_no_padded_crops_by_default(space_file, tmp_path, capsys):
     """On the bundled digits an epoch is 20 steps: 10 epochs left every path near chance, so the default is as
     many epochs as make 1,000 steps, and no padded crops (they kept 16x16 supernets near chance)."""
-    assert SupernetConfig().crop_padding == 0 and SearchConfig().crop_padding == 4  # DNAS keeps its recipe
+    assert SupernetConfig().crop_padding == 0 and DnasConfig().crop_padding == 4  # DNAS keeps its recipe
     run_dir = tmp_path / "sn"
     main(["supernet", "train", str(space_file), "--batch-size", "25", "--no-progress", "--run-dir", str(run_dir)])
     assert "supernet training: 20 epochs (1,293 images, batch 25)" in capsys.readouterr().err
@@ -110,7 +111,7 @@ def test_uniform_paths_respect_allowed_ops_and_budgets():
     constraints = constraints_for(space, cfg, cost_table(space, cfg, need_latency=False, progress=False))
     rng = random.Random(1)
     for _ in range(200):
-        path = within_budget(lambda: uniform_path(counts, rng), constraints.fits)
+        path = within_limits(lambda: uniform_path(counts, rng), constraints.fits)
         assert all(0 <= i < n for i, n in zip(path, counts, strict=True))
         assert all(
             space.layers[k].candidates[i] != "zero" or space.layers[k].c_in == space.layers[k].c_out
@@ -145,7 +146,7 @@ def test_non_dominated_sort():
 
 
 def run_search(space_file, supernet, run_dir, **kw) -> dict:
-    cfg = SearchConfig(
+    cfg = strategy(kw.get("strategy", "dnas")).options(
         space=str(space_file),
         supernet=str(supernet),
         run_dir=str(run_dir),
@@ -200,9 +201,9 @@ def test_search_inputs_are_checked(space_file, tiny_supernet, tmp_path):
     with pytest.raises(HwnasError, match="--population 2 is smaller than --parent-num 5"):
         run_search(space_file, tiny_supernet, tmp_path / "x", strategy="evolution", population=2, parent_num=5)
     with pytest.raises(HwnasError, match="needs --supernet RUN_DIR"):
-        search(SearchConfig(space=str(space_file), strategy="random"))
+        search(RandomSearchConfig(space=str(space_file)))
     with pytest.raises(HwnasError, match="trained on another space"):
-        search(SearchConfig(space="fbnet_small", strategy="random", supernet=str(tiny_supernet), **FAST))
+        search(RandomSearchConfig(space="fbnet_small", supernet=str(tiny_supernet), **FAST))
     assert main(["search", str(space_file), "--strategy", "annealing"]) == 2
     assert not (tmp_path / "x").exists()
 
@@ -363,8 +364,7 @@ def test_evolution_on_a_real_supernet_is_no_worse_than_random_at_equal_budget(tm
     train_supernet(SupernetConfig(space=str(space), epochs=4, lr=0.05, run_dir=str(sup), **FAST))
     shared = {"space": str(space), "supernet": str(sup), "recalibrate_batches": 4, **FAST}
     evo = search(
-        SearchConfig(
-            strategy="evolution",
+        EvolutionConfig(
             generation_num=4,
             population=6,
             parent_num=2,
@@ -375,7 +375,7 @@ def test_evolution_on_a_real_supernet_is_no_worse_than_random_at_equal_budget(tm
         )
     )
     budget = evo.summary["evaluated"]
-    rnd = search(SearchConfig(strategy="random", random_iteration=budget, run_dir=str(tmp_path / "r"), **shared))
+    rnd = search(RandomSearchConfig(random_iteration=budget, run_dir=str(tmp_path / "r"), **shared))
     assert rnd.summary["evaluated"] <= budget
     assert evo.summary["val_top1_inherited"] >= rnd.summary["val_top1_inherited"]
 
@@ -454,10 +454,9 @@ def test_theta_health():
 @pytest.mark.slow
 def test_dnas_starts_from_a_trained_supernet(space_file, tiny_supernet, tmp_path):
     """Differentiable search on a trained SPOS supernet: its weights are where DNAS starts (lr ~0 keeps them)."""
-    from hwnas.strategies.config import SearchConfig as Config
 
     run = tmp_path / "dnas"
-    cfg = Config(
+    cfg = DnasConfig(
         space=str(space_file),
         supernet=str(tiny_supernet),
         mode="gumbel_hard",
@@ -476,7 +475,7 @@ def test_dnas_starts_from_a_trained_supernet(space_file, tiny_supernet, tmp_path
     assert convs and all(torch.allclose(started[k], ended[k], atol=1e-6) for k in convs)
     assert summary["val_top1_inherited"] is not None
     with pytest.raises(HwnasError, match="trained on another space"):
-        search(Config(space="fbnet_small", supernet=str(tiny_supernet), run_dir=str(tmp_path / "x"), **FAST))
+        search(DnasConfig(space="fbnet_small", supernet=str(tiny_supernet), run_dir=str(tmp_path / "x"), **FAST))
     assert not (tmp_path / "x").exists()
 
 

@@ -192,7 +192,7 @@ head: {op: conv_k1, channels: 32}
 
 SEARCH = [
     "--data", "synthetic", "--classes", "4", "--input", "1x8x8", "--epochs", "1", "--weight-warmup-epochs", "0",
-    "--batch-size", "128", "--train-portion", "0.5", "--cost", "macs", "--a-lr", "0.1", "--no-progress", "--no-flip",
+    "--batch-size", "128", "--train-portion", "0.5", "--cost", "macs", "--arch-lr", "0.1", "--no-progress", "--no-flip",
     "--crop-padding", "0",
 ]  # fmt: skip
 

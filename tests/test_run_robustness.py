@@ -18,7 +18,7 @@ from hwnas.engine.checkpoint import CheckpointStore
 from hwnas.engine.config import TrainConfig
 from hwnas.engine.trainer import Trainer
 from hwnas.model import build_model
-from hwnas.training import prepare
+from hwnas.standalone import prepare
 from tests.helpers import tiny_arch
 
 FAST = ["--input", "1x8x8", "--no-flip", "--crop-padding", "0", "--no-progress", "--batch-size", "64"]

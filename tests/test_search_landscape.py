@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import pytest
 
 from hwnas.engine.distributed import Dist
-from hwnas.strategies.config import SearchConfig
+from hwnas.strategies.config import EvolutionConfig
 from hwnas.strategies.evolution import SearchRules
+from hwnas.strategies.registry import strategy
 
 LAYERS, CHOICES = 8, 4
 SEEDS = range(24)
@@ -105,7 +106,7 @@ class TableBudget:
 def searched(landscape: Landscape, **options) -> dict[tuple[int, ...], float]:
     """Every (path, accuracy) a search evaluated on the landscape."""
     evaluator = TableEvaluator(landscape.accuracy)
-    cfg = SearchConfig(progress=False, **options)
+    cfg = strategy(options["strategy"]).options(progress=False, **options)
     SearchRules(cfg, [CHOICES] * LAYERS, TableBudget(landscape), evaluator).run()
     assert all(landscape.cost(p) <= landscape.limit for p in evaluator.cache)
     return evaluator.cache
@@ -141,9 +142,7 @@ def test_evolution_beats_random_search_at_equal_evaluations(landscape, capsys):
 def test_children_are_never_repeats(landscape):
     """Mutation at 0.1 per layer returns the parent itself about half the time: such children are drawn again (SPOS)."""
     evaluator = TableEvaluator(landscape.accuracy)
-    rules = SearchRules(
-        SearchConfig(strategy="evolution", seed=0, **EVOLUTION), [CHOICES] * LAYERS, TableBudget(landscape), evaluator
-    )
+    rules = SearchRules(EvolutionConfig(seed=0, **EVOLUTION), [CHOICES] * LAYERS, TableBudget(landscape), evaluator)
     rules.evaluate(rules.distinct(EVOLUTION["population"], rules.uniform, set()))
     parents = [list(p) for p in rules.ranked()[: EVOLUTION["parent_num"]]]
     children = rules.offspring(parents)

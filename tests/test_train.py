@@ -11,7 +11,7 @@ from hwnas.engine.checkpoint import CheckpointStore
 from hwnas.engine.config import TrainConfig
 from hwnas.errors import HwnasError
 from hwnas.model import build_model
-from hwnas.training import train
+from hwnas.standalone import train
 from tests.helpers import tiny_arch
 
 FAST = ["--input", "1x8x8", "--no-flip", "--crop-padding", "0", "--no-progress", "--batch-size", "64"]
@@ -200,7 +200,7 @@ class NaNAfter(torch.nn.Module):
 def test_nan_guard_skips_then_stops_without_corrupting_checkpoints(tmp_path, caplog):
     from hwnas.engine.rundir import RunDir
     from hwnas.engine.trainer import Trainer, TrainingError
-    from hwnas.training import prepare
+    from hwnas.standalone import prepare
 
     arch = Architecture.load(tiny_arch(tmp_path))
     cfg = TrainConfig(

@@ -1,4 +1,4 @@
-"""Candidate ops, built by name through one registry (DESIGN 3.1); users add their own with
+"""Candidate ops, built by name through one registry (docs/design.md §4.1); users add their own with
 `register_op` / `register_family` or a plugin package (entry-point group `hwnas.blocks`)."""
 
 from .common import ACTIVATIONS, BlockConfig, DropPath, make_divisible, set_drop_path

@@ -32,7 +32,7 @@ from ..cache import PACKAGE_DIR, cache_dir
 from ..errors import HwnasError
 from ..model import build_model
 from ..spaces import CellSpaceSpec, Genotype, SpaceSpec
-from .cells import CellCostModel
+from .cell_cost import CellCostModel
 from .interleaved import RoundsPolicy, Timed, time_interleaved
 from .latency import check_device, check_dtype, device_name, device_sync, module_runner, pinned_threads
 from .table import NOT_MEASURED, CostTable, priced_entries, space_units

@@ -16,7 +16,7 @@ from ..blocks import build_block
 from ..blocks.cell_ops import FactorizedReduce, ReLUConvBN
 from ..nets import CellStem
 from ..spaces import CellShape, CellSpaceSpec
-from ..supernet.cells import edge_inputs
+from ..supernet.cell_supernet import edge_inputs
 from .units import Unit, Units, layer_key
 
 

@@ -22,41 +22,9 @@ import torch
 
 from ..choices import HW_LOSS_FORMS, TARGET_MODES
 from ..errors import HwnasError
-from ..spaces import SpaceSpec
-from .metrics import UNITS
-from .table import CostTable
+from .cost_model import CostModel
 
 FORMS = HW_LOSS_FORMS
-
-
-@dataclass
-class CostModel:
-    """Fixed cost plus one row of candidate costs per searchable layer, in the metric's unit."""
-
-    metric: str
-    fixed: float
-    rows: list[torch.Tensor]
-
-    @classmethod
-    def from_table(cls, table: CostTable, space: SpaceSpec, metric: str, device: torch.device | str = "cpu"):
-        fixed, rows = table.matrix(space, metric)
-        scale = UNITS[metric][1]
-        return cls(metric, fixed * scale, [torch.tensor(r, dtype=torch.float32, device=device) * scale for r in rows])
-
-    @property
-    def unit(self) -> str:
-        return UNITS[self.metric][0]
-
-    def expected(self, probs: Sequence[torch.Tensor]) -> torch.Tensor:
-        """Σ_l p_l · cost_l + fixed, differentiable in p."""
-        return self.fixed + sum((p * row).sum() for p, row in zip(probs, self.rows, strict=True))
-
-    def of(self, indices: Sequence[int]) -> float:
-        return self.fixed + sum(float(row[i]) for row, i in zip(self.rows, indices, strict=True))
-
-    def cheapest(self) -> tuple[float, list[int]]:
-        picks = [int(row.argmin()) for row in self.rows]
-        return self.of(picks), picks
 
 
 @dataclass(frozen=True)

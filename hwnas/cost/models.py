@@ -28,8 +28,8 @@ from torch import nn
 from ..arch import Architecture
 from ..errors import HwnasError
 from ..spaces import CellSpaceSpec, SpaceSpec
+from .cost_model import UNITS
 from .counting import ModelProfile
-from .metrics import UNITS
 from .table import CostTable, priced_entries, space_units
 from .units import Unit, config_tag
 

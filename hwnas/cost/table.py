@@ -29,12 +29,12 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from ..choices import COST_METRICS as METRICS
 from ..errors import HwnasError
 from ..io import atomic_write_text, json_text
 from ..spaces import CellSpaceSpec, SpaceSpec
 from .cell_units import cell_units
 from .counting import ModelProfile, count
-from .metrics import METRICS
 from .units import Unit, Units, head_key, layer_keys, layer_units, stem_key
 
 FORMAT = "hwnas.costtable/1"

@@ -253,14 +253,19 @@ _TYPES = {
 }
 
 
+def type_name(f: dataclasses.Field) -> str:
+    """An option's type as written (`int | None`), whether its class was annotated with strings or with types."""
+    return f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+
+
 def keys(cls: type = TrainConfig) -> dict[str, dataclasses.Field]:
     return {f.name: f for f in fields(cls)}
 
 
 def _coerce(f: dataclasses.Field, value: Any, where: str) -> Any:
     name = f.name
-    kind = _TYPES[str(f.type)]
-    if value is None and "None" in str(f.type):
+    kind = _TYPES[type_name(f)]
+    if value is None and "None" in type_name(f):
         return None
     ok = (
         isinstance(value, bool)
@@ -285,7 +290,7 @@ def _expected(f: dataclasses.Field) -> str:
         return f.metadata["expected"]
     if "choices" in f.metadata:
         return f"one of {', '.join(f.metadata['choices'])}"
-    return {"bool": "true or false", "int": "an integer", "float": "a number"}.get(str(f.type), "a string")
+    return {"bool": "true or false", "int": "an integer", "float": "a number"}.get(type_name(f), "a string")
 
 
 def check_config(cfg: Any, where: str = "config") -> Any:
@@ -323,7 +328,7 @@ def flag_help(f: dataclasses.Field) -> str:
     """An option's help with its default said once: in the help's own words when it has them, else appended."""
     text = f.metadata["help"]
     if "default: " not in text:
-        shown = {True: "on", False: "off"}.get(f.default, f.default) if str(f.type) == "bool" else f.default
+        shown = {True: "on", False: "off"}.get(f.default, f.default) if type_name(f) == "bool" else f.default
         text += f" (default: {shown})"
     return text.replace("%", "%%")  # argparse formats help texts with %
 
@@ -339,7 +344,7 @@ def add_config_flags(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()
         if name in skip:
             continue
         flags = ["--" + name.replace("_", "-"), *f.metadata.get("aliases", ())]
-        kind = _TYPES[str(f.type)]
+        kind = _TYPES[type_name(f)]
         common = {"dest": name, "default": argparse.SUPPRESS, "help": flag_help(f)}
         group = groups[f.metadata["group"]]
         if kind is bool:

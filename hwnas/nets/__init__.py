@@ -4,7 +4,7 @@ Every network follows timm's model interface (`forward_features`, `forward_head`
 `get_classifier`, `num_classes`, `num_features`, `feature_info`, `forward_intermediates`)."""
 
 from .backbone import feature_indices, stage_ends
-from .cells import AuxiliaryOutputs, CellNet, CellStem, cell_preprocess
+from .cell_network import AuxiliaryOutputs, CellNet, CellStem, cell_preprocess
 from .heads import CosineClassifier, build_classifier
 from .layerwise import ClassifierHead, LayerwiseNet, build_layer, build_stem, init_weights
 

@@ -126,7 +126,7 @@ def latency_table(spec: SpaceSpec, table: CostTable) -> str:
 
 def cell_latency_table(spec: CellSpaceSpec, table: CostTable) -> str:
     """Per op, its median latency (ms) on each distinct edge shape of the cell space, and the fixed parts."""
-    from ..cost.cells import CellCostModel, edge_key, head_key, preprocess_keys, stem_key
+    from ..cost.cell_cost import CellCostModel, edge_key, head_key, preprocess_keys, stem_key
 
     shapes: dict[str, object] = {}
     for cell in spec.cells:

@@ -1,6 +1,6 @@
 """Search spaces as data: built-in YAML files and the `SpaceSpec` / `CellSpaceSpec` they resolve to."""
 
-from .cells import CellShape, CellSpaceSpec
+from .cell_space import CellShape, CellSpaceSpec
 from .genotype import Genotype
 from .knobs import KNOBS
 from .spec import (

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from ..blocks import BlockConfig, check_op, check_output_shape, make_divisible
 from ..errors import HwnasError, SpaceError
 from ..limits import check_footprint, check_width
 from ..readers import load_yaml
-from .cells import CellSpaceSpec, resolve_cell_space
+from .cell_space import CellSpaceSpec, resolve_cell_space
 from .knobs import InputSized, resolve_knobs
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
@@ -236,12 +237,31 @@ def resolve_space(name: str, origin: str, declaration: dict[str, Any], knob_valu
         if knobs[key] is not None and len(knobs[key]) != len(decl):
             raise SpaceError(f"{where}: space_args.{key}: got {len(knobs[key])} widths, expected {len(decl)}")
 
-    c, h, w = knobs["input_size"]
-    stem: list[FixedLayer] = []
-    for i, item in enumerate(stem_decl):
-        at = f"{where}: stem[{i}]"
+    shape = tuple(knobs["input_size"])
+    stem, shape = _resolve_stem(stem_decl, knobs, cfg, scale, where, shape)
+    layers, shape = _resolve_stages(stage_decl, default_candidates, knobs, cfg, scale, where, shape)
+    head = _resolve_head(head_decl, knobs, cfg, scale, where, shape)
+    _check_footprint(stem, layers, head, knobs["input_size"], where)
+    return SpaceSpec(name, origin, declaration, knobs, cfg, tuple(stem), tuple(layers), head)
+
+
+def _mappings(entries: list, where: str, keys: str) -> Iterator[tuple[int, dict, str]]:
+    """Each entry of a declared list with its index and its place (`where[i]`); one that is not a mapping is
+    refused, naming the `keys` expected."""
+    for i, item in enumerate(entries):
+        at = f"{where}[{i}]"
         if not isinstance(item, dict):
-            raise SpaceError(f"{at}: got {item!r}, expected a mapping {{op, channels, stride}}")
+            raise SpaceError(f"{at}: got {item!r}, expected a mapping {keys}")
+        yield i, item, at
+
+
+def _resolve_stem(
+    stem_decl: list, knobs: dict[str, Any], cfg: BlockConfig, scale: Callable[..., int], where: str, shape: tuple
+) -> tuple[list[FixedLayer], tuple]:
+    """The stem's fixed layers, and the shape after them."""
+    c, h, w = shape
+    stem: list[FixedLayer] = []
+    for i, item, at in _mappings(stem_decl, f"{where}: stem", "{op, channels, stride}"):
         op = _field(item, "op", at, "an op name", lambda v: isinstance(v, str))
         stride = _field(item, "stride", at, "a positive integer", _positive_int, 1)
         if i == 0 and knobs["stem_stride"] is not None:
@@ -254,11 +274,22 @@ def resolve_space(name: str, origin: str, declaration: dict[str, Any], knob_valu
         stem.append(FixedLayer(op, c, c_out, stride, (h, w)))
         c, h, w = c_out, -(-h // stride), -(-w // stride)
 
+    return stem, (c, h, w)
+
+
+def _resolve_stages(
+    stage_decl: list,
+    default_candidates: list | None,
+    knobs: dict[str, Any],
+    cfg: BlockConfig,
+    scale: Callable[..., int],
+    where: str,
+    shape: tuple,
+) -> tuple[list[SearchLayer], tuple]:
+    """The searchable layers of every stage, and the shape after them."""
+    c, h, w = shape
     layers: list[SearchLayer] = []
-    for s, stage in enumerate(stage_decl):
-        at = f"{where}: stages[{s}]"
-        if not isinstance(stage, dict):
-            raise SpaceError(f"{at}: got {stage!r}, expected a mapping {{channels, layers, stride}}")
+    for s, stage, at in _mappings(stage_decl, f"{where}: stages", "{channels, layers, stride}"):
         width = _field(stage, "channels", at, "a positive integer", _positive_int)
         if knobs["stage_channels"] is not None:
             width = knobs["stage_channels"][s]
@@ -288,6 +319,14 @@ def resolve_space(name: str, origin: str, declaration: dict[str, Any], knob_valu
             layers.append(SearchLayer(len(layers), s, c, width, stride, (h, w), candidates))
             c, h, w = width, -(-h // stride), -(-w // stride)
 
+    return layers, (c, h, w)
+
+
+def _resolve_head(
+    head_decl: dict, knobs: dict[str, Any], cfg: BlockConfig, scale: Callable[..., int], where: str, shape: tuple
+) -> HeadSpec:
+    """The head: its conv (when it has channels), pooling, dropout and classifier."""
+    c, h, w = shape
     head_op = _field(head_decl, "op", f"{where}: head", "an op name", lambda v: isinstance(v, str), "conv_k1")
     last = _field(head_decl, "channels", f"{where}: head", "an integer >= 0", lambda v: v == 0 or _positive_int(v), 0)
     if knobs["last_channels"] is not None:
@@ -297,7 +336,7 @@ def resolve_space(name: str, origin: str, declaration: dict[str, Any], knob_valu
     check_width(last, f"{where}: head")
     if last:
         _check(head_op, c, last, 1, f"{where}: head", (h, w), cfg)
-    head = HeadSpec(
+    return HeadSpec(
         head_op,
         c,
         last,
@@ -307,8 +346,6 @@ def resolve_space(name: str, origin: str, declaration: dict[str, Any], knob_valu
         knobs["classifier_bias"],
         knobs["classifier"] == "cosine",
     )
-    _check_footprint(stem, layers, head, knobs["input_size"], where)
-    return SpaceSpec(name, origin, declaration, knobs, cfg, tuple(stem), tuple(layers), head)
 
 
 def _check_footprint(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..cost.hardware_loss import UNITS, CostModel
+from ..cost.cost_model import UNITS, CostModel
 from ..cost.models import ArchitectureCostModel, ArchitectureLatencyModel
 from ..cost.table import CostTable
 from ..errors import HwnasError

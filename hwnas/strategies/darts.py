@@ -17,18 +17,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..cost.cells import CellCostModel
+from ..cost.cell_cost import CellCostModel
 from ..cost.hardware_loss import HardwareLoss
 from ..data import ImageSet
 from ..engine.trainer import Phase, StepResult, Trainer, restore_buffers, snapshot_buffers
 from ..errors import HwnasError
 from ..log import warn_user
 from ..spaces import Genotype
-from ..supernet.cells import CellArchParams, CellSupernet, CellWeights
+from ..supernet.cell_supernet import CellArchParams, CellSupernet, CellWeights
 from .architect import Architect
 from .config import DartsConfig
 from .derive import SKIP, derive_genotype
-from .unrolled import momentum_buffers, unrolled_arch_gradient
 
 logger = logging.getLogger(__name__)
 
@@ -62,14 +61,8 @@ class DartsTrainer(Trainer):
         self.supernet = supernet
         self.arch = CellArchParams(supernet.space, edge_norm=cfg.partial_channels > 1).to(self.device)
         self.initial_arch = [p.detach().clone() for p in self.arch.parameters()]  # seeded: the same when resumed
-        optimizer = torch.optim.Adam(
-            self.arch.parameters(),
-            lr=cfg.arch_learning_rate,
-            betas=(cfg.arch_beta1, 0.999),
-            weight_decay=cfg.arch_weight_decay,
-        )
         expected = (lambda: cost.expected(self.arch.op_probs(), self.arch.edge_probs())) if cost is not None else None
-        self.architect = Architect(self.arch, optimizer, self.ctx, self.agree_finite, expected, hardware_loss)
+        self.architect = Architect(self.arch, cfg, self.ctx, self.agree_finite, expected, hardware_loss)
         self.arch_loader = self.split_loader(arch_set, cfg.seed + 1)
         if len(self.arch_loader) == 0:
             raise HwnasError(f"--batch-size {cfg.batch_size} is larger than the {len(arch_set)} images of α's split")
@@ -107,30 +100,23 @@ class DartsTrainer(Trainer):
     def arch_step(
         self, arch_images: torch.Tensor, arch_labels: torch.Tensor, images: torch.Tensor, labels: torch.Tensor
     ) -> None:
-        params = list(self.arch.parameters())
+        """α's step (first or second order, `Architect`) on a batch of α's split; the weights stay as they are."""
         buffers = snapshot_buffers(self.model)
         with self.autocast():
             if self.cfg.sec_approx:
-                grads, ce, outputs = unrolled_arch_gradient(
+                ce, grads, outputs = self.architect.second_order(
                     self.model,
-                    params,
                     lambda x: (x, self.arch.weights()),
                     self.arch_loss,
                     (images, labels),
                     (arch_images, arch_labels),
-                    lr=self.optimizer.param_groups[0]["lr"],
-                    momentum=self.cfg.momentum,
-                    weight_decay=self.cfg.weight_decay,
-                    momentum_buffers=momentum_buffers(self.optimizer, self.model),
+                    self.optimizer,
+                    self.cfg,
                 )
             else:
                 outputs = self.model(arch_images, self.arch.weights())
                 ce = self.arch_loss(outputs, arch_labels)
-                grads = list(torch.autograd.grad(ce, params, allow_unused=True))
-        penalty = self.architect.penalty()
-        if penalty is not None:
-            extra = torch.autograd.grad(penalty, params, allow_unused=True)
-            grads = [g if e is None else (e if g is None else g + e) for g, e in zip(grads, extra, strict=True)]
+        grads = self.architect.with_penalty(grads) if self.cfg.sec_approx else self.architect.first_order(ce)[1]
         if self.architect.step(ce, grads):
             sums = self.sums.setdefault("arch", [0.0, 0.0, 0.0])
             sums[0] += float(ce.detach()) * len(arch_labels)

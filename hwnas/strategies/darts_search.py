@@ -17,7 +17,7 @@ import torch
 
 from ..arch import Architecture
 from ..cost import profile_arch
-from ..cost.cells import CellCostModel
+from ..cost.cell_cost import CellCostModel
 from ..cost.hardware_loss import HardwareLoss
 from ..data import search_split
 from ..engine.distributed import rank_zero
@@ -27,10 +27,10 @@ from ..log import warn_user
 from ..model import build_model
 from ..pipeline import Outcome, Run
 from ..pretrained_cfg import PretrainedCfg
-from ..report.cells import alpha_heatmap, draw_genotype
+from ..report.cell_plots import alpha_heatmap, draw_genotype
 from ..spaces import CellSpaceSpec, Genotype, load_space
 from ..supernet import recompute
-from ..supernet.cells import CellSupernet
+from ..supernet.cell_supernet import CellSupernet
 from .config import DartsConfig
 from .darts import DartsTrainer
 from .evaluate import latency_on_target
@@ -82,7 +82,13 @@ def write_epoch_files(
     return arch
 
 
-@register_strategy("darts", kind="darts", trains="darts", picks="differentiable")
+@register_strategy(
+    "darts",
+    options=DartsConfig,
+    space="cell",
+    trains="a mixed-op cell network and α in turns",
+    picks="the genotype of α (DARTS, CNAS)",
+)
 def search_darts(run: Run) -> Outcome:
     """Search `cfg.space` with DARTS (first or second order; CNAS's sparse genotypes, PC-DARTS's partial
     channels, a hardware cost on α); write arch.json, plots and a summary."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from ..spaces import Genotype
-from ..supernet.cells import edge_index
+from ..supernet.cell_supernet import edge_index
 
 SKIP = "skip_connect"
 

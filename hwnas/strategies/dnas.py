@@ -1,44 +1,37 @@
 """DNAS (FBNet): w and θ trained in turns on two splits of the training data, on the one Trainer.
 
 Each epoch after `weight_warmup_epochs` runs two phases: the weights on their split (SGD,
-the run's schedule), then θ on the other split (Adam, lr 0.01, weight decay 5e-4), with the
+the run's schedule), then θ on the other split (`--arch-optimizer`, Adam by default), with the
 loss `hardware_loss(CE, Σ_l softmax(θ_l) · cost_l)`. The weight phase uses plain CE.
 Gumbel noise (and the hard-sampled path) is seeded by the step number, and θ's gradient is
-averaged over DDP ranks, so every rank holds the same θ and samples the same paths.
-
-With `--mode gumbel_hard` one path runs per step, and the CE term reaches θ by the score function
-(REINFORCE, as ProxylessNAS does for its gates): (CE - b) · ∇ log p(path), with b a moving average of
-the CE. The straight-through gradient of a hard sample only says whether scaling the sampled op's
-output up would lower the loss; it never compares the op with the others, so θ followed the cost term
-alone (on the ground truth of bench/search_quality.py it returned the same cheap network every seed).
+averaged over DDP ranks, so every rank holds the same θ and samples the same paths. The `Architect`
+owns θ, its optimizer and its step; with `--mode gumbel_hard` one path runs per step and the CE
+reaches θ by its score-function estimator.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 from typing import Any
 
 import torch
 
-from ..cost.hardware_loss import CostModel, HardwareLoss
+from ..cost.cost_model import CostModel
+from ..cost.hardware_loss import HardwareLoss
 from ..data import ImageSet
-from ..engine.distributed import all_reduce_sum
 from ..engine.trainer import Phase, StepResult, Trainer, restore_buffers, snapshot_buffers
 from ..supernet import FixedPath, Supernet
 from ..supernet.choice import Choice
 from ..supernet.mixing import ArchParams, Mixing, temperature_at
 from .architect import Architect
-from .config import SearchConfig
-
-BASELINE_DECAY = 0.9  # the CE baseline of the score-function gradient: b ← 0.9·b + 0.1·CE
+from .config import DnasConfig
 
 
 class DNASTrainer(Trainer):
     def __init__(
         self,
         supernet: Supernet,
-        cfg: SearchConfig,
+        cfg: DnasConfig,
         *,
         weight_set: ImageSet,
         theta_set: ImageSet,
@@ -52,14 +45,6 @@ class DNASTrainer(Trainer):
         super().__init__(supernet, cfg, train_set=weight_set, **options)
         self.supernet = supernet
         self.theta = ArchParams(supernet).to(self.device)
-        if cfg.a_optimizer == "adam":
-            optimizer: torch.optim.Optimizer = torch.optim.Adam(
-                self.theta.parameters(), lr=cfg.a_lr, betas=(cfg.a_momentum, 0.999), weight_decay=cfg.a_weight_decay
-            )
-        else:
-            optimizer = torch.optim.SGD(
-                self.theta.parameters(), lr=cfg.a_lr, momentum=cfg.a_momentum, weight_decay=cfg.a_weight_decay
-            )
         # θ takes a step per weight step (cycling its smaller split, as DARTS pairs its steps): FBNet's one pass
         # over 20% of ImageNet is thousands of steps, one pass over 20% of a small dataset only a handful
         self.theta_loader = self.split_loader(theta_set, cfg.seed + 1, steps=self.steps_per_epoch)
@@ -67,13 +52,12 @@ class DNASTrainer(Trainer):
         self.cost = costs[cfg.cost]
         self.architect = Architect(
             self.theta,
-            optimizer,
+            cfg,
             self.ctx,
             self.agree_finite,
             lambda: self.cost.expected(self.theta.probs()),
             hardware_loss,
         )
-        self.ce_baseline: float | None = None  # gumbel_hard: moving average of the θ steps' CE
 
     @property
     def theta_updates(self) -> int:
@@ -112,7 +96,7 @@ class DNASTrainer(Trainer):
     def theta_step(self, images: torch.Tensor, labels: torch.Tensor) -> StepResult:
         """One update of θ on the hardware-aware loss; the weights' gradients are discarded. A skipped step
         puts back what its forward changed (BatchNorm statistics, the CE baseline)."""
-        buffers, baseline = snapshot_buffers(self.model), self.ce_baseline
+        buffers, baseline = snapshot_buffers(self.model), self.architect.ce_baseline
         quiet = self.net.no_sync() if self.ctx.enabled else contextlib.nullcontext()
         with quiet:
             if self.mode.soft:
@@ -126,24 +110,21 @@ class DNASTrainer(Trainer):
         finite = self.architect.step(loss, [p.grad for p in self.theta.parameters()])
         if not finite:
             restore_buffers(buffers)
-            self.ce_baseline = baseline
+            self.architect.ce_baseline = baseline
         self.optimizer.zero_grad(set_to_none=True)
         correct = int((outputs.detach().argmax(1) == labels).sum()) if finite else 0
         return StepResult(float(ce.detach()) if finite else 0.0, correct, len(labels) if finite else 0, not finite)
 
     def sampled_path_ce(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The outputs and CE of this step's sampled path, the CE carrying the score-function gradient to θ:
-        its value is the CE, its gradient (CE - b) · ∇ log p(path). The path runs without autograd."""
+        its value is the CE, its gradient the score function's (`Architect.score_function`). The path runs
+        without autograd."""
         indices = [index for index, _ in self.path(grad=False)]
         with torch.no_grad(), self.autocast():
             outputs = self.net(images, indices)
             ce = self.loss(outputs, labels).float()
-        mean_ce = all_reduce_sum([float(ce)], self.device, self.ctx)[0] / self.ctx.world
-        baseline = mean_ce if self.ce_baseline is None else self.ce_baseline
-        if math.isfinite(mean_ce):
-            self.ce_baseline = BASELINE_DECAY * baseline + (1 - BASELINE_DECAY) * mean_ce
         log_p = sum(torch.log_softmax(t, -1)[k] for t, k in zip(self.theta.logits, indices, strict=True))
-        return outputs, ce + (ce - baseline) * (log_p - log_p.detach())
+        return outputs, self.architect.score_function(ce, log_p, self.device)
 
     def expected_costs(self) -> dict[str, float]:
         with torch.no_grad():
@@ -162,8 +143,7 @@ class DNASTrainer(Trainer):
         }
 
     def extra_state(self) -> dict[str, Any]:
-        return {"theta": self.architect.state_dict(), "ce_baseline": self.ce_baseline}
+        return {"theta": self.architect.state_dict()}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.architect.load_state_dict(state["theta"])
-        self.ce_baseline = state.get("ce_baseline")

@@ -23,20 +23,25 @@ from ..report.plots import theta_heatmap
 from ..spaces import load_layerwise_space
 from ..supernet import Supernet, recompute
 from ..supernet.mixing import Mixing
-from .budget import most_probable_within
-from .config import SearchConfig
+from .config import DnasConfig
 from .constraints import cost_models
 from .dnas import DNASTrainer
 from .evaluate import latency_on_target, path_network
 from .health import healthy_top1, theta_health
+from .knapsack import most_probable_within
 from .registry import register_strategy
 from .trained import check_supernet, read_supernet
 
 
-@register_strategy("dnas", kind="search", trains="dnas", picks="differentiable")
+@register_strategy(
+    "dnas",
+    options=DnasConfig,
+    trains="a Gumbel-softmax supernet and θ in turns",
+    picks="θ's most probable architecture",
+)
 def search_dnas(run: Run) -> Outcome:
     """Search `cfg.space` with DNAS (from scratch, or from a trained one-shot supernet's weights)."""
-    cfg: SearchConfig = run.cfg
+    cfg: DnasConfig = run.cfg
     if cfg.sample and Mixing.parse(cfg.mode).soft:
         raise HwnasError(
             f"--sample {cfg.sample} scores architectures with the supernet's weights, which only means something "
@@ -76,9 +81,9 @@ def search_dnas(run: Run) -> Outcome:
 EXPECTED_COST_SHARE = 0.85  # under a target, the derived network costs at least this share of θ's expected cost
 
 
-def derive(trainer: DNASTrainer, cfg: SearchConfig) -> tuple[list[str], str]:
+def derive(trainer: DNASTrainer, cfg: DnasConfig) -> tuple[list[str], str]:
     """The argmax of θ; under a target, the most probable architecture within it that costs at least 85% of
-    θ's expected cost (hwnas.strategies.budget)."""
+    θ's expected cost (hwnas.strategies.knapsack)."""
     if cfg.target is None:
         return trainer.theta.argmax(), "argmax of θ"
     model = trainer.costs[cfg.cost]
@@ -104,40 +109,21 @@ def _result(
     theta_set,
     preprocess,
     device,
-    cfg: SearchConfig,
+    cfg: DnasConfig,
     run_path: Path,
     pretrained_cfg: PretrainedCfg,
 ) -> dict[str, Any]:
     """Pick the architecture, evaluate it with inherited weights, measure it, write arch.json and the plots."""
-    single = Dist()
     health = theta_health(
         [torch.zeros_like(t) for t in trainer.theta.logits], list(trainer.theta.logits), trainer.theta_updates
     )
     if not health["healthy"]:
         warn_user(health["message"])
     derived, how = derive(trainer, cfg)
-    candidates = [derived]
-    generator = torch.Generator().manual_seed(cfg.seed)
-    for _ in range(cfg.sample * 20):  # draws from softmax(θ) within the target, until N distinct ones
-        if len(candidates) > cfg.sample:
-            break
-        drawn = trainer.theta.sample(generator)
-        if drawn not in candidates and (cfg.target is None or cost_of(trainer, space, drawn, cfg.cost) <= cfg.target):
-            candidates.append(drawn)
+    candidates = _drawn(trainer, space, cfg, derived)
     accuracy, choices = None, derived
     if not trainer.mode.soft:  # a soft search trains a mixture: its single paths mean little before retraining
-        score_loader = EpochLoader(theta_set, cfg.batch_size, train=False)
-        calib_loader = EpochLoader(trainer.train_loader.dataset, cfg.batch_size, train=True, seed=cfg.seed + 2)
-        scored = []
-        for path in candidates:
-            model = path_network(trainer.supernet, path, calib_loader, preprocess, device, cfg.recalibrate_batches)
-            scored.append((evaluate_model(model, score_loader, preprocess, device, ctx=single)["val_top1"], path))
-            tell(
-                single,
-                f"  candidate {len(scored)}/{len(candidates)}: top-1 {scored[-1][0]:.2f}% on the θ split "
-                f"(inherited weights)",
-            )
-        accuracy, choices = max(scored, key=lambda s: s[0])
+        accuracy, choices = _best_inherited(trainer, candidates, theta_set, preprocess, device, cfg)
         needed = healthy_top1(space.head.num_classes)
         if accuracy < needed:
             health = {
@@ -192,14 +178,54 @@ def _result(
     }
     if cfg.target is not None:
         summary["target"] = {"value": cfg.target, "metric": cfg.cost, "use": expected[cfg.cost] / cfg.target}
+    summary["identity_layers"] = sum(op in ("skip", "zero") for op in choices)
+    _tell(summary, cfg, arch_path, run_path)
+    return summary
+
+
+def _drawn(trainer: DNASTrainer, space: Any, cfg: DnasConfig, derived: list[str]) -> list[str]:
+    """The derived architecture and up to `--sample` distinct draws from softmax(θ) within the target."""
+    candidates = [derived]
+    generator = torch.Generator().manual_seed(cfg.seed)
+    for _ in range(cfg.sample * 20):
+        if len(candidates) > cfg.sample:
+            break
+        drawn = trainer.theta.sample(generator)
+        if drawn not in candidates and (cfg.target is None or cost_of(trainer, space, drawn, cfg.cost) <= cfg.target):
+            candidates.append(drawn)
+    return candidates
+
+
+def _best_inherited(
+    trainer: DNASTrainer, candidates: list[Any], theta_set: Any, preprocess: Any, device: Any, cfg: DnasConfig
+) -> tuple[float, Any]:
+    """The candidate of the best top-1 on the θ split with the supernet's weights (BatchNorm re-estimated)."""
+    single = Dist()
+    score_loader = EpochLoader(theta_set, cfg.batch_size, train=False)
+    calib_loader = EpochLoader(trainer.train_loader.dataset, cfg.batch_size, train=True, seed=cfg.seed + 2)
+    scored = []
+    for path in candidates:
+        model = path_network(trainer.supernet, path, calib_loader, preprocess, device, cfg.recalibrate_batches)
+        scored.append((evaluate_model(model, score_loader, preprocess, device, ctx=single)["val_top1"], path))
+        tell(
+            single,
+            f"  candidate {len(scored)}/{len(candidates)}: top-1 {scored[-1][0]:.2f}% on the θ split "
+            f"(inherited weights)",
+        )
+    return max(scored, key=lambda s: s[0])
+
+
+def _tell(summary: dict[str, Any], cfg: DnasConfig, arch_path: Path, run_path: Path) -> None:
+    """What the search found, in a few lines; a warning when half of the layers or more chose skip/zero."""
+    single, choices, accuracy = Dist(), summary["choices"], summary["val_top1_inherited"]
     tell(single, f"architecture: {' '.join(choices)}")
-    identity = sum(op in ("skip", "zero") for op in choices)
-    summary["identity_layers"] = identity
+    identity = summary["identity_layers"]
     if identity * 2 >= len(choices):
         warn_user(
             f"{identity} of {len(choices)} layers chose skip/zero. Under a tight cost target that is the price; "
             f"without one it is the skip collapse of differentiable search. Look at theta.png"
         )
+    predicted_ms, measured_ms = summary["predicted_latency_ms"], summary["measured_latency_ms"]
     inherited = (
         "inherited-weight accuracy not shown (a soft search trains a mixture; retrain the architecture)"
         if accuracy is None
@@ -209,8 +235,7 @@ def _result(
         single,
         f"{inherited} | latency predicted "
         f"{'(not measured)' if predicted_ms is None else f'{predicted_ms:.3f} ms'}, measured "
-        f"{measured.min_ms:.3f} ms on {cfg.latency_device} ({cfg.latency_threads} thread(s)) | "
+        f"{measured_ms:.3f} ms on {cfg.latency_device} ({cfg.latency_threads} thread(s)) | "
         f"{summary['macs'] / 1e6:.2f}M MACs | {summary['params'] / 1e6:.3f}M params",
     )
-    tell(single, f"wrote {arch_path} and {run_path / 'theta.png'}; retrain with:\n  {retrain}")
-    return summary
+    tell(single, f"wrote {arch_path} and {run_path / 'theta.png'}; retrain with:\n  {summary['retrain']}")

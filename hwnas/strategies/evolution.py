@@ -34,13 +34,12 @@ from ..pretrained_cfg import PretrainedCfg
 from ..report.plots import pareto_plot
 from ..spaces import SpaceSpec, load_layerwise_space
 from ..supernet import Supernet
-from .config import SearchConfig
+from .config import EvolutionConfig, ParetoConfig, RandomSearchConfig, SupernetSearchOptions
 from .constraints import Constraints, constraints_for, limits_of
 from .evaluate import path_network
 from .health import supernet_health
 from .inherited import ship_inherited
-from .paths import Path as Choices
-from .paths import uniform_path, within_budget
+from .paths import PathIndices, uniform_path, within_limits
 from .registry import register_strategy
 from .trained import check_supernet, read_supernet
 
@@ -51,7 +50,7 @@ HEALTH_SEED_OFFSET = 12345  # the health check draws its own paths: the search's
 class PathEvaluator:
     """Accuracy of supernet paths with inherited weights, cached by path."""
 
-    def __init__(self, supernet: Supernet, data: RunData, cfg: SearchConfig, device: torch.device) -> None:
+    def __init__(self, supernet: Supernet, data: RunData, cfg: SupernetSearchOptions, device: torch.device) -> None:
         self.supernet, self.device, self.cfg = supernet, device, cfg
         self.preprocess = data.preprocess
         val = data.val if not cfg.eval_images else data.val.subset(torch.arange(min(cfg.eval_images, len(data.val))))
@@ -59,13 +58,13 @@ class PathEvaluator:
         self.calib_loader = EpochLoader(data.train, cfg.batch_size, train=True, seed=cfg.seed + 2)
         self.cache: dict[tuple[int, ...], float] = {}
 
-    def accuracy(self, path: Choices) -> float:
+    def accuracy(self, path: PathIndices) -> float:
         model = path_network(
             self.supernet, path, self.calib_loader, self.preprocess, self.device, self.cfg.recalibrate_batches
         )
         return evaluate_model(model, self.val_loader, self.preprocess, self.device)["val_top1"]
 
-    def evaluate(self, paths: Sequence[Choices], ctx: Dist) -> list[tuple[tuple[int, ...], float]]:
+    def evaluate(self, paths: Sequence[PathIndices], ctx: Dist) -> list[tuple[tuple[int, ...], float]]:
         """Evaluate the paths not in the cache (each rank a share); return the new (path, accuracy) pairs."""
         todo = list(dict.fromkeys(tuple(p) for p in paths if tuple(p) not in self.cache))
         mine = [(p, self.accuracy(list(p))) for p in todo[ctx.rank :: ctx.world]]
@@ -100,10 +99,10 @@ class Evaluator(Protocol):
 
     cache: dict[tuple[int, ...], float]
 
-    def evaluate(self, paths: Sequence[Choices], ctx: Dist) -> list[tuple[tuple[int, ...], float]]: ...
+    def evaluate(self, paths: Sequence[PathIndices], ctx: Dist) -> list[tuple[tuple[int, ...], float]]: ...
 
 
-class Budget(Protocol):
+class PathLimits(Protocol):
     """What the search rules need from the constraints: a verdict and the costs of a path."""
 
     def fits(self, path: Sequence[int]) -> bool: ...
@@ -115,16 +114,21 @@ class SearchRules:
     """Random, evolutionary (SPOS) and Pareto search over any evaluator: the state and the rules that move it."""
 
     def __init__(
-        self, cfg: SearchConfig, counts: Sequence[int], budget: Budget, evaluator: Evaluator, ctx: Dist | None = None
+        self,
+        cfg: SupernetSearchOptions,
+        counts: Sequence[int],
+        limits: PathLimits,
+        evaluator: Evaluator,
+        ctx: Dist | None = None,
     ) -> None:
-        self.cfg, self.counts, self.constraints, self.evaluator = cfg, list(counts), budget, evaluator
+        self.cfg, self.counts, self.constraints, self.evaluator = cfg, list(counts), limits, evaluator
         self.ctx = ctx or Dist()
         self.rng = random.Random(cfg.seed)
         self.generation = 0
-        self.population: list[Choices] = []
+        self.population: list[PathIndices] = []
         self.history: list[dict[str, Any]] = []
 
-    def evaluate(self, paths: Sequence[Choices]) -> list[tuple[tuple[int, ...], float]]:
+    def evaluate(self, paths: Sequence[PathIndices]) -> list[tuple[tuple[int, ...], float]]:
         """Score the paths not scored yet; return the new (path, accuracy) pairs."""
         return self.evaluator.evaluate(paths, self.ctx)
 
@@ -132,19 +136,19 @@ class SearchRules:
         """Called after every generation; a search that persists its state writes it here."""
 
     # ---- the strategies -----------------------------------------------------------------------------
-    def fresh(self, draw: Callable[[], Choices], seen: set[tuple[int, ...]]) -> Choices | None:
-        """A path from `draw` within the budget and not in `seen` (then added to it); None after FRESH_TRIES draws."""
+    def fresh(self, draw: Callable[[], PathIndices], seen: set[tuple[int, ...]]) -> PathIndices | None:
+        """A path from `draw` within the limits and not in `seen` (then added to it); None after FRESH_TRIES draws."""
         for _ in range(FRESH_TRIES):
-            path = within_budget(draw, self.constraints.fits)
+            path = within_limits(draw, self.constraints.fits)
             if tuple(path) not in seen:
                 seen.add(tuple(path))
                 return path
         return None
 
-    def uniform(self) -> Choices:
+    def uniform(self) -> PathIndices:
         return uniform_path(self.counts, self.rng)
 
-    def mutate(self, parents: Sequence[Choices]) -> Choices:
+    def mutate(self, parents: Sequence[PathIndices]) -> PathIndices:
         """A random parent with each layer redrawn with probability --mutation-prob (SPOS)."""
         parent = self.rng.choice(parents)
         return [
@@ -152,17 +156,17 @@ class SearchRules:
             for i, n in zip(parent, self.counts, strict=True)
         ]
 
-    def crossover(self, parents: Sequence[Choices]) -> Choices:
+    def crossover(self, parents: Sequence[PathIndices]) -> PathIndices:
         """Each layer from one of two random parents (SPOS)."""
         a, b = self.rng.choice(parents), self.rng.choice(parents)
         return [self.rng.choice(pair) for pair in zip(a, b, strict=True)]
 
-    def distinct(self, count: int, draw: Callable[[], Choices], seen: set[tuple[int, ...]]) -> list[Choices]:
+    def distinct(self, count: int, draw: Callable[[], PathIndices], seen: set[tuple[int, ...]]) -> list[PathIndices]:
         """Up to `count` paths from `draw`, none in `seen`; fewer when fresh ones are not found."""
         found = (self.fresh(draw, seen) for _ in range(count))
         return [path for path in found if path is not None]
 
-    def offspring(self, parents: Sequence[Choices]) -> list[Choices]:
+    def offspring(self, parents: Sequence[PathIndices]) -> list[PathIndices]:
         """The next population: children by mutation and crossover, then random paths, none evaluated before."""
         cfg, seen = self.cfg, set(self.evaluator.cache)
         children = self.distinct(cfg.mutation_num, lambda: self.mutate(parents), seen)
@@ -216,7 +220,7 @@ class SupernetSearch(SearchRules):
 
     def __init__(
         self,
-        cfg: SearchConfig,
+        cfg: SupernetSearchOptions,
         space: SpaceSpec,
         constraints: Constraints,
         evaluator: Evaluator,
@@ -267,7 +271,7 @@ class SupernetSearch(SearchRules):
         }
         atomic_write_text(self.run_dir / "search_state.json", json_text(state))
 
-    def evaluate(self, paths: Sequence[Choices]) -> list[tuple[tuple[int, ...], float]]:
+    def evaluate(self, paths: Sequence[PathIndices]) -> list[tuple[tuple[int, ...], float]]:
         new = super().evaluate(paths)
         if self.ctx.main and new:
             with open(self.run_dir / "candidates.jsonl", "a") as f:
@@ -284,7 +288,7 @@ def holds_search(path: Path) -> bool:
 def search_trained_supernet(run: Run) -> Outcome:
     """Search a trained one-shot supernet; write arch.json (pareto: the front too), candidates, a plot, and the
     pick's inherited weights as model.pt (`inherited.ship_inherited`)."""
-    cfg: SearchConfig = run.cfg
+    cfg: SupernetSearchOptions = run.cfg
     if cfg.supernet is None:
         raise HwnasError(f"--strategy {cfg.strategy} needs --supernet RUN_DIR (a run of `hwnas supernet train`)")
     if cfg.strategy != "random" and cfg.population < cfg.parent_num:
@@ -322,20 +326,25 @@ def search_trained_supernet(run: Run) -> Outcome:
     return run.finish(results)
 
 
-for name in ("random", "evolution", "pareto"):
-    register_strategy(name, kind="search", trains="trained supernet", picks=name, holds_run=holds_search)(
-        search_trained_supernet
-    )
+PICKS = {
+    "random": "the best of random architectures",
+    "evolution": "by SPOS's evolution",
+    "pareto": "the front of accuracy against a cost",
+}
+for name, options in (("random", RandomSearchConfig), ("evolution", EvolutionConfig), ("pareto", ParetoConfig)):
+    register_strategy(
+        name, options=options, trains="nothing: it searches --supernet", picks=PICKS[name], holds_run=holds_search
+    )(search_trained_supernet)
 
 
 def check_health(
     evaluator: PathEvaluator, space: SpaceSpec, constraints: Constraints, num_classes: int, ctx: Dist
 ) -> dict[str, Any]:
-    """The supernet health check (hwnas.strategies.health) on random paths within the budget, outside the search."""
+    """The supernet health check (hwnas.strategies.health) on random paths within the limits, outside the search."""
     cfg, counts = evaluator.cfg, [len(layer.candidates) for layer in space.layers]
     rng = random.Random(cfg.seed + HEALTH_SEED_OFFSET)
     health = supernet_health(
-        evaluator.accuracy, lambda: within_budget(lambda: uniform_path(counts, rng), constraints.fits), num_classes
+        evaluator.accuracy, lambda: within_limits(lambda: uniform_path(counts, rng), constraints.fits), num_classes
     )
     if health["healthy"]:
         tell(ctx, health["message"])
@@ -356,7 +365,8 @@ def write_results(
     """arch.json (pareto: front_NN.json too), candidates.csv and search.png; returns the run's summary."""
     cfg = search.cfg
     records = [search.record(p, acc) for p, acc in search.evaluator.cache.items()]
-    cost_key = {"latency": "latency_ms", "macs": "macs", "params": "params"}[cfg.pareto_cost]
+    traded = cfg.pareto_cost if isinstance(cfg, ParetoConfig) else "latency"  # the front the plot highlights
+    cost_key = {"latency": "latency_ms", "macs": "macs", "params": "params"}[traded]
     points = [(r["val_top1"], r.get(cost_key, 0.0)) for r in records]
     front = non_dominated_sort(points)[0] if records else []
     best = max(records, key=lambda r: r["val_top1"])

@@ -14,14 +14,19 @@ from ..engine.trainer import evaluate_model
 from ..model import save_weights
 from ..pipeline import RunData
 from ..supernet import Supernet
-from .config import SearchConfig
+from .config import SupernetSearchOptions
 from .evaluate import path_network
 
 RECALIBRATION_BATCHES = 200  # at most: the BatchNorm statistics of the whole training split, on small data
 
 
 def ship_inherited(
-    supernet: Supernet, choices: list[str], data: RunData, cfg: SearchConfig, device: torch.device, run_dir: Path
+    supernet: Supernet,
+    choices: list[str],
+    data: RunData,
+    cfg: SupernetSearchOptions,
+    device: torch.device,
+    run_dir: Path,
 ) -> dict[str, Any]:
     """Write `run_dir/model.pt`, the path `choices` with the supernet's weights; return what result.json says of
     it: the file, the batches BatchNorm was re-estimated on, and top-1/top-5 on the held-out test pool (no

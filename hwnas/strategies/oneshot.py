@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import random
-from pathlib import Path as FilePath
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -27,7 +27,7 @@ from ..supernet import Supernet
 from .config import SupernetConfig
 from .constraints import Constraints
 from .evaluate import path_network
-from .paths import Path, fair_paths, uniform_path, within_budget
+from .paths import PathIndices, fair_paths, uniform_path, within_limits
 
 SANDWICH_RANDOM = 2  # random paths between the largest and the smallest (BigNAS: 2)
 MIN_EPOCHS = 10
@@ -60,8 +60,8 @@ class OneShotTrainer(Trainer):
         self.largest = [max(range(len(row)), key=lambda i, row=row: (row[i], -i)) for row in sizes]
         self.smallest = [min(range(len(row)), key=lambda i, row=row: (row[i], i)) for row in sizes]
 
-    def paths(self) -> list[Path]:
-        """This step's paths: one uniform path (within the budget), FairNAS's m fair paths, or the sandwich:
+    def paths(self) -> list[PathIndices]:
+        """This step's paths: one uniform path (within the limits), FairNAS's m fair paths, or the sandwich:
         the largest, the smallest and `SANDWICH_RANDOM` uniform ones."""
         rng = random.Random(self.cfg.seed * 1_000_003 + self.step)
         if self.cfg.sampling == "fair":
@@ -70,7 +70,7 @@ class OneShotTrainer(Trainer):
             return [self.largest, self.smallest, *(uniform_path(self.counts, rng) for _ in range(SANDWICH_RANDOM))]
         if self.constraints is None:
             return [uniform_path(self.counts, rng)]
-        return [within_budget(lambda: uniform_path(self.counts, rng), self.constraints.fits)]
+        return [within_limits(lambda: uniform_path(self.counts, rng), self.constraints.fits)]
 
     def train_step(self, images: torch.Tensor, labels: torch.Tensor) -> StepResult:
         paths = self.paths()
@@ -97,12 +97,12 @@ class OneShotTrainer(Trainer):
                     self.trained[layer][index] += 1
         return result
 
-    def reference_path(self) -> Path:
-        """The path validated each epoch: drawn once from the seed (within the budget)."""
+    def reference_path(self) -> PathIndices:
+        """The path validated each epoch: drawn once from the seed (within the limits)."""
         rng = random.Random(self.cfg.seed)
         if self.constraints is None:
             return uniform_path(self.counts, rng)
-        return within_budget(lambda: uniform_path(self.counts, rng), self.constraints.fits)
+        return within_limits(lambda: uniform_path(self.counts, rng), self.constraints.fits)
 
     def evaluate(self, model: torch.nn.Module | None = None) -> dict[str, float]:
         """The reference path scored as the searches score paths: taken out of the supernet, its BatchNorm
@@ -123,7 +123,7 @@ class OneShotTrainer(Trainer):
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.trained = [list(row) for row in state["trained"]]
 
-    def save_supernet(self, path: FilePath, extra: dict[str, Any]) -> None:
+    def save_supernet(self, path: Path, extra: dict[str, Any]) -> None:
         """`path` (supernet.pt): the supernet's weights and `extra`, with a sha256 sidecar; refused if any
         tensor holds NaN or infinity."""
         state = {"model": self.supernet.state_dict(), **extra}

@@ -1,8 +1,8 @@
 """Path samplers for single-path one-shot supernets: uniform (SPOS) and strictly fair (FairNAS).
 
 Both draw from a generator seeded by the step, so every DDP rank and every resumed run trains
-the same paths. A budget (MACs, params, latency from the cost table) rejects and redraws paths
-that exceed it, as SPOS does with FLOPs.
+the same paths. A path above a hard limit (MACs, params, latency from the cost table) is drawn again, as
+SPOS does with FLOPs.
 """
 
 from __future__ import annotations
@@ -12,16 +12,16 @@ from collections.abc import Callable, Sequence
 
 from ..errors import HwnasError
 
-Path = list[int]
+PathIndices = list[int]
 MAX_TRIES = 1000
 
 
-def uniform_path(counts: Sequence[int], rng: random.Random) -> Path:
+def uniform_path(counts: Sequence[int], rng: random.Random) -> PathIndices:
     """One candidate index per layer, each uniformly among that layer's candidates."""
     return [rng.randrange(n) for n in counts]
 
 
-def fair_paths(counts: Sequence[int], rng: random.Random) -> list[Path]:
+def fair_paths(counts: Sequence[int], rng: random.Random) -> list[PathIndices]:
     """m = max(counts) paths such that every layer with m candidates uses each exactly once (FairNAS).
 
     A layer with fewer candidates uses each of them once and fills the remaining slots uniformly.
@@ -35,9 +35,9 @@ def fair_paths(counts: Sequence[int], rng: random.Random) -> list[Path]:
     return [[column[k] for column in columns] for k in range(m)]
 
 
-def within_budget(draw: Callable[[], Path], fits: Callable[[Path], bool]) -> Path:
+def within_limits(draw: Callable[[], PathIndices], fits: Callable[[PathIndices], bool]) -> PathIndices:
     for _ in range(MAX_TRIES):
         path = draw()
         if fits(path):
             return path
-    raise HwnasError(f"no path within the budget in {MAX_TRIES} draws; loosen --max-macs/--max-params/--max-latency")
+    raise HwnasError(f"no path within the limits in {MAX_TRIES} draws; loosen --max-macs/--max-params/--max-latency")

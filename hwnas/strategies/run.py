@@ -1,8 +1,9 @@
-"""The one entry of every search and supernet training: the space's kind picks the options class, the
-config picks the registered strategy, and a `hwnas.pipeline.Run` runs it."""
+"""The one entry of every search and supernet training: the registry picks the strategy (and with it the options
+class and the run's kind), and a `hwnas.pipeline.Run` runs it."""
 
 from __future__ import annotations
 
+from dataclasses import field, fields, make_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,81 +12,106 @@ from ..errors import HwnasError
 from ..pipeline import Outcome, Run
 from ..readers import load_yaml
 from ..spaces.spec import declared_kind
-from . import darts_search, dnas_search, evolution, supernet_training  # noqa: F401  (they register strategies)
-from .config import DartsConfig, SearchConfig, SupernetConfig
-from .registry import Strategy, strategy
+from .config import SearchOptions, space_search_defaults
+from .registry import DEFAULT_FOR_SPACE, Strategy, refuse_foreign, registered, strategy
 
 
-def space_of_run(resume: str) -> str | None:
-    """The `space` option a run directory (or one of its checkpoints) was started with; None if unreadable."""
-    run = Path(resume)
-    config = (run if run.is_dir() else run.parent.parent) / "config.yaml"
+def saved_config(resume: str) -> dict[str, Any]:
+    """The config.yaml of the run `--resume` names (a run directory or one of its checkpoints); {} if unreadable."""
+    path = Path(resume)
+    run_path = path if path.is_dir() or path.parent.name != "checkpoints" else path.parent.parent
     try:
-        space = (load_yaml(config, "config") or {}).get("space")
-    except (HwnasError, AttributeError, OSError):
-        return None
-    return space if isinstance(space, str) else None
-
-
-def config_class(space: str | None = None, resume: str | None = None) -> type[SearchConfig] | type[DartsConfig]:
-    """`DartsConfig` when the space (or the resumed run's space) is a cell space, else `SearchConfig`."""
-    name = space_of_run(resume) if resume is not None else space
-    if name is None:
-        return SearchConfig
-    try:
-        return DartsConfig if declared_kind(name) == "cell" else SearchConfig
+        saved = load_yaml(run_path / "config.yaml", "config")
     except (HwnasError, OSError):
-        return SearchConfig
+        return {}
+    return saved if isinstance(saved, dict) else {}
 
 
-def strategy_for(cfg: SupernetConfig) -> Strategy:
-    """The registered strategy a config selects: DARTS for a cell space's options, else `--strategy`
-    (searches) or `--sampling` (supernet training)."""
-    if isinstance(cfg, DartsConfig):
-        return strategy("darts")
-    if isinstance(cfg, SearchConfig):
-        return strategy(cfg.strategy)
-    return strategy(cfg.sampling)
+def space_kind(space: str | None) -> str:
+    """layerwise or cell: the kind a space declares (layerwise when it cannot be read: the search says why)."""
+    if space is None:
+        return "layerwise"
+    try:
+        return declared_kind(space)
+    except (HwnasError, OSError):
+        return "layerwise"
+
+
+def chosen_strategy(
+    kind: str = "search", space: str | None = None, resume: str | None = None, name: str | None = None
+) -> Strategy:
+    """The strategy a command runs: the resumed run's own, else `name` (`--strategy`, `--sampling`, a config
+    file's or a keyword), else the default of the space's kind (dnas for layer-wise spaces, darts for cells)."""
+    selector = "sampling" if kind == "supernet" else "strategy"
+    if resume is not None:
+        saved = saved_config(resume).get(selector)
+        if isinstance(saved, str):
+            name = saved
+    if name is None:
+        name = "uniform" if kind == "supernet" else DEFAULT_FOR_SPACE[space_kind(space)]
+    chosen = strategy(name, kind)
+    if kind == "search" and space is not None and resume is None and chosen.space != space_kind(space):
+        others = ", ".join(s.name for s in registered("search", space_kind(space)))
+        raise HwnasError(
+            f"--strategy {chosen.name} searches {chosen.space} spaces; {space} is a {space_kind(space)} space "
+            f"(its strategies: {others})"
+        )
+    return chosen
+
+
+def search_defaults(space: Any, chosen: Strategy | None = None) -> dict[str, Any]:
+    """The `search_defaults` of `space` that `chosen` (by default the default strategy of the space's kind) takes,
+    checked as its options; a name that no strategy of the space's kind takes is refused."""
+    chosen = chosen or strategy(DEFAULT_FOR_SPACE[space.kind])
+    every = {f.name for f in fields(options_of(registered(chosen.kind, chosen.space)))}
+    return space_search_defaults(space, chosen.options, every)
+
+
+def options_of(strategies: list[Strategy]) -> type:
+    """One options dataclass holding every option of `strategies` (the first declaration of each name), with their
+    help groups: what a command line or config file may name before its strategy is checked against them."""
+    declared: dict[str, Any] = {}
+    groups: dict[str, Any] = {}
+    for s in strategies:
+        groups.update({g.title: g for g in s.options.HELP_GROUPS})
+        for f in fields(s.options):
+            declared.setdefault(f.name, (f.name, f.type, field(default=f.default, metadata=f.metadata)))
+    union = make_dataclass("AnyStrategyOptions", list(declared.values()))
+    shared = SearchOptions.HELP_GROUPS[1:]  # latency, network, training, data, run: after the strategies' own
+    union.HELP_GROUPS = (*(g for g in groups.values() if g not in shared), *shared)
+    return union
 
 
 def run_strategy(
     kind: str,
-    cfg: SupernetConfig,
-    resume: str | None,
-    explicit: set[str] | None,
-    pools: DataPools | None,
-    latency_model: Any,
+    cfg: Any,
+    resume: str | None = None,
+    explicit: set[str] | None = None,
+    pools: DataPools | None = None,
+    latency_model: Any = None,
 ) -> Outcome:
-    run = Run(kind, cfg, resume=resume, explicit=explicit, pools=pools, latency_model=latency_model)
-    chosen = strategy_for(run.cfg)  # a resumed run's own strategy
+    """Run the strategy of command `kind` (search, supernet) that `cfg` names, or continue the run `resume` with its
+    own. `explicit`: the options the caller set (a resumed run takes only those it may change); an option the
+    strategy does not take is refused. `pools`: the caller's data instead of `cfg.data`; `latency_model`: prices
+    layers instead of a table (hwnas.cost.models)."""
+    selector = "sampling" if kind == "supernet" else "strategy"
+    chosen = chosen_strategy(kind, resume=resume, name=getattr(cfg, selector, None))
+    refuse_foreign(chosen, explicit or set())
+    if not isinstance(cfg, chosen.options):
+        raise HwnasError(f"strategy {chosen.name} takes a {chosen.options.__name__}, got a {type(cfg).__name__}")
+    run = Run(chosen.kind, cfg, resume=resume, explicit=explicit, pools=pools, latency_model=latency_model)
     run.holds_run = chosen.holds_run
     with run:
         return chosen.run(run)
 
 
-def search(
-    cfg: SearchConfig | DartsConfig,
-    resume: str | None = None,
-    explicit: set[str] | None = None,
-    pools: DataPools | None = None,
-    latency_model: Any = None,
-) -> Outcome:
-    """Run the search `cfg` describes (DARTS for a cell space's options), or continue the run `resume`.
-
-    `explicit`: the options the caller set (a resumed run takes only those it may change). `pools`: the
-    caller's data instead of `cfg.data`; `latency_model`: prices layers instead of a table (hwnas.cost.models)."""
-    kind = "darts" if isinstance(cfg, DartsConfig) else "search"
-    return run_strategy(kind, cfg, resume, explicit, pools, latency_model)
+def search(cfg: Any, **run_options: Any) -> Outcome:
+    """Run the search `cfg` describes (its `strategy`), or continue the run `resume=`; `run_options` as for
+    `run_strategy`."""
+    return run_strategy("search", cfg, **run_options)
 
 
-def train_supernet(
-    cfg: SupernetConfig,
-    resume: str | None = None,
-    explicit: set[str] | None = None,
-    pools: DataPools | None = None,
-    latency_model: Any = None,
-) -> Outcome:
-    """Train a single-path one-shot supernet (uniform: SPOS, fair: FairNAS), or continue the run `resume`."""
-    if isinstance(cfg, SearchConfig):
-        raise HwnasError("train_supernet takes a SupernetConfig (a SearchConfig selects a search)")
-    return run_strategy("supernet", cfg, resume, explicit, pools, latency_model)
+def train_supernet(cfg: Any, **run_options: Any) -> Outcome:
+    """Train a single-path one-shot supernet (uniform: SPOS, fair: FairNAS, sandwich), or continue the run
+    `resume=`; `run_options` as for `run_strategy`."""
+    return run_strategy("supernet", cfg, **run_options)

@@ -60,6 +60,11 @@ def train_one_shot(run: Run) -> Outcome:
     return run.finish(summarize, arch_file=None)
 
 
-register_strategy("uniform", kind="supernet", trains="uniform", picks="none")(train_one_shot)
-register_strategy("fair", kind="supernet", trains="fair", picks="none")(train_one_shot)
-register_strategy("sandwich", kind="supernet", trains="sandwich", picks="none")(train_one_shot)
+for name, rule in (
+    ("uniform", "one uniform random path a step (SPOS)"),
+    ("fair", "paths that use every candidate once a step (FairNAS)"),
+    ("sandwich", "the largest, the smallest and random paths, distilled in place (BigNAS, OFA)"),
+):
+    register_strategy(name, options=SupernetConfig, kind="supernet", trains=rule, picks="nothing (supernet.pt)")(
+        train_one_shot
+    )

@@ -1,9 +1,9 @@
 """Weight-sharing supernets: layer-wise (one choice per layer) and DARTS cell search networks."""
 
-from .cells import CellArchParams, CellSupernet, MixedEdge
+from .cell_supernet import CellArchParams, CellSupernet, MixedEdge
 from .choice import ChoiceLayer
 from .fused import fusion
-from .recompute import recompute
+from .recomputation import recompute
 from .supernet import FixedPath, Supernet
 from .transfer import extract_model, path_state_dict
 

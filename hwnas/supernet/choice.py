@@ -19,7 +19,7 @@ from ..blocks import BlockConfig
 from ..nets import build_layer
 from ..spaces import SearchLayer
 from .fused import fusion, mixed_output
-from .recompute import mixture
+from .recomputation import mixture
 
 Choice = int | tuple[int, torch.Tensor] | torch.Tensor
 

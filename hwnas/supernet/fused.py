@@ -5,8 +5,7 @@ the same input. The plain inverted-residual candidates (`ir_k{K}_e{E}`: 1x1 expa
 project, each followed by BatchNorm) then run together, with the same mathematics:
 - per kernel size, the 1x1 expansions as one conv whose weight is the candidates' weights concatenated
   along the outputs, and the depthwise convs as one grouped conv on its output (one expansion per kernel
-  size, not one for all: a channel slice of a batch is not contiguous, and the depthwise conv then copied
-  it forward and backward, three times slower than the unfused convs on CPU);
+  size: the depthwise conv of a channel slice would copy it, as a slice is not contiguous);
 - the projections as one grouped conv where hidden widths match, else one conv per candidate;
 - each stage's BatchNorms as one `F.batch_norm` over the concatenated channels (BatchNorm is per channel),
   the updated running statistics copied back into each candidate's own buffers;
@@ -15,8 +14,8 @@ project, each followed by BatchNorm) then run together, with the same mathematic
 Weights are concatenated from the candidates' own parameters at each forward, so gradients reach them and
 state dicts, checkpoints, `extract_model` and eval mode are unchanged. Every other candidate (grouped
 `_g{G}` with a shuffle, `_se`, other families, plugins) runs on its own and is added to the sum, so the
-result equals the unfused mixture up to float rounding. Fusion is opt-in (`with fusion(True):`): on this
-project's 2-core CPU it measured no faster than the unfused reference; it is meant for GPUs, not measured yet.
+result equals the unfused mixture up to float rounding. Fusion is opt-in (`with fusion(True):`; its
+measurements are in bench/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -33,9 +32,7 @@ from ..blocks.common import ConvBNAct
 from ..blocks.inverted_residual import InvertedResidual
 from .switch import Switch
 
-# `with fusion(True):` soft mixtures run fused; off by default, as on 2 CPU cores it measured no faster than the
-# unfused reference (bench/dnas_step.py --reference)
-fusion = Switch()
+fusion = Switch()  # `with fusion(True):` soft mixtures run fused
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from torch import nn
 from ..blocks import BlockConfig, DropPath, build_block
 from ..blocks.cell_ops import FactorizedReduce, ReLUConvBN
 from ..spaces import CellShape, CellSpaceSpec, Genotype
-from ..spaces.cells import StemShape
+from ..spaces.cell_space import StemShape
 from .backbone import Backbone, chosen_pool, pool_features, stage_ends
 from .heads import build_classifier
 

@@ -14,13 +14,13 @@ from .data import Batch, DataPools
 from .data.fitting import check_classes
 from .data.imageset import FileSource
 from .engine.config import TrainConfig
-from .engine.distributed import Dist, barrier, rank_zero
+from .engine.distributed import Dist
 from .engine.rundir import RunDir
 from .engine.storage import writing
 from .engine.trainer import Trainer
 from .errors import HwnasError
 from .model import build_model, load_weights, save_weights
-from .pipeline import Outcome, Run, RunData, check_identities, open_run_data, shared_path, space_overrides, tell
+from .pipeline import Outcome, Run, RunData, check_identities, open_run_data, space_overrides, tell
 from .verification import cosine_scores, read_pairs, verification_report
 
 
@@ -70,6 +70,7 @@ def train(
     cfg = run.cfg
     with run:
         data = prepare(arch, run.cfg, run.pools, run.ctx)
+        run.pretrained_cfg = data.pretrained_cfg
         directory = run.open_dir(label)
         model = build_model(data.arch)
         meta = {"config": cfg.to_dict(), "arch": data.arch.to_dict()}
@@ -78,27 +79,21 @@ def train(
         trainer.fit()
         shipped = trainer.ema.module if trainer.ema is not None else trainer.model
         final = {**final_metrics(trainer), "weights": "model.pt", "val_images": len(data.val)}
-        result = {**_result(final, trainer), "pretrained_cfg": data.pretrained_cfg.to_dict()}
-        rank_zero(run.ctx, lambda: _ship(directory, shipped.state_dict(), result))
-        directory.close()
-        barrier(run.ctx)
+
+        def summarize() -> dict[str, Any]:
+            _ship(directory, shipped.state_dict())
+            return _result(final, trainer)
+
+        outcome = run.finish(summarize)
         run.tell(_summary(final, trainer.best, directory.path / "model.pt"))
-        return Outcome(
-            directory.path,
-            directory.path / "arch.json",
-            result,
-            run.ctx.main,
-            best=trainer.best,
-            final=final,
-            history=trainer.history,
-        )
+        outcome.best, outcome.final, outcome.history = trainer.best, final, trainer.history
+        return outcome
 
 
-def _ship(run: RunDir, weights: dict[str, torch.Tensor], result: dict[str, Any]) -> None:
-    """model.pt (refused if it holds NaN or infinity) and result.json (strict JSON)."""
+def _ship(run: RunDir, weights: dict[str, torch.Tensor]) -> None:
+    """model.pt, refused if it holds NaN or infinity."""
     with writing(run.path / "model.pt", f"; the checkpoints are kept: free space, then --resume {run.path}"):
         save_weights(weights, run.path / "model.pt")
-    run.write_json("result.json", result)
 
 
 METRICS = ("epoch", "val_top1", "val_top5", "val_loss")
@@ -149,9 +144,9 @@ def evaluate(
         trainer = Trainer(model, cfg, train_set=data.train, **run.trainer_options(data, {}))
         metrics = {**trainer.evaluate(), "images": len(data.val)}
         if cfg.run_dir:
-            directory = RunDir(shared_path(Path(cfg.run_dir), run.ctx), writer=run.ctx.main)
-            directory.write_config(cfg.to_dict())
-            directory.write_json("eval.json", {"weights": str(weights), **metrics})
+            directory = run.open_dir(arch.space)
+            run.write_config()
+            run.finish(lambda: {"weights": str(weights), **metrics}, arch_file=None, result="eval.json")
             run.tell(f"wrote {directory.path / 'eval.json'}")
         return metrics
 

@@ -22,7 +22,7 @@ from ..blocks.common import ChannelShuffle
 from ..nets import CellStem, cell_preprocess
 from ..spaces import CellShape, CellSpaceSpec
 from ..spaces.genotype import CELL_TYPES
-from .recompute import mixture
+from .recomputation import mixture
 
 SEARCH_CONFIG = BlockConfig(bn_affine=False)
 

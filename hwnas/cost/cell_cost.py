@@ -17,9 +17,9 @@ import torch
 
 from ..spaces import CellSpaceSpec, Genotype
 from ..spaces.genotype import CELL_TYPES
-from ..supernet.cells import edge_index, edge_inputs
+from ..supernet.cell_supernet import edge_index, edge_inputs
 from .cell_units import edge_key, head_key, preprocess_keys, stem_key
-from .metrics import UNITS
+from .cost_model import UNITS
 from .table import CostTable
 
 
