@@ -135,6 +135,17 @@ EXPORTERS = {
 FORMAT_NOTES = {"export": "torch.export program", "torchscript": "torchscript, legacy; prefer --format export"}
 
 
+def check_output_path(output: Path) -> None:
+    """Refuse, before any work, an output that is a folder or lies under a file (where no folder can be made)."""
+    if output.is_dir():
+        raise HwnasError(f"-o {output}: is a folder; expected a file path to write")
+    for parent in output.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise HwnasError(f"-o {output}: {parent} is a file, so no folder can be made there; expected a path")
+            return
+
+
 def export(
     arch: Architecture | str | os.PathLike[str],
     output: str | os.PathLike[str],
@@ -154,6 +165,7 @@ def export(
     `preprocess` ("float" or "uint8"): the graph normalises by the architecture's `pretrained_cfg` and takes
     images in [0, 1] (float) or 0..255 (uint8); None: it takes normalised tensors, as the network does.
     """
+    given = [weights, None if isinstance(arch, Architecture) else arch]
     arch = resolve_arch(arch)
     if fmt not in EXPORTERS:
         raise HwnasError(f"export format {fmt!r} is not supported; expected onnx, export or torchscript (legacy)")
@@ -166,6 +178,11 @@ def export(
             "expected one written by hwnas train or search (RUN_DIR/arch.json), or add a pretrained_cfg to the file"
         )
     output = Path(output)
+    check_output_path(output)
+    if any(g is not None and Path(g).is_file() and output.resolve() == Path(g).resolve() for g in given):
+        raise HwnasError(
+            f"-o {output}: is an input of the export (the weights or architecture file); expected a new file"
+        )
     model = build_model(arch).eval()
     if weights is not None:
         load_weights(model, weights)

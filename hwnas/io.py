@@ -6,10 +6,13 @@ import hashlib
 import json
 import math
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
+
+from .errors import HwnasError
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> Path:
@@ -27,6 +30,34 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def open_plain(path: str | os.PathLike[str], flags: int, what: str = "file") -> int:
+    """`os.open` of a plain file that is never a symbolic link (O_NOFOLLOW) nor a FIFO or device: a run writes
+    and reads its own files only, whatever a link in its directory points at. Returns the descriptor."""
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
+    except OSError:
+        if Path(path).is_symlink():
+            raise HwnasError(f"{what} {path}: is a symbolic link; expected a plain file (remove the link)") from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise HwnasError(f"{what} {path}: is not a plain file; expected one (remove it)")
+    os.set_blocking(fd, True)
+    return fd
+
+
+def append_text(path: str | os.PathLike[str], text: str, what: str = "file") -> None:
+    """Append `text` to the plain file `path` (created if missing; a symbolic link there is refused)."""
+    with os.fdopen(open_plain(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, what), "a") as f:
+        f.write(text)
+
+
+def read_plain_bytes(path: str | os.PathLike[str], what: str = "file") -> bytes:
+    """The bytes of the plain file `path` (a symbolic link there is refused)."""
+    with os.fdopen(open_plain(path, os.O_RDONLY, what), "rb") as f:
+        return f.read()
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:

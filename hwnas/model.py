@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import warnings
+import zipfile
 from pathlib import Path
 
 import torch
@@ -12,7 +14,7 @@ from torch import nn
 
 from .arch import Architecture, resolve_arch
 from .errors import HwnasError
-from .io import atomic_write, atomic_write_text, sha256_file
+from .io import atomic_write, atomic_write_text, read_plain_bytes, sha256_file
 from .nets import CellNet, LayerwiseNet
 
 
@@ -52,20 +54,39 @@ def save_weights(state: dict[str, torch.Tensor], path: str | os.PathLike[str]) -
 
 
 def _check_sidecar(path: Path) -> None:
-    """Refuse `path` when a `PATH.sha256` beside it records another sha256 than its bytes have."""
+    """Refuse `path` when a `PATH.sha256` beside it records another sha256 than its bytes have, names another
+    file, or is not a plain sha256sum file."""
     sidecar = Path(f"{path}.sha256")
-    if not sidecar.is_file():
+    if not sidecar.exists() and not sidecar.is_symlink():
         return
     try:
-        recorded = sidecar.read_text(encoding="ascii").split()
+        recorded = read_plain_bytes(sidecar, "checksum file").decode("ascii").split()
     except (OSError, UnicodeDecodeError) as exc:
         raise HwnasError(f"weights {path}: cannot read its checksum file {sidecar} ({exc})") from None
+    except HwnasError as exc:
+        raise HwnasError(f"weights {path}: {exc}") from None
     if not recorded or len(recorded[0]) != 64 or any(c not in "0123456789abcdef" for c in recorded[0].lower()):
         raise HwnasError(f"weights {path}: {sidecar} is not a sha256sum line ('HEX  NAME' with 64 hex digits)")
+    if len(recorded) > 1 and recorded[1].lstrip("*") != path.name:
+        raise HwnasError(f"weights {path}: {sidecar} records the sha256 of {recorded[1]!r}, expected {path.name!r}")
     if sha256_file(path) != recorded[0].lower():
         raise HwnasError(
             f"weights {path}: corrupt: its sha256 differs from the one recorded in {sidecar} when it was written"
         )
+
+
+def _check_archive(path: Path) -> None:
+    """Refuse a weights file in PyTorch's zip format whose members fail their CRC-32: bytes changed since it was
+    written (which `torch.load` would read as other weights), with or without a checksum file beside it."""
+    if not zipfile.is_zipfile(path):
+        return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise HwnasError(f"weights {path}: not a readable PyTorch archive ({exc})") from None
+    if bad is not None:
+        raise HwnasError(f"weights {path}: corrupt: {bad} fails its CRC check (its bytes changed since it was saved)")
 
 
 def read_weights_file(path: Path) -> object:
@@ -77,7 +98,10 @@ def read_weights_file(path: Path) -> object:
         if size == 0:
             raise HwnasError(f"weights {path}: empty file (0 bytes); expected a state dict written by torch.save")
         _check_sidecar(path)
-        return torch.load(path, map_location="cpu", weights_only=True)
+        _check_archive(path)
+        with warnings.catch_warnings():  # a refusal is our one line, not torch's warning before it
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except HwnasError:
         raise
     except OSError as exc:

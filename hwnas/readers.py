@@ -13,9 +13,9 @@ import yaml
 
 from .errors import HwnasError
 
-MAX_FILE_BYTES = 8 << 20  # a space, config or architecture file is a few kilobytes
+MAX_FILE_BYTES = 2 << 20  # a space, config, architecture file or cost table is a few kilobytes to a few hundred
 MAX_DEPTH = 64  # nesting of lists and mappings
-MAX_NODES = 1_000_000  # values once YAML aliases are expanded (a "billion laughs" file stops here)
+MAX_NODES = 50_000  # values, counted as YAML is parsed and again once its aliases are expanded
 BOMS = {
     b"\xff\xfe\x00\x00": "UTF-32",
     b"\x00\x00\xfe\xff": "UTF-32",
@@ -51,7 +51,18 @@ def read_text(path: str | os.PathLike[str], what: str) -> str:
 
 
 class StrictLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, refusing a mapping that repeats a key (where the last would silently win)."""
+    """PyYAML's safe loader, refusing a mapping that repeats a key (where the last would silently win), and
+    stopping as soon as the document holds more than MAX_NODES values, before it is all parsed."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self.nodes = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise TooLarge(f"holds more than {MAX_NODES:,} values, expected a small file")
+        return super().compose_node(parent, index)
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
@@ -71,6 +82,10 @@ class StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+class TooLarge(ValueError):
+    """A file that holds more than the readers take; its message says what."""
+
+
 def load_yaml_text(text: str, where: str) -> Any:
     """Parse YAML with `StrictLoader`; bad syntax, duplicate keys, deep nesting and huge numbers are one line."""
     return _bounded(lambda: yaml.load(text, Loader=StrictLoader), where, (yaml.YAMLError,), "YAML")
@@ -82,8 +97,19 @@ def load_yaml(path: str | os.PathLike[str], what: str) -> Any:
 
 
 def load_json_text(text: str, where: str) -> Any:
-    """Parse JSON; bad syntax, deep nesting and huge numbers are one line."""
-    return _bounded(lambda: json.loads(text), where, (json.JSONDecodeError,), "JSON")
+    """Parse JSON; bad syntax, a repeated key (where the last would silently win), deep nesting and huge numbers
+    are one line."""
+    return _bounded(lambda: json.loads(text, object_pairs_hook=unique_keys), where, (json.JSONDecodeError,), "JSON")
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's pairs as a dict, refusing a key that appears twice (as `StrictLoader` does for YAML)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r}, expected each key once")
+        out[key] = value
+    return out
 
 
 def load_json(path: str | os.PathLike[str], what: str) -> Any:
@@ -99,6 +125,10 @@ def _bounded(parse: Callable[[], Any], where: str, syntax: tuple[type[Exception]
     except RecursionError:
         raise HwnasError(f"{where}: nested too deeply, expected at most {MAX_DEPTH} levels") from None
     except ValueError as exc:
+        if isinstance(exc, TooLarge):
+            raise HwnasError(f"{where}: {exc}") from None
+        if str(exc).startswith("duplicate key"):
+            raise HwnasError(f"{where}: not valid {fmt} ({exc})") from None
         if "digits" in str(exc):  # an integer beyond Python's limit on int/str conversion
             raise HwnasError(f"{where}: holds an integer of thousands of digits, expected an ordinary number") from None
         raise HwnasError(f"{where}: cannot read a value ({_first_line(exc)})") from None

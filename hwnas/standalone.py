@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -19,6 +20,7 @@ from .engine.rundir import RunDir
 from .engine.storage import writing
 from .engine.trainer import Trainer
 from .errors import HwnasError
+from .log import warn_user
 from .model import build_model, load_weights, save_weights
 from .pipeline import Outcome, Run, RunData, check_identities, open_run_data, space_overrides, tell
 from .verification import cosine_scores, read_pairs, verification_report
@@ -143,6 +145,11 @@ def evaluate(
         data, model = _trained_model(arch, weights, run)
         trainer = Trainer(model, cfg, train_set=data.train, **run.trainer_options(data, {}))
         metrics = {**trainer.evaluate(), "images": len(data.val)}
+        if not math.isfinite(metrics["val_loss"]):
+            warn_user(
+                f"weights {weights}: the validation loss is {metrics['val_loss']} (the weights diverged or are "
+                "damaged); JSON shows it as null"
+            )
         if cfg.run_dir:
             directory = run.open_dir(arch.space)
             run.write_config()

@@ -98,7 +98,8 @@ def test_a_latency_model_prices_a_search_and_an_architecture_model_limits_one_sh
     assert found.summary["predicted_latency_ms"] == pytest.approx(table.predict(fitted, found.summary["choices"]))
 
     with pytest.raises(hwnas.HwnasError, match="needs a layer latency model"):
-        hwnas.search(space, latency_model=ArchitectureLatencyModel(lambda arch: 1.0), epochs=1, **FAST)
+        model = ArchitectureLatencyModel(lambda arch: 1.0)
+        hwnas.search(space, latency_model=model, epochs=1, weight_warmup_epochs=0, **FAST)
 
     skips = ArchitectureLatencyModel(lambda arch: 1.0 + arch.choices.count("ir_k3_e3") + arch.choices.count("ir_k5_e3"))
     picked = hwnas.search(

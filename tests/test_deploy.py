@@ -278,7 +278,8 @@ def test_a_run_on_image_files_records_their_crop_and_predict_decodes_them_alike(
 @pytest.mark.slow
 def test_searches_record_the_data_cfg_in_every_architecture_file(tmp_path, space_file, tiny_supernet):
     common = ["--no-progress", "--no-flip", "--crop-padding", 0, "--threads", 1]
-    dnas = ["search", space_file, "--input", "1x8x8", "--epochs", 1, "--cost", "macs", *common]
+    dnas = ["search", space_file, "--input", "1x8x8", "--epochs", 1, "--weight-warmup-epochs", 0, "--cost", "macs"]
+    dnas += common
     assert cli(*dnas, "--run-dir", tmp_path / "dnas")[0] == 0
     cifar = write_cifar(tmp_path / "cifar", per_batch=16)
     darts = ["search", "darts", "--data", f"cifar10:{cifar}", "--input", "3x8x8", "--epochs", 1, *common]

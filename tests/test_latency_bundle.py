@@ -162,8 +162,8 @@ def edit_results(results: dict, manifest: dict, how: str) -> None:
     [
         ("fingerprint", "expected the results of this bundle"),
         ("missing", "1 of the bundle's"),
-        ("nan", "latency_ms.median is nan; expected a finite time >= 0 ms"),
-        ("negative", "latency_ms.mean is -0.5; expected a finite time >= 0 ms"),
+        ("nan", "latency_ms.median is nan; expected a finite time > 0 ms"),
+        ("negative", "latency_ms.mean is -0.5; expected a finite time > 0 ms"),
         ("manifest", "not as `hwnas latency bundle` wrote it"),
     ],
 )

@@ -38,28 +38,35 @@ def digits_like(n: int, classes: int, shape=(1, 8, 8)) -> TensorDataset:
     return TensorDataset(torch.rand(n, *shape, generator=g), torch.arange(n) % classes)
 
 
+STILL = {"epochs": 1, "weight_warmup_epochs": 0, "arch_lr": 1e-30}  # θ steps, but does not move
+
+
 @pytest.mark.slow
-def test_a_python_search_too_short_to_train_theta_warns_once():
-    with pytest.warns(hwnas.HwnasWarning, match="never updated") as record:
-        found = hwnas.search("tiny.yaml", epochs=1, run_dir="short", **SEARCH)
-    theta = [w for w in record if "never updated" in str(w.message)]
+def test_a_python_search_whose_theta_did_not_move_warns_once():
+    with pytest.raises(hwnas.HwnasError, match="would never train"):  # all of it warm-up: refused up front
+        hwnas.search("tiny.yaml", epochs=1, run_dir="refused", **SEARCH)
+    assert not Path("refused").exists()
+    with pytest.warns(hwnas.HwnasWarning, match="did not move") as record:
+        found = hwnas.search("tiny.yaml", run_dir="short", **STILL, **SEARCH)
+    theta = [w for w in record if "did not move" in str(w.message)]
     assert [str(w.message) for w in theta] == [found.summary["theta_health"]["message"]]
     assert theta[0].filename == __file__  # attributed to the caller's line, not to hwnas's insides
     assert json.loads(Path("short/result.json").read_text())["theta_health"]["healthy"] is False
     with warnings.catch_warnings():
         warnings.simplefilter("error", hwnas.HwnasWarning)
-        with pytest.raises(hwnas.HwnasWarning, match="never updated"):
-            hwnas.search("tiny.yaml", epochs=1, run_dir="short_error", **SEARCH)
+        with pytest.raises(hwnas.HwnasWarning, match="did not move"):
+            hwnas.search("tiny.yaml", run_dir="short_error", **STILL, **SEARCH)
 
 
 @pytest.mark.slow
 def test_the_command_line_shows_the_warning_once_on_stderr(capsys):
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
-        argv = ["search", "tiny.yaml", "--epochs", "1", "--cost", "macs", "--batch-size", "64", "--no-flip"]
-        assert main([*argv, "--crop-padding", "0", "--no-progress", "--run-dir", "cli"]) == 0
+        argv = ["search", "tiny.yaml", "--epochs", "1", "--weight-warmup-epochs", "0", "--arch-lr", "1e-30"]
+        argv += ["--cost", "macs", "--batch-size", "64", "--no-flip", "--crop-padding", "0", "--no-progress"]
+        assert main([*argv, "--run-dir", "cli"]) == 0
     err = capsys.readouterr().err
-    assert err.count("were never updated") == 1 and "hwnas: warning: architecture parameters" in err
+    assert err.count("did not move") == 1 and "hwnas: warning: architecture parameters" in err
     assert hwnas_warnings(record) == []  # shown as its log line only, not also by Python's warning printer
 
 
@@ -71,9 +78,9 @@ def test_a_darts_search_whose_alpha_never_moved_and_missed_its_target_warns():
         hwnas.search("darts", target=1e-6, **options)
     cheapest = float(re.search(r"the cheapest costs ([0-9.e+-]+)", str(info.value)).group(1))
     with pytest.warns(hwnas.HwnasWarning) as record:
-        found = hwnas.search("darts", target=cheapest * 1.002, epochs=1, weight_warmup_epochs=1, run_dir="d", **options)
+        found = hwnas.search("darts", target=cheapest * 1.002, **STILL, run_dir="d", **options)
     messages, health = hwnas_warnings(record), found.summary["alpha_health"]
-    assert "never updated" in health["message"] and health["message"] in messages
+    assert "did not move" in health["message"] and health["message"] in messages
     assert any("above --target" in m and "the target is not met" in m for m in messages)
     assert found.summary["target"]["use"] > 1
 

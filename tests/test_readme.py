@@ -40,4 +40,7 @@ def test_readme_python_examples_run_as_written_in_a_fresh_directory(tmp_path):
     for search in ("my_search", "my_data_search"):  # real searches: θ trained, nothing the user must act on
         assert json.loads((tmp_path / "runs" / search / "result.json").read_text())["theta_health"]["healthy"]
     assert "HwnasWarning" not in proc.stderr, proc.stderr[-3000:]
-    assert "stopped: architecture parameters (θ, α) were never updated" in proc.stdout  # the warning, as an error
+    assert "refused: --weight-warmup-epochs 2 with --epochs 1: the architecture parameters would never train" in (
+        proc.stdout
+    )  # refused before any work
+    assert not (tmp_path / "runs" / "too_short").exists()

@@ -4,11 +4,11 @@ export, predict, faces."""
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from typing import Any
 
 from ..engine.config import MAX_BATCH, MAX_THREADS
+from ..io import json_text
 from .flags import ARCH_HELP, INPUT_HELP, Adder, input_size, integer_flag
 
 logger = logging.getLogger("hwnas.cli")
@@ -25,7 +25,7 @@ def cmd_zoo(args: argparse.Namespace) -> int:
     from ..report.zoo_table import zoo_rows, zoo_table
 
     rows = zoo_rows()
-    print(json.dumps(rows, indent=2) if args.json else zoo_table(rows, markdown=args.markdown))
+    print(json_text(rows, indent=2) if args.json else zoo_table(rows, markdown=args.markdown))
     return 0
 
 
@@ -83,7 +83,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
             model, arch.spec.input_size, device=args.device, batch=args.batch, threads=args.threads
         ).to_dict()
     if args.json:
-        print(json.dumps(result))
+        print(json_text(result))
         return 0
     print(f"{args.arch}: {prof.params:,} params, {prof.macs / 1e6:,.2f}M MACs at {'x'.join(map(str, result['input']))}")
     if args.latency:
@@ -107,7 +107,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         verify=not args.no_verify,
         preprocess=args.preprocess,
     )
-    print(json.dumps(report) if args.json else report["summary"])
+    print(json_text(report) if args.json else report["summary"])
     return 0
 
 
@@ -116,7 +116,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     predictions = predict(args.arch, args.weights, args.images, top_k=args.top_k)
     if args.json:
-        print(json.dumps({"arch": args.arch, "weights": args.weights, "predictions": predictions}))
+        print(json_text({"arch": args.arch, "weights": args.weights, "predictions": predictions}))
         return 0
     for item in predictions:
         ranked = ", ".join(f"{top['label']} {100 * top['probability']:.1f}%" for top in item["top"])

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
+from pathlib import Path
 from typing import Any
 
 from ..engine.config import MAX_BATCH, MAX_THREADS
 from ..errors import HwnasError
+from ..io import json_text
 from .flags import INPUT_HELP, Adder, input_size, integer_flag, number_flag
 
 LATENCY_ACTIONS = ("validate", "bundle", "import")  # the words before `hwnas latency`'s argument
@@ -22,7 +23,7 @@ def latency_bundle(space: Any, args: argparse.Namespace) -> int:
         raise HwnasError(f"latency bundle: --dtype {args.dtype}; expected float32 (the bundle's models are float32)")
     manifest = write_bundle(space, args.output, batch=args.batch, progress=not args.json)
     if args.json:
-        print(json.dumps({"bundle": args.output, "entries": len(manifest["entries"]), **manifest["key"]}))
+        print(json_text({"bundle": args.output, "entries": len(manifest["entries"]), **manifest["key"]}))
         return 0
     print(
         f"wrote {len(manifest['entries'])} ONNX models of {space.name} (batch {args.batch}) to {args.output}; on the "
@@ -36,10 +37,13 @@ def latency_import(results: str, output: str, as_json: bool) -> int:
     """`hwnas latency import RESULTS.json -o TABLE.json`: a bundle's timings on the device as a cost table."""
     from ..cost.bundle import import_results
 
+    inputs = (Path(results), Path(results).parent / "manifest.json")
+    if any(Path(output).resolve() == Path(given).resolve() for given in inputs):
+        raise HwnasError(f"-o {output}: is an input of the import (results or manifest); expected a new table file")
     table = import_results(results)
     table.save(output)
     if as_json:
-        print(json.dumps({"table": output, "entries": len(table.entries), "meta": table.meta}))
+        print(json_text({"table": output, "entries": len(table.entries), "meta": table.meta}))
         return 0
     print(f"wrote {output}: {len(table.entries)} entries of {table.meta['space']} timed on {table.meta['device_name']}")
     return 0
@@ -82,19 +86,19 @@ def cmd_latency(args: argparse.Namespace) -> int:
     if action is None:
         if space.kind == "cell":
             print(
-                json.dumps({"meta": table.meta, "entries": table.entries})
+                json_text({"meta": table.meta, "entries": table.entries})
                 if args.json
                 else cell_latency_table(space, table)
             )
         else:
-            print(json.dumps(table.to_dict_for(space)) if args.json else latency_table(space, table))
+            print(json_text(table.to_dict_for(space)) if args.json else latency_table(space, table))
         return 0
     from ..cost.validate import VALIDATION_ROUNDS, validate_table
 
     policy = dataclasses.replace(VALIDATION_ROUNDS, min_seconds=args.seconds)
     report = validate_table(space, table, samples=args.samples, seed=args.seed, policy=policy, progress=not args.json)
     if args.json:
-        print(json.dumps(report.to_dict()))
+        print(json_text(report.to_dict()))
         return 0
     where = f"{table.meta.get('device')} ({table.meta.get('device_name')}), {table.meta.get('threads')} thread(s)"
     print(

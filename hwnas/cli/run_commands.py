@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 from ..choices import SAMPLINGS
 from ..engine.config import add_config_flags
 from ..errors import HwnasError
+from ..io import json_text
 from .flags import ARCH_HELP, CELL_TRAINING, NOT_EVALUATION, RESUME_HELP, WEIGHTS_HELP, Adder, integer_flag
 
 logger = logging.getLogger("hwnas.cli")
@@ -23,7 +23,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     outcome = train(args.arch, resolve_config(args), resume=args.resume, explicit=explicit_keys(args))
     if outcome.main_process:
-        print(json.dumps({"run_dir": str(outcome.run_dir), "final": outcome.final, "best": outcome.best}))
+        print(json_text({"run_dir": str(outcome.run_dir), "final": outcome.final, "best": outcome.best}))
     return 0
 
 
@@ -42,7 +42,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     cfg = resolve_config(args, defaults, cls=chosen.options)
     outcome = search(cfg, resume=args.resume, explicit=given)
     if outcome.main_process:
-        print(json.dumps({"run_dir": str(outcome.run_dir), "arch": str(outcome.arch_path), **outcome.summary}))
+        print(json_text({"run_dir": str(outcome.run_dir), "arch": str(outcome.arch_path), **outcome.summary}))
     return 0
 
 
@@ -64,7 +64,7 @@ def cmd_supernet_train(args: argparse.Namespace) -> int:
         resolve_config(args, cls=SupernetConfig), resume=args.resume, explicit=explicit_keys(args, SupernetConfig)
     )
     if outcome.main_process:
-        print(json.dumps({"run_dir": str(outcome.run_dir), "best": outcome.summary["best"]}))
+        print(json_text({"run_dir": str(outcome.run_dir), "best": outcome.summary["best"]}))
     return 0
 
 
@@ -86,7 +86,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     cfg = _trained_config(args)
     metrics = evaluate(args.arch, args.weights, cfg)
-    print(json.dumps({"run_dir": cfg.run_dir, **metrics}))
+    print(json_text({"run_dir": cfg.run_dir, **metrics}))
     return 0
 
 
@@ -99,7 +99,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         f"± {report['accuracy_std']:.2f} at threshold {report['threshold']:.3f}; "
         f"TAR@FAR=1e-3 {100 * report['tar_at_far_1e-3']:.2f}%"
     )
-    print(json.dumps(report))
+    print(json_text(report))
     return 0
 
 

@@ -26,11 +26,11 @@ from tqdm import tqdm
 
 from ..errors import HwnasError
 from ..export import quiet_onnx_export
-from ..io import atomic_write, atomic_write_text, json_text
+from ..io import atomic_write, atomic_write_text, json_text, read_plain_bytes
 from ..readers import load_json
 from ..spaces import CellSpaceSpec, SpaceSpec
 from .counting import count
-from .run_bundle import MANIFEST_FORMAT, RESULTS_FORMAT
+from .run_bundle import MANIFEST_FORMAT, MODEL_FILE, RESULTS_FORMAT
 from .table import CostTable, space_units
 
 RUNNER = Path(__file__).with_name("run_bundle.py")
@@ -126,6 +126,7 @@ def read_manifest(path: Path) -> dict[str, Any]:
         ok = manifest["format"] == MANIFEST_FORMAT and manifest_fingerprint(manifest) == manifest["fingerprint"]
         for entry in manifest["entries"]:
             ok = ok and isinstance(entry["key"], str) and int(entry["macs"]) >= 0 and int(entry["params"]) >= 0
+            ok = ok and bool(MODEL_FILE.fullmatch(str(entry["file"]))) and isinstance(entry["sha256"], str)
     except (KeyError, TypeError, ValueError):
         ok = False
     if not ok:
@@ -136,6 +137,31 @@ def read_manifest(path: Path) -> dict[str, Any]:
     return manifest
 
 
+def check_models(manifest: dict[str, Any], directory: Path) -> None:
+    """Every model of the bundle is the plain file the manifest records (its sha256): the times imported are the
+    times of the networks the table prices."""
+    for entry in manifest["entries"]:
+        path = directory / entry["file"]
+        try:
+            data = read_plain_bytes(path, "bundle model")
+        except OSError as exc:
+            raise HwnasError(
+                f"bundle model {path}: cannot read ({exc.strerror}); expected the bundle's models/"
+            ) from None
+        if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+            raise HwnasError(
+                f"bundle model {path}: its sha256 differs from the manifest's; expected the model the bundle was "
+                "written with (the times would be another network's)"
+            )
+
+
+def printable(value: Any, limit: int = 120) -> str:
+    """A device's self-description as one short line: control characters (terminal escapes, newlines) dropped,
+    at most `limit` characters."""
+    text = "".join(c for c in str(value) if c.isprintable())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def checked_latency(value: Any, where: str) -> dict[str, Any]:
     """A results entry's `latency_ms` field as a table holds it: finite times >= 0 ms and a count >= 1."""
     if not isinstance(value, dict):
@@ -143,11 +169,17 @@ def checked_latency(value: Any, where: str) -> dict[str, Any]:
     latency: dict[str, Any] = {}
     for name in ("median", "mean", "std"):
         ms = value.get(name)
-        if isinstance(ms, bool) or not isinstance(ms, (int, float)) or not math.isfinite(ms) or ms < 0:
-            raise HwnasError(f"{where}: latency_ms.{name} is {ms!r}; expected a finite time >= 0 ms")
+        try:
+            ok = not isinstance(ms, bool) and isinstance(ms, (int, float)) and math.isfinite(ms) and ms >= 0
+        except OverflowError:  # an integer too large for a float
+            ok = False
+        if not ok or (name != "std" and ms == 0):
+            shown = repr(ms) if len(repr(ms)) < 40 else f"{repr(ms)[:30]}… ({len(repr(ms))} characters)"
+            expected = "a finite time > 0 ms" if name != "std" else "a finite spread >= 0 ms"
+            raise HwnasError(f"{where}: latency_ms.{name} is {shown}; expected {expected}")
         latency[name] = float(ms)
     runs = value.get("count")
-    if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
+    if isinstance(runs, bool) or not isinstance(runs, int) or not 1 <= runs <= 10**9:
         raise HwnasError(f"{where}: latency_ms.count is {runs!r}; expected an integer >= 1")
     latency["count"] = runs
     return latency
@@ -164,6 +196,7 @@ def import_results(path: str | Path) -> CostTable:
     if not manifest_path.is_file():
         raise HwnasError(f"bundle results {path}: no manifest.json beside it; expected it in its bundle's folder")
     manifest = read_manifest(manifest_path)
+    check_models(manifest, path.parent)
     if results.get("fingerprint") != manifest["fingerprint"]:
         raise HwnasError(
             f"bundle results {path}: timed bundle {results.get('fingerprint')!r}, but the manifest beside it is "
@@ -187,17 +220,18 @@ def import_results(path: str | Path) -> CostTable:
         )
         entries[entry["key"]] = {"latency_ms": latency, "macs": int(entry["macs"]), "params": int(entry["params"])}
     providers = device.get("providers")
-    provider = str(providers[0]) if isinstance(providers, list) and providers else "unknown provider"
+    provider = printable(providers[0], limit=60) if isinstance(providers, list) and providers else "unknown provider"
     ort_version = device.get("onnxruntime", "?")
     meta = {
         **manifest["key"],
         "device": BUNDLE_DEVICE_PREFIX + provider,
-        "device_name": (
+        "device_name": printable(
             f"{device.get('processor', '?')} ({device.get('machine', '?')}, {device.get('platform', '?')}), "
-            f"onnxruntime {ort_version} {provider}"
+            f"onnxruntime {ort_version} {provider}",
+            limit=300,
         ),
-        "threads": device.get("threads"),
-        "onnxruntime": ort_version,
+        "threads": device.get("threads") if isinstance(device.get("threads"), int) else None,
+        "onnxruntime": printable(ort_version, limit=40),
         "bundle": manifest["fingerprint"],
         "timed_at": results.get("created"),
         "runs": results.get("runs"),

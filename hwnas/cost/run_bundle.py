@@ -14,9 +14,11 @@ run `hwnas latency import DIR/results.json -o TABLE.json` to get a cost table fo
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
+import re
 import statistics
 import sys
 import tempfile
@@ -25,6 +27,7 @@ from typing import NoReturn
 
 MANIFEST_FORMAT = "hwnas.bundle/1"
 RESULTS_FORMAT = "hwnas.bundle-results/1"
+MODEL_FILE = re.compile(r"models/[A-Za-z0-9_]+\.onnx")  # the names `hwnas latency bundle` gives its models
 
 
 def fail(message: str) -> NoReturn:
@@ -57,9 +60,25 @@ def read_manifest(directory: str) -> dict:
     return manifest
 
 
-def time_model(ort, numpy, path: str, shape: list, options, provider: str, warmup: int, runs: int) -> tuple:
+def model_bytes(directory: str, entry: dict) -> bytes:
+    """The bytes of an entry's model: a plain file of the bundle's models/ folder (never a link or a path leading
+    out of it) whose sha256 is the one the manifest records."""
+    name = entry.get("file")
+    if not isinstance(name, str) or not MODEL_FILE.fullmatch(name):
+        fail(f"manifest entry {entry.get('key')!r}: file {name!r}; expected models/NAME.onnx inside the bundle")
+    path = os.path.join(directory, name)
+    if os.path.islink(path) or not os.path.isfile(path):
+        fail(f"{path}: missing or not a plain file; expected every model the manifest lists")
+    with open(path, "rb") as f:
+        data = f.read()
+    if hashlib.sha256(data).hexdigest() != entry.get("sha256"):
+        fail(f"{path}: its sha256 differs from the manifest's; expected the model the bundle was written with")
+    return data
+
+
+def time_model(ort, numpy, model: bytes, shape: list, options, provider: str, warmup: int, runs: int) -> tuple:
     """(the `latency_ms` field of one entry, the providers the session used)."""
-    session = ort.InferenceSession(path, options, providers=[provider])
+    session = ort.InferenceSession(model, options, providers=[provider])
     x = numpy.random.default_rng(0).standard_normal(shape).astype(numpy.float32)
     feed = {node.name: x for node in session.get_inputs()}
     for _ in range(warmup):
@@ -124,11 +143,9 @@ def main(argv: list | None = None) -> int:
     options.inter_op_num_threads = 1
     entries, used, start = {}, [], time.time()
     for i, entry in enumerate(manifest["entries"], 1):
-        path = os.path.join(args.directory, entry["file"])
-        if not os.path.isfile(path):
-            fail(f"{path}: missing; expected every model the manifest lists")
+        model = model_bytes(args.directory, entry)
         latency, used = time_model(
-            ort, numpy, path, entry["input_shape"], options, args.provider, args.warmup, args.runs
+            ort, numpy, model, entry["input_shape"], options, args.provider, args.warmup, args.runs
         )
         entries[entry["key"]] = {"file": entry["file"], "latency_ms": latency}
         print(f"[{i}/{len(manifest['entries'])}] {latency['median']:.4f} ms  {entry['key']}", flush=True)

@@ -18,7 +18,7 @@ table predicts whole networks. `hwnas.cost.build` measures tables and caches the
 
 from __future__ import annotations
 
-import json
+import math
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +32,7 @@ from tqdm import tqdm
 from ..choices import COST_METRICS as METRICS
 from ..errors import HwnasError
 from ..io import atomic_write_text, json_text
+from ..readers import load_json
 from ..spaces import CellSpaceSpec, SpaceSpec
 from .cell_units import cell_units
 from .counting import ModelProfile, count
@@ -113,25 +114,43 @@ class CostTable:
 
     @classmethod
     def load(cls, path: str | Path) -> CostTable:
+        """A table file, read strictly (UTF-8 JSON without repeated keys, bounded) and checked entry by entry:
+        latency, MACs and params finite and >= 0, not every latency zero, a finite offset."""
         path = Path(path)
-        try:
-            data = json.loads(path.read_text())
-        except OSError as exc:
-            raise HwnasError(f"cost table {path}: cannot read ({exc.strerror})") from None
-        except ValueError as exc:
-            raise HwnasError(f"cost table {path}: not valid JSON ({exc})") from None
+        data = load_json(path, "cost table")
         if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("entries"), dict):
             raise HwnasError(f"cost table {path}: expected a JSON object with format {FORMAT!r} and entries")
-        table = cls(dict(data.get("meta", {})), data["entries"], float(data.get("offset_ms", 0.0)), path)
+        offset = data.get("offset_ms", 0.0)
+        if not is_amount(offset, negative=True):
+            raise HwnasError(f"cost table {path}: offset_ms is {offset!r}; expected a finite number of ms")
+        meta = data.get("meta", {})
+        table = cls(dict(meta) if isinstance(meta, dict) else {}, data["entries"], float(offset), path)
         estimate = table.latency_estimate
         for key, entry in data["entries"].items():
             try:
-                float(entry["latency_ms"][estimate]) + float(entry["macs"]) + float(entry["params"])
-            except (KeyError, TypeError, ValueError):
+                values = (entry["latency_ms"][estimate], entry["macs"], entry["params"])
+            except (KeyError, TypeError):
                 raise HwnasError(
                     f"cost table {path}: entry {key!r} lacks latency_ms.{estimate}, macs or params"
                 ) from None
+            if not all(is_amount(v) for v in values):
+                raise HwnasError(
+                    f"cost table {path}: entry {key!r} has latency_ms.{estimate}, macs, params {list(values)!r}; "
+                    "expected finite numbers >= 0"
+                )
+        if data["entries"] and not any(e["latency_ms"][estimate] > 0 for e in data["entries"].values()):
+            raise HwnasError(f"cost table {path}: every latency is 0 ms; expected the times a device measured")
         return table
+
+
+def is_amount(value: Any, negative: bool = False) -> bool:
+    """Whether `value` is a finite number (not a bool), >= 0 unless `negative` is allowed."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value) and (negative or value >= 0)
+    except OverflowError:  # an integer too large for a float
+        return False
 
 
 def priced_entries(

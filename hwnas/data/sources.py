@@ -10,6 +10,7 @@ import builtins
 import functools
 import importlib
 import importlib.util
+import io
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,7 +133,15 @@ NUMPY_GLOBALS = {
     *((f"numpy.{core}.multiarray", name) for core in ("core", "_core") for name in ("_reconstruct", "scalar")),
     *((f"numpy.{core}.numeric", "_frombuffer") for core in ("core", "_core")),
 }
-BUILTIN_GLOBALS = {"bytearray", "set", "frozenset", "complex"}
+BUILTIN_GLOBALS = {"set", "frozenset", "complex"}
+MAX_BATCH_FILE = 512 << 20  # CIFAR-100's training batch is 150 MB
+
+
+def _bytearray(source: object = b"", *rest: object) -> bytearray:
+    """`bytearray` as pickles rebuild one (from bytes or a latin-1 string), never from a size to allocate."""
+    if not isinstance(source, bytes | str):
+        raise pickle.UnpicklingError(f"bytearray({type(source).__name__}) refused: expected bytes or a string")
+    return bytearray(source, *rest) if isinstance(source, str) else bytearray(source)
 
 
 class CifarUnpickler(pickle.Unpickler):
@@ -145,6 +154,8 @@ class CifarUnpickler(pickle.Unpickler):
             return _numpy_global(module, name)
         if module in ("builtins", "__builtin__") and name in BUILTIN_GLOBALS:
             return getattr(builtins, name)
+        if module in ("builtins", "__builtin__") and name == "bytearray":
+            return _bytearray
         if (module, name) == ("_codecs", "encode"):
             return _latin1_encode
         raise pickle.UnpicklingError(f"refused global {module}.{name}: CIFAR batches hold only data and numpy arrays")
@@ -153,8 +164,13 @@ class CifarUnpickler(pickle.Unpickler):
 def _unpickle(path: Path) -> dict:
     """A CIFAR batch, read with `CifarUnpickler` (never plain `pickle.load`): a dict or a one-line HwnasError."""
     try:
-        with open(path, "rb") as f:
-            data = CifarUnpickler(f, encoding="bytes").load()
+        size = path.stat().st_size
+        if size > MAX_BATCH_FILE:
+            raise HwnasError(f"{path}: {size:,} bytes, expected a CIFAR batch of at most {MAX_BATCH_FILE:,}")
+        # from memory: a length the pickle declares beyond its own bytes cannot make the reader allocate it
+        data = CifarUnpickler(io.BytesIO(path.read_bytes()), encoding="bytes").load()
+    except HwnasError:
+        raise
     except OSError as exc:
         raise HwnasError(f"{path}: cannot read ({exc.strerror or _first_line(exc)})") from None
     except Exception as exc:  # a refused global, or any malformed pickle: IndexError, KeyError, struct.error, ...
@@ -251,6 +267,12 @@ def _folder(root: Path, size: tuple[int, int], channels: int) -> DataPools:
     if len(train) == 0:
         raise HwnasError(
             f"{train_root}: class folders hold no images ({', '.join(sorted(IMAGE_SUFFIXES))}); expected {layout}"
+        )
+    unknown = sorted({p.name for p in _class_folders(test_root)} - set(classes)) if test_root else []
+    if unknown:
+        raise HwnasError(
+            f"{test_root}: class folder(s) {', '.join(unknown[:5])} are not among the training classes of "
+            f"{train_root}; expected the validation classes to be training classes"
         )
     test = _tree(test_root, classes, size, channels) if test_root else None
     return DataPools(train, test, classes, *IMAGENET_STATS)

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from ..errors import HwnasError
-from ..io import atomic_write, atomic_write_text, json_text
+from ..io import atomic_write, atomic_write_text, json_text, read_plain_bytes
 from .storage import writing
 
 FORMAT = "hwnas.checkpoint/1"
@@ -26,8 +26,8 @@ logger = logging.getLogger(__name__)
 def read_index(directory: Path) -> dict[str, Any] | None:
     """`directory/index.json`, or None when it is missing or unreadable."""
     try:
-        index = json.loads((directory / "index.json").read_text())
-    except (OSError, ValueError):
+        index = json.loads(read_plain_bytes(directory / "index.json", "checkpoint index"))
+    except (OSError, ValueError, HwnasError):
         return None
     return index if isinstance(index, dict) else None
 
@@ -73,8 +73,10 @@ class CheckpointStore:
 
     def resume_hint(self) -> str:
         """What is kept and how to go on, for a message about a failed write."""
-        entries = self.entries()
-        kept = f"the last good checkpoint, {entries[-1]['file']}, is kept" if entries else "no checkpoint was written"
+        entries = self.entries() if self.directory.is_dir() else []
+        if not entries:
+            return "; no checkpoint was written yet: free space, then start the run again"
+        kept = f"the last good checkpoint, {entries[-1]['file']}, is kept"
         return f"; {kept}: free space, then continue with --resume {self.directory.parent}"
 
     def save(self, state: dict[str, Any], name: str, best: bool = False) -> Path:
@@ -146,7 +148,7 @@ class CheckpointStore:
     def verified_entry(self, path: Path) -> dict[str, Any] | None:
         """The index record of `path` if it loads as an hwnas checkpoint, else None (reported)."""
         try:
-            data = path.read_bytes()
+            data = read_plain_bytes(path, "checkpoint")
             return index_entry(path.name, data, parse_checkpoint(path, data))
         except OSError as exc:
             logger.warning("hwnas: warning: checkpoint %s: cannot read (%s); left out", path, exc.strerror)
@@ -157,7 +159,7 @@ class CheckpointStore:
     def entries(self) -> list[dict[str, Any]]:
         listed = self.index().get("checkpoints", [])
         return (
-            [e for e in listed if isinstance(e, dict) and isinstance(e.get("file"), str)]
+            [e for e in listed if isinstance(e, dict) and CHECKPOINT_NAME.fullmatch(str(e.get("file")))]
             if isinstance(listed, list)
             else []
         )
@@ -170,7 +172,7 @@ class CheckpointStore:
         if isinstance(best, dict):
             listed["best.pt"] = best.get("sha256")
         try:
-            data = path.read_bytes()
+            data = read_plain_bytes(path, "checkpoint")
         except OSError as exc:
             raise HwnasError(f"checkpoint {path}: cannot read ({exc.strerror})") from None
         expected = listed.get(path.name) if path.parent.resolve() == self.directory.resolve() else None
@@ -181,9 +183,11 @@ class CheckpointStore:
     def load_latest(self, upto: str | None = None) -> tuple[Path, dict[str, Any]] | None:
         """The newest good checkpoint (or `upto` and older ones), reporting each damaged one skipped."""
         entries = self.entries()
-        if upto is not None:
-            names = [e["file"] for e in entries]
-            entries = entries[: names.index(upto) + 1] if upto in names else []
+        if upto is not None:  # the checkpoint asked for: used or refused, never swapped for an older one
+            if upto not in [e["file"] for e in entries]:
+                return None
+            path = self.directory / upto
+            return path, self.load(path)
         for entry in reversed(entries):
             path = self.directory / entry["file"]
             try:

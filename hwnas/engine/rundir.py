@@ -17,7 +17,7 @@ from typing import IO, Any
 import yaml
 
 from ..errors import HwnasError
-from ..io import atomic_write_text, json_text
+from ..io import append_text, atomic_write_text, json_text, open_plain, read_plain_bytes
 from ..readers import load_yaml
 from .checkpoint import CheckpointStore
 from .storage import writing
@@ -52,7 +52,7 @@ class RunLock:
         with writing(self.path):
             self.directory.mkdir(parents=True, exist_ok=True)
             self.made_file = not self.path.exists()
-            file = open(self.path, "a+")  # noqa: SIM115 - held open for the whole run
+            file = os.fdopen(open_plain(self.path, os.O_RDWR | os.O_CREAT, "run lock"), "r+")
         try:
             fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -124,7 +124,8 @@ class RunDir:
             self.checkpoints.writer = True
 
     def hint(self) -> str:
-        return f"; free space, then continue with --resume {self.path}"
+        """How to go on after a failed write: --resume only when a checkpoint exists to resume from."""
+        return self.checkpoints.resume_hint()
 
     def write_config(self, config: dict[str, Any]) -> None:
         if self.writer:
@@ -149,8 +150,7 @@ class RunDir:
             return
         with writing(self.path / "metrics.jsonl", self.hint()):
             self.path.mkdir(parents=True, exist_ok=True)
-            with open(self.path / "metrics.jsonl", "a") as f:
-                f.write(json_text(record) + "\n")
+            append_text(self.path / "metrics.jsonl", json_text(record) + "\n", "metrics file")
         with writing(self.path / "tb", self.hint()):
             self._log_tensorboard(record)
 
@@ -174,7 +174,7 @@ class RunDir:
         if not self.writer or not path.is_file():
             return
         kept = []
-        for line in path.read_text().splitlines():
+        for line in read_plain_bytes(path, "metrics file").decode(errors="replace").splitlines():
             try:
                 record = json.loads(line)
                 if record.get("step", 0) <= step:

@@ -447,9 +447,7 @@ class Trainer:
             )
             if self.bad_steps >= self.cfg.max_bad_steps:
                 raise TrainingError(
-                    f"the loss or gradient was not finite for {self.bad_steps} steps in a row (epoch {self.epoch + 1}, "
-                    f"step {self.step}); stopped. The checkpoints hold the last good state: lower --lr, set "
-                    f"--grad-clip, or check the data"
+                    self.diverged(f"the loss or gradient was not finite {self.bad_steps} steps in a row")
                 )
             return
         self.bad_steps = 0

@@ -241,6 +241,13 @@ def resolve_space(name: str, origin: str, declaration: dict[str, Any], knob_valu
     stem, shape = _resolve_stem(stem_decl, knobs, cfg, scale, where, shape)
     layers, shape = _resolve_stages(stage_decl, default_candidates, knobs, cfg, scale, where, shape)
     head = _resolve_head(head_decl, knobs, cfg, scale, where, shape)
+    first = next((layer for layer in (*stem, *layers) if layer.stride > 1), None)
+    if first is not None and min(first.input_hw) < first.stride:
+        h, w = first.input_hw
+        raise SpaceError(
+            f"{where}: input {h}x{w} is smaller than the stride {first.stride} of the first layer that downsamples it; "
+            "expected a larger input size"
+        )
     _check_footprint(stem, layers, head, knobs["input_size"], where)
     return SpaceSpec(name, origin, declaration, knobs, cfg, tuple(stem), tuple(layers), head)
 

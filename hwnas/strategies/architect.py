@@ -27,10 +27,21 @@ from torch import nn
 
 from ..cost.hardware_loss import HardwareLoss
 from ..engine.distributed import Dist, all_reduce_sum
+from ..errors import HwnasError
 from .unrolled import momentum_buffers, unrolled_arch_gradient
 
 BASELINE_DECAY = 0.9  # the CE baseline of the score-function gradient: b ← 0.9·b + 0.1·CE
 Gradients = list[torch.Tensor | None]
+
+
+def check_warmup(cfg: Any) -> None:
+    """Refuse, before any work, a run whose weight warm-up lasts all its epochs: the architecture parameters would
+    never train, and the architecture derived would be their initial (uniform) one."""
+    if cfg.weight_warmup_epochs >= cfg.epochs:
+        raise HwnasError(
+            f"--weight-warmup-epochs {cfg.weight_warmup_epochs} with --epochs {cfg.epochs}: the architecture "
+            "parameters would never train; expected fewer warm-up epochs than epochs"
+        )
 
 
 def arch_optimizer(params: nn.Module, cfg: Any) -> torch.optim.Optimizer:

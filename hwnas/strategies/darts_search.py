@@ -31,6 +31,7 @@ from ..report.cell_plots import alpha_heatmap, draw_genotype
 from ..spaces import CellSpaceSpec, Genotype, load_space
 from ..supernet import recompute
 from ..supernet.cell_supernet import CellSupernet
+from .architect import check_warmup
 from .config import DartsConfig
 from .darts import DartsTrainer
 from .evaluate import latency_on_target
@@ -93,6 +94,7 @@ def search_darts(run: Run) -> Outcome:
     """Search `cfg.space` with DARTS (first or second order; CNAS's sparse genotypes, PC-DARTS's partial
     channels, a hardware cost on α); write arch.json, plots and a summary."""
     cfg: DartsConfig = run.cfg
+    check_warmup(cfg)
     base = load_cell_space(cfg.space)
     data = run.open_data(base.input_size)
     knobs = {"nodes": cfg.num_meta_node, **ops_knob(cfg.ops)}

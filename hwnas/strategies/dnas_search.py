@@ -23,6 +23,7 @@ from ..report.plots import theta_heatmap
 from ..spaces import load_layerwise_space
 from ..supernet import Supernet, recompute
 from ..supernet.mixing import Mixing
+from .architect import check_warmup
 from .config import DnasConfig
 from .constraints import cost_models
 from .dnas import DNASTrainer
@@ -42,6 +43,7 @@ from .trained import check_supernet, read_supernet
 def search_dnas(run: Run) -> Outcome:
     """Search `cfg.space` with DNAS (from scratch, or from a trained one-shot supernet's weights)."""
     cfg: DnasConfig = run.cfg
+    check_warmup(cfg)
     if cfg.sample and Mixing.parse(cfg.mode).soft:
         raise HwnasError(
             f"--sample {cfg.sample} scores architectures with the supernet's weights, which only means something "

@@ -27,7 +27,7 @@ from ..data import EpochLoader
 from ..engine.distributed import Dist
 from ..engine.trainer import evaluate_model
 from ..errors import HwnasError
-from ..io import atomic_write_text, json_text
+from ..io import append_text, atomic_write_text, json_text
 from ..log import warn_user
 from ..pipeline import Outcome, Run, RunData, tell
 from ..pretrained_cfg import PretrainedCfg
@@ -274,9 +274,8 @@ class SupernetSearch(SearchRules):
     def evaluate(self, paths: Sequence[PathIndices]) -> list[tuple[tuple[int, ...], float]]:
         new = super().evaluate(paths)
         if self.ctx.main and new:
-            with open(self.run_dir / "candidates.jsonl", "a") as f:
-                for path, acc in new:
-                    f.write(json_text(self.record(path, acc)) + "\n")
+            lines = "".join(json_text(self.record(path, acc)) + "\n" for path, acc in new)
+            append_text(self.run_dir / "candidates.jsonl", lines, "candidates file")
         return new
 
 
