@@ -161,7 +161,9 @@ class Trainer:
         self.cfg, self.ctx, self.device, self.run, self.meta = cfg, ctx, device, run, dict(meta or {})
         self.preprocess = preprocess
         self.model = model.to(device)
-        if cfg.channels_last:
+        auto = self.faster_channels_last(device) and not ctx.enabled  # measured in one process only
+        self.channels_last = auto if cfg.channels_last is None else cfg.channels_last
+        if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.net: nn.Module = (
             DistributedDataParallel(
@@ -362,18 +364,16 @@ class Trainer:
         if model is None:
             model = self.ema.module if self.ema is not None else self.model
         return evaluate_model(
-            model,
-            self.val_loader,
-            self.preprocess,
-            self.device,
-            self.autocast,
-            self.ctx,
-            channels_last=self.cfg.channels_last,
+            model, self.val_loader, self.preprocess, self.device, self.autocast, self.ctx, self.channels_last
         )
 
     def _prepare(self, batch, plan) -> torch.Tensor:
         x = self.preprocess(batch, self.device, plan)
-        return x.contiguous(memory_format=torch.channels_last) if self.cfg.channels_last else x
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def faster_channels_last(self, device: torch.device) -> bool:
+        """Whether this step kind measured faster in channels_last on `device` (--channels-last's default): no."""
+        return False
 
     def phases(self) -> list[Phase]:
         """What one epoch runs, in order (resumable between and inside phases). Default: train."""
