@@ -42,22 +42,14 @@ def trained(tmp_path) -> Path:
     return run
 
 
-def test_a_lock_that_is_a_link_is_refused_and_its_target_untouched(trained, tmp_path, capsys):
-    precious = tmp_path / "precious.txt"
-    precious.write_text("keep me\n")
-    (trained / ".lock").unlink()
-    (trained / ".lock").symlink_to(precious)
+@pytest.mark.parametrize(("name", "says"), [(".lock", "is a symbolic link"), ("metrics.jsonl", "metrics file")])
+def test_a_run_file_that_is_a_link_is_refused_and_its_target_untouched(trained, tmp_path, capsys, name, says):
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not hwnas's\n")
+    (trained / name).unlink()
+    (trained / name).symlink_to(outside)
     assert main(["train", "--resume", str(trained), "--epochs", "2", "--no-progress"]) == 2
-    assert "is a symbolic link" in one_line(capsys) and precious.read_text() == "keep me\n"
-
-
-def test_metrics_that_are_a_link_are_never_read_or_appended_to(trained, tmp_path, capsys):
-    secret = tmp_path / "secret.txt"
-    secret.write_text("not hwnas's\n")
-    (trained / "metrics.jsonl").unlink()
-    (trained / "metrics.jsonl").symlink_to(secret)
-    assert main(["train", "--resume", str(trained), "--epochs", "2", "--no-progress"]) == 2
-    assert "metrics file" in one_line(capsys) and secret.read_text() == "not hwnas's\n"
+    assert says in one_line(capsys) and outside.read_text() == "not hwnas's\n"
 
 
 def test_a_named_checkpoint_that_is_damaged_is_refused_not_swapped(trained, capsys):
