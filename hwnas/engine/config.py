@@ -193,9 +193,7 @@ class TrainConfig:
         "mixed precision: bf16 (CPU or CUDA), fp16 (CUDA, with loss scaling), off", "off", choices=AMP_MODES
     )
     channels_last: bool | None = TRAINING.option(
-        "channels_last memory format for model and inputs (default: on where it measured faster: DNAS and DARTS "
-        "search steps on the CPU in one process; off for the others until measured; bench/RESULTS.md)",
-        None,
+        "channels_last model and inputs (default: where it measured faster: DNAS, DARTS on one CPU process)", None
     )
     ema: float = TRAINING.option(
         "keep an exponential moving average of the weights with this decay (0: off); validation then uses it",
