@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import gc
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,6 +48,7 @@ def init_distributed(device: str) -> tuple[Dist, torch.device]:
         chosen = torch.device("cpu")
     if not dist.is_initialized():
         dist.init_process_group("nccl" if use_cuda else "gloo")
+        atexit.register(gc.collect)  # see `shutdown`: what still holds the group goes before the interpreter does
     return ctx, chosen
 
 
@@ -98,9 +101,15 @@ def barrier(ctx: Dist) -> None:
 
 
 def shutdown(ctx: Dist) -> None:
-    """Leave the process group together: a rank that tears gloo down while a peer still works aborts."""
+    """Leave the process group together: a rank that tears gloo down while a peer still works aborts. Objects that
+    still hold the group (a finished DDP wrapper in a reference cycle) are collected first, and whatever the group's
+    destruction frees is collected next, while the interpreter is whole: gloo's worker threads left for the
+    interpreter's own teardown ended runs with `terminate called without an active exception` (SIGABRT); what the
+    caller still holds at this point is collected at exit, before the interpreter goes (`init_distributed`)."""
     if ctx.enabled and dist.is_initialized():
+        gc.collect()
         try:
             dist.barrier()
         finally:
             dist.destroy_process_group()
+            gc.collect()
