@@ -23,9 +23,10 @@ def env(tmp_path) -> dict:
 def test_two_processes_match_one(tmp_path):
     worker = str(ROOT / "tests" / "ddp_worker.py")
     subprocess.run([sys.executable, worker, str(tmp_path / "one.pt")], env=env(tmp_path), check=True, cwd=ROOT)
-    subprocess.run(
-        [*TORCHRUN, worker, str(tmp_path / "two.pt")], env=env(tmp_path), check=True, cwd=ROOT, capture_output=True
+    two_ranks = subprocess.run(
+        [*TORCHRUN, worker, str(tmp_path / "two.pt")], env=env(tmp_path), cwd=ROOT, capture_output=True, text=True
     )
+    assert two_ranks.returncode == 0, two_ranks.stderr[-3000:]
     one = torch.load(tmp_path / "one.pt", weights_only=True)
     two = torch.load(tmp_path / "two.pt", weights_only=True)
     assert (one["world"], two["world"]) == (1, 2)
