@@ -53,12 +53,12 @@ def save_weights(state: dict[str, torch.Tensor], path: str | os.PathLike[str]) -
     return path
 
 
-def _check_sidecar(path: Path) -> None:
+def _check_sidecar(path: Path) -> bool:
     """Refuse `path` when a `PATH.sha256` beside it records another sha256 than its bytes have, names another
-    file, or is not a plain sha256sum file."""
+    file, or is not a plain sha256sum file; True when one vouched for its bytes, False when there is none."""
     sidecar = Path(f"{path}.sha256")
     if not sidecar.exists() and not sidecar.is_symlink():
-        return
+        return False
     try:
         recorded = read_plain_bytes(sidecar, "checksum file").decode("ascii").split()
     except (OSError, UnicodeDecodeError) as exc:
@@ -73,6 +73,7 @@ def _check_sidecar(path: Path) -> None:
         raise HwnasError(
             f"weights {path}: corrupt: its sha256 differs from the one recorded in {sidecar} when it was written"
         )
+    return True
 
 
 def _check_archive(path: Path) -> None:
@@ -97,8 +98,8 @@ def read_weights_file(path: Path) -> object:
         size = path.stat().st_size
         if size == 0:
             raise HwnasError(f"weights {path}: empty file (0 bytes); expected a state dict written by torch.save")
-        _check_sidecar(path)
-        _check_archive(path)
+        if not _check_sidecar(path):  # a checked sha256 covers every byte; else the archive's own CRCs
+            _check_archive(path)
         with warnings.catch_warnings():  # a refusal is our one line, not torch's warning before it
             warnings.simplefilter("ignore")
             return torch.load(path, map_location="cpu", weights_only=True)

@@ -354,3 +354,26 @@ def test_hard_mode_theta_gradient_is_the_score_function(space_file):
         assert torch.allclose(t.grad, expected.detach(), atol=1e-6)
     assert trainer.architect.ce_baseline == pytest.approx(BASELINE_DECAY + (1 - BASELINE_DECAY) * float(ce.detach()))
     assert trainer.extra_state()["theta"]["ce_baseline"] == trainer.architect.ce_baseline  # resumes with it
+
+
+@pytest.mark.parametrize(("mode", "asked", "expected"), [("gumbel", None, True), ("gumbel_hard", None, True),
+                                                         ("gumbel", False, False)])  # fmt: skip
+def test_dnas_steps_default_to_channels_last_on_the_cpu_and_the_switch_turns_it_off(space_file, mode, asked, expected):
+    from hwnas.data import Preprocess, open_dataset
+    from hwnas.engine.trainer import Trainer
+    from hwnas.strategies.config import DnasConfig
+    from hwnas.strategies.dnas import DNASTrainer
+
+    space = load_space(str(space_file))
+    pools = open_dataset("digits", space.input_size)
+    pre = Preprocess(space.input_size, pools.mean, pools.std)
+    costs = {"macs": CostModel.from_table(build_table(space, measure=False, progress=False), space, "macs")}
+    cfg = DnasConfig(space=str(space_file), mode=mode, cost="macs", channels_last=asked, progress=False)
+    common = {"val_set": pools.test, "preprocess": pre, "device": torch.device("cpu")}
+    trainer = DNASTrainer(
+        Supernet(space), cfg, weight_set=pools.train, theta_set=pools.train, costs=costs,
+        hardware_loss=HardwareLoss("add", weight=0.0), **common,
+    )  # fmt: skip
+    assert trainer.channels_last is expected
+    plain = Trainer(torch.nn.Conv2d(1, 4, 3), cfg, train_set=pools.train, **common)
+    assert plain.channels_last is False  # stand-alone steps measured no faster: NCHW unless asked

@@ -5,7 +5,6 @@ on disk. Each case failed on the main of 2026-12-05."""
 import json
 import pickle
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -161,11 +160,10 @@ def test_cost_tables_with_negative_nan_or_zero_times_are_refused(tmp_path, laten
 
 
 def test_a_huge_yaml_is_refused_while_it_is_read(tmp_path):
-    text = "name: x\nknobs: {input_size: [" + ",".join(["1"] * 500_000) + "]}\n"
-    start = time.perf_counter()
+    # a syntax error after 60,000 values: a reader that parsed everything before counting would report that instead
+    text = "name: x\nknobs: {input_size: [" + ",".join(["1"] * 60_000) + ", ]]] not yaml\n"
     with pytest.raises(HwnasError, match="holds more than 50,000 values"):
         load_yaml_text(text, "space file s.yaml")
-    assert time.perf_counter() - start < 30  # stopped at the limit (the whole file takes minutes)
 
 
 def test_a_pickled_bytearray_of_a_size_allocates_nothing(tmp_path):

@@ -126,3 +126,16 @@ def test_a_strategy_registered_in_python_runs_from_python_and_owns_its_options(p
 def test_a_strategy_whose_options_do_not_name_it_is_refused():
     with pytest.raises(hwnas.HwnasError, match=r"strategy 'mine': options 'DnasConfig' is not an options dataclass"):
         hwnas.register_strategy("mine", options=hwnas.DnasConfig, trains="-", picks="-")
+
+
+def test_a_config_file_with_another_strategys_option_is_refused(tmp_path, capsys):
+    (tmp_path / "tiny.yaml").write_text(TINY_SPACE)
+    (tmp_path / "c.yaml").write_text("population: 4\n")
+    run = tmp_path / "r"
+    assert (
+        main(["search", str(tmp_path / "tiny.yaml"), "--config", str(tmp_path / "c.yaml"), "--run-dir", str(run)]) == 2
+    )
+    assert (
+        "--population is an option of evolution, pareto; the strategy dnas does not take it" in capsys.readouterr().err
+    )
+    assert not run.exists()

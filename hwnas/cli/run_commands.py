@@ -37,7 +37,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         raise HwnasError("search: give a space (built-in name or YAML path), or --resume RUN_DIR")
     chosen, every = args.search_strategy, args.search_options
     given = explicit_keys(args, every)
-    refuse_foreign(chosen, given)
+    refuse_foreign(chosen, given)  # before its config file is read as the strategy's own (unknown keys)
     defaults = {} if args.resume else search_defaults(load_space(args.space), chosen)
     cfg = resolve_config(args, defaults, cls=chosen.options)
     outcome = search(cfg, resume=args.resume, explicit=given)

@@ -271,7 +271,6 @@ class DartsConfig(SearchOptions, ArchitectureOptions, HardwareCostOptions):
     space: str = SEARCH.option("cell space: darts, cnas, or a space YAML path with kind: cell", "darts")
     strategy: str = strategy_field("darts")
     epochs: int = redeclared(TrainConfig, "epochs", default=50)
-    crop_padding: int = redeclared(TrainConfig, "crop_padding", default=4)
     lr: float = redeclared(TrainConfig, "lr", default=0.025, help="learning rate of the weights (SGD)")
     lr_min: float = redeclared(
         TrainConfig,

@@ -49,11 +49,6 @@ class Strategy:
     run: Callable[[Run], Outcome]
     holds_run: Callable[[Path], bool] = has_checkpoints
 
-    @property
-    def selector(self) -> str:
-        """The option whose value names this strategy in a config."""
-        return "sampling" if self.kind == "supernet" else "strategy"
-
     def describe(self) -> str:
         return f"{self.name} (trains {self.trains}; picks {self.picks})"
 

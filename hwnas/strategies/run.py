@@ -13,7 +13,7 @@ from ..pipeline import Outcome, Run
 from ..readers import load_yaml
 from ..spaces.spec import declared_kind
 from .config import SearchOptions, space_search_defaults
-from .registry import DEFAULT_FOR_SPACE, Strategy, refuse_foreign, registered, strategy
+from .registry import DEFAULT_FOR_SPACE, Strategy, default_strategy, refuse_foreign, registered, strategy
 
 
 def saved_config(resume: str) -> dict[str, Any]:
@@ -62,7 +62,7 @@ def chosen_strategy(
 def search_defaults(space: Any, chosen: Strategy | None = None) -> dict[str, Any]:
     """The `search_defaults` of `space` that `chosen` (by default the default strategy of the space's kind) takes,
     checked as its options; a name that no strategy of the space's kind takes is refused."""
-    chosen = chosen or strategy(DEFAULT_FOR_SPACE[space.kind])
+    chosen = chosen or default_strategy(space.kind)
     every = {f.name for f in fields(options_of(registered(chosen.kind, chosen.space)))}
     return space_search_defaults(space, chosen.options, every)
 
