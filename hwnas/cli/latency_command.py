@@ -93,7 +93,7 @@ def cmd_latency(args: argparse.Namespace) -> int:
         else:
             print(json_text(table.to_dict_for(space)) if args.json else latency_table(space, table))
         return 0
-    from ..cost.validate import VALIDATION_ROUNDS, validate_table
+    from ..cost.validate import DRIFT_LIMIT_PCT, VALIDATION_ROUNDS, validate_table
 
     policy = dataclasses.replace(VALIDATION_ROUNDS, min_seconds=args.seconds)
     report = validate_table(space, table, samples=args.samples, seed=args.seed, policy=policy, progress=not args.json)
@@ -110,6 +110,19 @@ def cmd_latency(args: argparse.Namespace) -> int:
         f"networks): mean error {report.mean_error_pct:.1f}%, max {report.max_error_pct:.1f}%; "
         f"Spearman {report.spearman:.3f}, Kendall {report.kendall:.3f}"
     )
+    if report.speed_ratio is not None:
+        print(
+            f"  the machine since the table was built: its {report.calibration_networks} calibration networks, timed "
+            f"again with these, ran {report.speed_ratio:.3f}x their time then ({report.drift_pct:+.1f}%); the table "
+            f"at today's speed: mean error {report.mean_error_pct_at_speed:.1f}%, "
+            f"max {report.max_error_pct_at_speed:.1f}%"
+        )
+    if report.drifted:
+        print(
+            f"  the machine's speed moved {report.drift_pct:+.1f}% since the table was built (more than "
+            f"{DRIFT_LIMIT_PCT:.0f}%): the table's errors measure that move as much as the table; judge the table by "
+            f"its errors at today's speed"
+        )
     print(
         f"  entries alone: mean error {report.mean_error_pct_without_offset:.1f}%, "
         f"max {report.max_error_pct_without_offset:.1f}%"
