@@ -1,14 +1,17 @@
 """One-shot supernet steps against standalone networks, and candidate-evaluation throughput.
 
-    python bench/oneshot_step.py [--threads 2] [--batch 64] [--steps 10]
+    python bench/oneshot_step.py [--threads 2] [--batch 64] [--steps 10] [--channels-last on|off|default]
 
 On fbnet_cifar (22 x 9, 32x32) with random inputs:
 - `uniform`: a supernet training step on one sampled path vs the step of that path's standalone
   network (built with build_model), over the same paths; target <= 1.1x;
 - `fair`: one FairNAS step (9 paths, one update) vs the 9 standalone networks' steps;
+- `sandwich`: one sandwich step (largest, smallest and 2 random paths, in-place distillation) vs the 4
+  standalone networks' steps;
 - candidate evaluation with inherited weights and BatchNorm recalibration (10 batches), on digits
   at 32x32 (180 validation images), in candidates per minute.
-Medians over the timed steps after warm-up.
+Medians over the timed steps after warm-up. `--channels-last` sets both sides' memory format (default:
+each trainer's own default); run `on` and `off` in separate processes, alternating, to compare them.
 """
 
 from __future__ import annotations
@@ -43,14 +46,16 @@ def main() -> None:
     from hwnas.strategies.config import RandomSearchConfig, SupernetConfig
     from hwnas.strategies.evolution import PathEvaluator
     from hwnas.strategies.oneshot import OneShotTrainer
-    from hwnas.strategies.paths import fair_paths, uniform_path
+    from hwnas.strategies.paths import uniform_path
     from hwnas.supernet import Supernet
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--channels-last", choices=("on", "off", "default"), default="default")
     args = parser.parse_args()
+    channels_last = {"on": True, "off": False, "default": None}[args.channels_last]
     torch.set_num_threads(args.threads)
     cpu = torch.device("cpu")
     space = load_space("fbnet_cifar")
@@ -66,34 +71,41 @@ def main() -> None:
         arch = Architecture.from_space(space, [la.candidates[i] for la, i in zip(space.layers, path, strict=True)])
         trainer = Trainer(
             build_model(arch),
-            TrainConfig(batch_size=args.batch, progress=False),
+            TrainConfig(batch_size=args.batch, progress=False, channels_last=channels_last),
             train_set=data,
             val_set=data,
             preprocess=pre,
             device=cpu,
         )
-        return median_time(lambda: trainer.train_step(x, labels), 3)
+        inputs = x.contiguous(memory_format=torch.channels_last) if trainer.channels_last else x
+        return median_time(lambda: trainer.train_step(inputs, labels), 3)
 
-    for sampling in ("uniform", "fair"):
+    for sampling in ("uniform", "fair", "sandwich"):
         trainer = OneShotTrainer(
             Supernet(space),
-            SupernetConfig(sampling=sampling, batch_size=args.batch, progress=False),
+            SupernetConfig(sampling=sampling, batch_size=args.batch, progress=False, channels_last=channels_last),
             train_set=data,
             val_set=data,
             preprocess=pre,
             device=cpu,
         )
-        drawn = [
-            [uniform_path(counts, rng)] if sampling == "uniform" else fair_paths(counts, rng) for _ in range(args.steps)
-        ]
+        drawn = []
+        for step in range(args.steps):  # the paths the trainer itself draws at these steps
+            trainer.step = step
+            drawn.append(trainer.paths())
+        inputs = x.contiguous(memory_format=torch.channels_last) if trainer.channels_last else x
         supernet_times, standalone_times = [], []
         for paths in drawn:
             trainer.paths = lambda paths=paths: paths
-            supernet_times.append(median_time(lambda t=trainer: t.train_step(x, labels), 2, warmup=1))
+            supernet_times.append(median_time(lambda t=trainer, x=inputs: t.train_step(x, labels), 2, warmup=1))
             standalone_times.append(sum(standalone_step(p) for p in paths))
         s, a = statistics.median(supernet_times), statistics.median(standalone_times)
-        against = "the 9 networks" if sampling == "fair" else "the same path"
-        print(f"{sampling:8} supernet step {s:.3f} s vs standalone {a:.3f} s ({against}): {s / a:.2f}x")
+        against = "the same path" if sampling == "uniform" else f"the {len(drawn[0])} networks"
+        print(
+            f"{sampling:8} supernet step {s:.3f} s vs standalone {a:.3f} s ({against}): {s / a:.2f}x "
+            f"(channels_last: {trainer.channels_last})",
+            flush=True,
+        )
 
     cfg = RandomSearchConfig(
         space="fbnet_cifar",

@@ -99,3 +99,44 @@ def test_a_soft_search_with_recompute_ends_with_the_same_theta(space_file, tiny_
         assert yaml.safe_load((run / "config.yaml").read_text())["recompute"] is (flag == "--recompute")
         thetas.append(last_theta(run))
     torch.testing.assert_close(torch.tensor(thetas[1]), torch.tensor(thetas[0]), rtol=1e-4, atol=1e-5)
+
+
+def test_recompute_turns_itself_on_when_the_activations_would_not_fit(monkeypatch, caplog):
+    from hwnas.supernet import Supernet, memory
+
+    supernet = Supernet(load_space("fbnet_small")).train()
+    weights = [torch.full((len(layer.ops),), 1 / len(layer.ops)) for layer in supernet.layers]
+    shape = tuple(supernet.space.input_size)
+
+    def decide(option, free):
+        monkeypatch.setattr(memory, "free_bytes", lambda device: free)
+        return memory.recompute_default(
+            option, supernet, lambda x: supernet(x, weights), shape, 256, torch.device("cpu")
+        )
+
+    need = memory.saved_bytes(supernet, lambda: supernet(torch.zeros(2, *shape), weights)) * 128
+    buffers = {name: b.clone() for name, b in supernet.named_buffers()}
+    rng = torch.get_rng_state()
+    with caplog.at_level("INFO", logger="hwnas"):
+        assert decide(None, int(need)) is True
+    assert "recompute on" in caplog.text and "--no-recompute" in caplog.text
+    assert decide(None, int(need / memory.FREE_SHARE) + 2**20) is False
+    assert decide(None, None) is False  # free memory unknown: keep the activations
+    assert decide(False, 1) is False and decide(True, 2**50) is True
+    for name, b in supernet.named_buffers():  # the probe leaves no trace
+        assert torch.equal(b, buffers[name]), name
+    assert torch.equal(torch.get_rng_state(), rng)
+
+
+@pytest.mark.slow
+def test_a_search_turns_recompute_on_by_itself_when_memory_is_short(
+    space_file, tiny_latency_cached, tmp_path, monkeypatch, caplog
+):
+    from hwnas.supernet import memory
+
+    monkeypatch.setattr(memory, "free_bytes", lambda device: 1)
+    run = tmp_path / "short"
+    with caplog.at_level("INFO", logger="hwnas"):
+        assert main(["search", str(space_file), *SEARCH, "--mode", "gumbel", "--run-dir", str(run)]) == 0
+    assert "recompute on" in caplog.text
+    assert yaml.safe_load((run / "config.yaml").read_text())["recompute"] is None

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .common import BlockConfig, ChannelShuffle
+from .depthwise import DepthwiseConv2d
 from .family import OpFamily, Params
 
 
@@ -71,11 +72,11 @@ def _sep_conv(c: int, kernel: int, stride: int, cfg: BlockConfig) -> nn.Sequenti
     pad = (kernel - 1) // 2
     return nn.Sequential(
         nn.ReLU(inplace=False),
-        nn.Conv2d(c, c, kernel, stride, pad, groups=c, bias=False),
+        DepthwiseConv2d(c, kernel, stride, pad),
         nn.Conv2d(c, c, 1, bias=False),
         _bn(c, cfg),
         nn.ReLU(inplace=False),
-        nn.Conv2d(c, c, kernel, 1, pad, groups=c, bias=False),
+        DepthwiseConv2d(c, kernel, 1, pad),
         nn.Conv2d(c, c, 1, bias=False),
         _bn(c, cfg),
     )
@@ -105,9 +106,7 @@ class ChannelWeighted(nn.Module):
             nn.Conv2d(mid, c, 1),
             nn.Sigmoid(),
         )
-        self.reduce = (
-            nn.Sequential(nn.Conv2d(c, c, 3, 2, 1, groups=c, bias=False), _bn(c, cfg)) if stride == 2 else nn.Identity()
-        )
+        self.reduce = nn.Sequential(DepthwiseConv2d(c, 3, 2, 1), _bn(c, cfg)) if stride == 2 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.reduce(x * self.gate(x))
@@ -128,7 +127,7 @@ class ShuffleConv(nn.Module):
             _bn(mid, cfg),
             nn.ReLU(inplace=True),
             ChannelShuffle(g),
-            nn.Conv2d(mid, mid, 3, stride, 1, groups=mid, bias=False),
+            DepthwiseConv2d(mid, 3, stride, 1),
             _bn(mid, cfg),
             nn.Conv2d(mid, c, 1, groups=g, bias=False),
             _bn(c, cfg),

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .depthwise import DepthwiseConv2d
+
 ACTIVATIONS = ("relu", "relu6", "hswish", "swish")
 
 
@@ -64,10 +66,13 @@ class ConvBNAct(nn.Sequential):
         dilation: int = 1,
     ) -> None:
         padding = (kernel - 1) // 2 * dilation
-        layers: list[nn.Module] = [
-            nn.Conv2d(c_in, c_out, kernel, stride, padding, dilation=dilation, groups=groups, bias=False),
-            batch_norm(c_out, cfg),
-        ]
+        depthwise = groups > 1 and c_in == c_out == groups and dilation == 1
+        conv = (
+            DepthwiseConv2d(c_in, kernel, stride, padding)
+            if depthwise
+            else nn.Conv2d(c_in, c_out, kernel, stride, padding, dilation=dilation, groups=groups, bias=False)
+        )
+        layers: list[nn.Module] = [conv, batch_norm(c_out, cfg)]
         if act:
             layers.append(activation(cfg.activation))
         super().__init__(*layers)

@@ -133,10 +133,11 @@ class ArchitectureOptions:
     arch_weight_decay: float = ARCHITECTURE.option(
         "weight decay of the architecture parameters", 5e-4, **non_negative()
     )
-    recompute: bool = ARCHITECTURE.option(
+    recompute: bool | None = ARCHITECTURE.option(
         "soft mixtures: compute each layer's candidates again in the backward pass instead of keeping their "
-        "activations (a quarter to a half of the memory, 1.2-1.4x the time on CPU; the same gradients)",
-        False,
+        "activations (a quarter to a half of the memory, 1.1-1.4x the time on CPU; the same gradients; "
+        "default: on when the batch's activations would not fit in the free memory)",
+        None,
     )
 
 

@@ -31,6 +31,7 @@ from ..report.cell_plots import alpha_heatmap, draw_genotype
 from ..spaces import CellSpaceSpec, Genotype, load_space
 from ..supernet import recompute
 from ..supernet.cell_supernet import CellSupernet
+from ..supernet.memory import recompute_default
 from .architect import check_warmup
 from .config import DartsConfig
 from .darts import DartsTrainer
@@ -140,7 +141,16 @@ def search_darts(run: Run) -> Outcome:
         **run.trainer_options(data, {"config": cfg.to_dict()}),
     )
     run.start(trainer)
-    with recompute(cfg.recompute):
+    on = recompute_default(
+        cfg.recompute,
+        trainer.model,
+        lambda x: trainer.model(x, trainer.arch.weights()),
+        trainer.preprocess.shape,
+        cfg.batch_size // run.ctx.world,
+        run.device,
+        trainer.channels_last,
+    )
+    with recompute(on):
         trainer.fit()
     redraw = drawn_epoch != trainer.epoch
     return run.finish(lambda: _result(trainer, eval_space, cost, cfg, directory.path, data.pretrained_cfg, redraw))

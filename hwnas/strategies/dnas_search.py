@@ -22,6 +22,7 @@ from ..pretrained_cfg import PretrainedCfg
 from ..report.plots import theta_heatmap
 from ..spaces import load_layerwise_space
 from ..supernet import Supernet, recompute
+from ..supernet.memory import recompute_default
 from ..supernet.mixing import Mixing
 from .architect import check_warmup
 from .config import DnasConfig
@@ -71,7 +72,16 @@ def search_dnas(run: Run) -> Outcome:
         supernet, cfg, weight_set=weight_set, theta_set=theta_set, costs=costs, hardware_loss=loss, **options
     )
     run.start(trainer)
-    with recompute(cfg.recompute):
+    on = recompute_default(
+        cfg.recompute,
+        trainer.model,
+        lambda x: trainer.model(x, trainer.path(grad=False)),
+        trainer.preprocess.shape,
+        cfg.batch_size // run.ctx.world,
+        run.device,
+        trainer.channels_last,
+    )
+    with recompute(on):
         trainer.fit()
     return run.finish(
         lambda: _result(

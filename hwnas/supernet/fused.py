@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..blocks.common import ConvBNAct
+from ..blocks.depthwise import DepthwiseConv2d
 from ..blocks.inverted_residual import InvertedResidual
 from .switch import Switch
 
@@ -50,7 +51,7 @@ class Fusable:
 
 def _plain_conv(conv: nn.Module, kernel: int, groups: int) -> bool:
     return (
-        type(conv) is nn.Conv2d
+        type(conv) in (nn.Conv2d, DepthwiseConv2d)
         and (kernel > 1 or conv.stride == (1, 1))
         and conv.bias is None
         and conv.kernel_size == (kernel, kernel)

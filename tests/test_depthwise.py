@@ -1,0 +1,56 @@
+"""`DepthwiseConv2d`: on small maps in training, the per-channel matrix form gives the conv's outputs and
+gradients; everywhere else it is the conv itself."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from hwnas.blocks import build_block
+from hwnas.blocks.depthwise import DepthwiseConv2d
+
+
+@pytest.mark.parametrize("kernel", [3, 5])
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("size", [(1, 1), (2, 2), (3, 3), (4, 4), (2, 5), (5, 5)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_small_maps_train_with_the_convs_outputs_and_gradients(kernel, stride, size, channels_last):
+    torch.manual_seed(kernel * 10 + stride)
+    conv = DepthwiseConv2d(6, kernel, stride, kernel // 2).train()
+    x = torch.randn(3, 6, *size)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_()
+    y = conv(x)
+    expected = F.conv2d(x, conv.weight, None, stride, kernel // 2, 1, 6)
+    torch.testing.assert_close(y, expected, rtol=1e-5, atol=1e-5)
+    assert y.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    g = torch.randn_like(y)
+    got = torch.autograd.grad(y, (x, conv.weight), g)
+    want = torch.autograd.grad(expected, (x, conv.weight), g)
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_eval_and_large_maps_run_the_conv_itself(monkeypatch):
+    import hwnas.blocks.depthwise as depthwise
+
+    calls = []
+    monkeypatch.setattr(depthwise, "small_map_depthwise", lambda *a: calls.append(a) or a[0])
+    conv = DepthwiseConv2d(4, 3, 1, 1)
+    conv.train()(torch.randn(2, 4, 4, 4, requires_grad=True))
+    assert len(calls) == 1
+    conv.train()(torch.randn(2, 4, 5, 4, requires_grad=True))  # 20 pixels
+    conv.eval()(torch.randn(2, 4, 2, 2))
+    with torch.no_grad():
+        conv.train()(torch.randn(2, 4, 2, 2))
+    assert len(calls) == 1
+
+
+def test_blocks_keep_the_convs_state_dict():
+    block = build_block("ir_k5_e6", 8, 8, 1)
+    depthwise = [m for m in block.modules() if isinstance(m, DepthwiseConv2d)]
+    assert len(depthwise) == 1 and depthwise[0].weight.shape == (48, 1, 5, 5)
+    reference = torch.nn.Conv2d(48, 48, 5, 1, 2, groups=48, bias=False)
+    reference.load_state_dict(depthwise[0].state_dict())
+    x = torch.randn(2, 48, 7, 7)
+    torch.testing.assert_close(depthwise[0].eval()(x), reference(x))
