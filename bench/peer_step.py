@@ -7,8 +7,11 @@ The peers are the PyTorch FBNet reproduction (soft Gumbel DNAS on its CIFAR supe
 step is written, in plain PyTorch, measured in the same run as hwnas:
 - `fbnet-peer`: the FBNet reproduction's mixed operation: the layer's candidates built once, each run on
   the layer's input and summed, `sum(m * op(x) for m, op in zip(gumbel_softmax(theta, tau), ops))`,
-  NCHW, SGD on the cross-entropy; the candidates, stem and head are `fbnet_cifar`'s (hwnas.blocks), so
-  both sides compute the same network; its latency term (`sum(m * lat)`) is added to the loss as there.
+  NCHW, SGD on the cross-entropy times its latency term (`sum(m * lat)`); its candidates are written
+  here in plain PyTorch (FBNet's block: grouped 1x1 and shuffle, depthwise KxK, grouped 1x1; a 1x1
+  projection for `skip` where shapes differ) at `fbnet_cifar`'s widths and strides, with its stem and
+  head, so both sides compute the same network. Its θ are parameters of the model, as there, so the
+  backward pass computes their gradient too.
 - `cnas-peer`: DARTS's MixedOp as CNAS keeps it, `sum(w * op(x) for w, op in zip(weights, ops))` over every
   edge's ops, NCHW, activations kept: hwnas's cell supernet with every default switched back to that
   (`--no-channels-last`, `--no-recompute`, fusion off), the weight step of the `darts` search network.
@@ -46,24 +49,56 @@ def data(batch: int):
 
 
 def fbnet_peer(batch: int):
-    """The FBNet reproduction's w-step on fbnet_cifar's layers, in plain PyTorch."""
+    """The FBNet reproduction's w-step on fbnet_cifar's layers, in plain PyTorch (its own blocks)."""
+    import re
+
     import torch
     import torch.nn.functional as F
     from torch import nn
 
-    from hwnas.blocks import build_block
     from hwnas.nets import ClassifierHead, build_stem
     from hwnas.spaces import load_space
 
     space = load_space("fbnet_cifar")
 
+    def conv_bn(c_in: int, c_out: int, kernel: int, stride: int, groups: int, relu: bool) -> list[nn.Module]:
+        layers = [nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, groups=groups, bias=False), nn.BatchNorm2d(c_out)]
+        return [*layers, nn.ReLU(inplace=True)] if relu else layers
+
+    class Shuffle(nn.Module):
+        def __init__(self, groups: int) -> None:
+            super().__init__()
+            self.groups = groups
+
+        def forward(self, x):
+            n, c, h, w = x.shape
+            return x.view(n, self.groups, c // self.groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+
+    class IRF(nn.Module):
+        """FBNet's block: 1x1 (grouped, then shuffled), KxK depthwise, 1x1 (grouped); residual where shapes match."""
+
+        def __init__(self, c_in: int, c_out: int, stride: int, kernel: int, expansion: int, groups: int) -> None:
+            super().__init__()
+            mid = c_in * expansion
+            body = conv_bn(c_in, mid, 1, 1, groups, True) + ([Shuffle(groups)] if groups > 1 else [])
+            body += conv_bn(mid, mid, kernel, stride, mid, True) + conv_bn(mid, c_out, 1, 1, groups, False)
+            self.body = nn.Sequential(*body)
+            self.residual = stride == 1 and c_in == c_out
+
+        def forward(self, x):
+            return x + self.body(x) if self.residual else self.body(x)
+
+    def candidate(op: str, c_in: int, c_out: int, stride: int) -> nn.Module:
+        if op == "skip":
+            same = c_in == c_out and stride == 1
+            return nn.Identity() if same else nn.Sequential(*conv_bn(c_in, c_out, 1, stride, 1, True))
+        k, e, g = re.fullmatch(r"ir_k(\d)_e(\d)(?:_g(\d))?", op).groups()
+        return IRF(c_in, c_out, stride, int(k), int(e), int(g or 1))
+
     class MixedOperation(nn.Module):
         def __init__(self, layer) -> None:
             super().__init__()
-            cfg = space.block_config
-            self.ops = nn.ModuleList(
-                build_block(op, layer.c_in, layer.c_out, layer.stride, cfg) for op in layer.candidates
-            )
+            self.ops = nn.ModuleList(candidate(op, layer.c_in, layer.c_out, layer.stride) for op in layer.candidates)
             self.thetas = nn.Parameter(torch.full((len(self.ops),), 1.0 / len(self.ops)))
             self.latency = [1.0 + i for i in range(len(self.ops))]
 
