@@ -231,8 +231,8 @@ def measure(kind: str, batch: int, args: argparse.Namespace) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--batches", type=int, nargs="+", default=[64, 256], help="DNAS batch sizes")
-    parser.add_argument("--darts-batches", type=int, nargs="+", default=[16, 64])
+    parser.add_argument("--batches", type=int, nargs="*", default=[64, 256], help="DNAS batch sizes")
+    parser.add_argument("--darts-batches", type=int, nargs="*", default=[16, 64])
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--threads", type=int, default=2)

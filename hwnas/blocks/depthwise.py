@@ -36,6 +36,23 @@ def tap_index(h: int, w: int, kernel: int, stride: int, padding: int) -> tuple[t
     return index, ho, wo
 
 
+class ChannelMatmul(torch.autograd.Function):
+    """`bmm(taps, x)` over channels, with contiguous operands forwards and backwards: CPU `bmm` of many small
+    matrices given strided ones (channels_last activations, their gradients) copies them one matrix at a time.
+    `x` is kept as given (a view of the input, which autograd keeps anyway), made contiguous again backwards."""
+
+    @staticmethod
+    def forward(ctx, taps: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(taps, x)
+        return torch.bmm(taps.contiguous(), x.contiguous())
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        taps, x = ctx.saved_tensors
+        grad = grad.contiguous()
+        return torch.bmm(grad, x.contiguous().transpose(1, 2)), torch.bmm(taps.contiguous().transpose(1, 2), grad)
+
+
 def small_map_depthwise(x: torch.Tensor, weight: torch.Tensor, stride: int, padding: int) -> torch.Tensor:
     """The depthwise conv of `x` (N, C, H, W) by `weight` (C, 1, K, K), zero padding, as per-channel matrix
     products."""
@@ -43,7 +60,7 @@ def small_map_depthwise(x: torch.Tensor, weight: torch.Tensor, stride: int, padd
     kernel = weight.shape[-1]
     index, ho, wo = tap_index(h, w, kernel, stride, padding)
     taps = torch.cat([weight.reshape(c, -1), weight.new_zeros(c, 1)], 1)[:, index.to(x.device)]  # C, out, in
-    out = torch.bmm(taps, x.reshape(n, c, h * w).permute(1, 2, 0))  # C, out pixels, N
+    out = ChannelMatmul.apply(taps, x.reshape(n, c, h * w).permute(1, 2, 0))  # C, out pixels, N
     y = out.permute(2, 0, 1).reshape(n, c, ho, wo)
     keep = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
     return y.contiguous(memory_format=torch.channels_last if keep else torch.contiguous_format)
