@@ -54,3 +54,16 @@ def test_blocks_keep_the_convs_state_dict():
     reference.load_state_dict(depthwise[0].state_dict())
     x = torch.randn(2, 48, 7, 7)
     torch.testing.assert_close(depthwise[0].eval()(x), reference(x))
+
+
+def test_small_maps_train_under_bf16_autocast_as_the_conv_does():
+    torch.manual_seed(0)
+    conv = DepthwiseConv2d(8, 3, 1, 1).train()
+    x = torch.randn(4, 8, 2, 2, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = conv(x)
+        expected = F.conv2d(x, conv.weight, None, 1, 1, 1, 8)
+    assert y.dtype == expected.dtype == torch.bfloat16
+    torch.testing.assert_close(y, expected, rtol=2e-2, atol=2e-2)
+    y.float().sum().backward()
+    assert conv.weight.grad is not None and conv.weight.grad.dtype == torch.float32

@@ -60,7 +60,9 @@ def small_map_depthwise(x: torch.Tensor, weight: torch.Tensor, stride: int, padd
     kernel = weight.shape[-1]
     index, ho, wo = tap_index(h, w, kernel, stride, padding)
     taps = torch.cat([weight.reshape(c, -1), weight.new_zeros(c, 1)], 1)[:, index.to(x.device)]  # C, out, in
-    out = ChannelMatmul.apply(taps, x.reshape(n, c, h * w).permute(1, 2, 0))  # C, out pixels, N
+    # under autocast, in the dtype the conv would have run in
+    dtype = torch.get_autocast_dtype(x.device.type) if torch.is_autocast_enabled(x.device.type) else x.dtype
+    out = ChannelMatmul.apply(taps.to(dtype), x.to(dtype).reshape(n, c, h * w).permute(1, 2, 0))  # C, out, N
     y = out.permute(2, 0, 1).reshape(n, c, ho, wo)
     keep = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
     return y.contiguous(memory_format=torch.channels_last if keep else torch.contiguous_format)

@@ -29,6 +29,7 @@ from ..blocks import set_drop_path
 from ..data import EpochLoader, ImageSet, Preprocess
 from ..errors import HwnasError
 from ..nets import AuxiliaryOutputs
+from .buffers import BufferSnapshot, buffers_finite, restore_buffers, snapshot_buffers
 from .config import TrainConfig
 from .distributed import Dist, all_reduce_sum, rank_zero
 from .heads import margin_logits, margin_settings
@@ -49,27 +50,6 @@ class Phase:
     name: str
     loader: EpochLoader
     step: Callable[[torch.Tensor, torch.Tensor], StepResult]
-
-
-BufferSnapshot = list[tuple[torch.Tensor, torch.Tensor]]
-
-
-def snapshot_buffers(module: nn.Module) -> BufferSnapshot:
-    """Copies of `module`'s buffers (BatchNorm running statistics, batch counts) taken before a step."""
-    return [(b, b.detach().clone()) for b in module.buffers()]
-
-
-def restore_buffers(snapshot: BufferSnapshot) -> None:
-    """Put the buffers back as `snapshot` found them: a skipped step's forward leaves no trace."""
-    with torch.no_grad():
-        for buffer, saved in snapshot:
-            buffer.copy_(saved)
-
-
-def buffers_finite(module: nn.Module) -> bool:
-    """Whether every floating-point buffer of `module` is finite (one device sync)."""
-    flags = [torch.isfinite(b).all() for b in module.buffers() if b.is_floating_point()]
-    return bool(torch.stack(flags).all()) if flags else True
 
 
 def first_non_finite(value: Any, where: str = "") -> str | None:

@@ -20,7 +20,8 @@ from torch import nn
 from ..cost.cell_cost import CellCostModel
 from ..cost.hardware_loss import HardwareLoss
 from ..data import ImageSet
-from ..engine.trainer import Phase, StepResult, Trainer, restore_buffers, snapshot_buffers
+from ..engine.buffers import restore_buffers, snapshot_buffers
+from ..engine.trainer import Phase, StepResult, Trainer
 from ..errors import HwnasError
 from ..log import warn_user
 from ..spaces import Genotype

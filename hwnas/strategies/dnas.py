@@ -19,7 +19,8 @@ import torch
 from ..cost.cost_model import CostModel
 from ..cost.hardware_loss import HardwareLoss
 from ..data import ImageSet
-from ..engine.trainer import Phase, StepResult, Trainer, restore_buffers, snapshot_buffers
+from ..engine.buffers import restore_buffers, snapshot_buffers
+from ..engine.trainer import Phase, StepResult, Trainer
 from ..supernet import FixedPath, Supernet
 from ..supernet.choice import Choice
 from ..supernet.mixing import ArchParams, Mixing, temperature_at

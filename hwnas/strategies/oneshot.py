@@ -20,8 +20,9 @@ from typing import Any
 import torch
 
 from ..data import EpochLoader
+from ..engine.buffers import snapshot_buffers
 from ..engine.storage import writing
-from ..engine.trainer import StepResult, Trainer, TrainingError, first_non_finite, snapshot_buffers
+from ..engine.trainer import StepResult, Trainer, TrainingError, first_non_finite
 from ..model import save_weights
 from ..supernet import Supernet
 from .config import SupernetConfig

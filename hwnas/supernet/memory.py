@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..engine.trainer import restore_buffers, snapshot_buffers
+from ..engine.buffers import restore_buffers, snapshot_buffers
 
 logger = logging.getLogger(__name__)
 
