@@ -358,7 +358,7 @@ def test_hard_mode_theta_gradient_is_the_score_function(space_file):
 
 @pytest.mark.parametrize(("mode", "asked", "expected"), [("gumbel", None, True), ("gumbel_hard", None, True),
                                                          ("gumbel", False, False)])  # fmt: skip
-def test_dnas_steps_default_to_channels_last_on_the_cpu_and_the_switch_turns_it_off(space_file, mode, asked, expected):
+def test_steps_default_to_channels_last_on_the_cpu_and_the_switch_turns_it_off(space_file, mode, asked, expected):
     from hwnas.data import Preprocess, open_dataset
     from hwnas.engine.trainer import Trainer
     from hwnas.strategies.config import DnasConfig
@@ -376,4 +376,4 @@ def test_dnas_steps_default_to_channels_last_on_the_cpu_and_the_switch_turns_it_
     )  # fmt: skip
     assert trainer.channels_last is expected
     plain = Trainer(torch.nn.Conv2d(1, 4, 3), cfg, train_set=pools.train, **common)
-    assert plain.channels_last is False  # stand-alone steps measured no faster: NCHW unless asked
+    assert plain.channels_last is expected  # stand-alone steps too

@@ -193,7 +193,9 @@ class TrainConfig:
         "mixed precision: bf16 (CPU or CUDA), fp16 (CUDA, with loss scaling), off", "off", choices=AMP_MODES
     )
     channels_last: bool | None = TRAINING.option(
-        "channels_last model and inputs (default: where it measured faster: DNAS, DARTS on one CPU process)", None
+        "channels_last model and inputs (default: on the CPU in one process, where every step kind measured "
+        "faster; off on CUDA and under torchrun, not measured there)",
+        None,
     )
     ema: float = TRAINING.option(
         "keep an exponential moving average of the weights with this decay (0: off); validation then uses it",

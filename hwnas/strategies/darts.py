@@ -71,10 +71,6 @@ class DartsTrainer(Trainer):
         self._arch_batches: Any = None
         self._arch_next = (-1, -1)  # (epoch, batch index) the open iterator yields next
 
-    def faster_channels_last(self, device: torch.device) -> bool:
-        """On the CPU, first- and second-order steps measured 0.64-0.78x the time in channels_last (RESULTS.md)."""
-        return device.type == "cpu"
-
     # ---- one step: α, then w ----------------------------------------------------------------
     def phases(self) -> list[Phase]:
         return [Phase("search", self.train_loader, self.search_step)]

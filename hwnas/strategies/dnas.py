@@ -60,10 +60,6 @@ class DNASTrainer(Trainer):
             hardware_loss,
         )
 
-    def faster_channels_last(self, device: torch.device) -> bool:
-        """On the CPU, soft and hard steps measured 0.70-0.74x the time in channels_last (bench/RESULTS.md)."""
-        return device.type == "cpu"
-
     @property
     def theta_updates(self) -> int:
         """Steps that changed θ (none: the θ split was too small, or every step was skipped)."""
