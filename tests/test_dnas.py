@@ -206,6 +206,24 @@ def test_latency_cli(space_file, tiny_latency_cached, capsys):
     assert "expected SPACE or validate SPACE" in capsys.readouterr().err
 
 
+def test_validate_reports_the_machines_drift_since_the_table_was_built(space_file, tiny_latency_cached, capsys):
+    table = json.loads(tiny_latency_cached.read_text())
+    fit = table["meta"]["calibration_fit"]
+    assert len(fit["measured_ms"]) == 6
+    fit["measured_ms"] = [t / 2 for t in fit["measured_ms"]]  # as if the machine had run twice as fast then
+    tiny_latency_cached.write_text(json.dumps(table))
+    assert main(["latency", "validate", str(space_file), "--samples", "4", "--seconds", "0", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["speed_ratio"] > 1.5 and report["drift_pct"] > 50 and report["drifted"] is True
+    scaled = [p * report["speed_ratio"] for p in report["predicted_ms"]]
+    errors = [abs(p - m) / m * 100 for p, m in zip(scaled, report["measured_ms"], strict=True)]
+    assert report["mean_error_pct_at_speed"] == pytest.approx(sum(errors) / len(errors))
+    assert main(["latency", "validate", str(space_file), "--samples", "4", "--seconds", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "calibration networks, timed again with these, ran" in out
+    assert "the machine's speed moved +" in out and "judge the table by its errors at today's speed" in out
+
+
 SEARCH = [
     "--input",
     "1x8x8",
