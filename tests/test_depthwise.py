@@ -36,14 +36,16 @@ def test_eval_and_large_maps_run_the_conv_itself(monkeypatch):
 
     calls = []
     monkeypatch.setattr(depthwise, "small_map_depthwise", lambda *a: calls.append(a) or a[0])
-    conv = DepthwiseConv2d(4, 3, 1, 1)
-    conv.train()(torch.randn(2, 4, 4, 4, requires_grad=True))
-    assert len(calls) == 1
-    conv.train()(torch.randn(2, 4, 5, 4, requires_grad=True))  # 20 pixels
+    conv, wide = DepthwiseConv2d(4, 3, 1, 1).train(), DepthwiseConv2d(4, 5, 1, 2).train()
+    conv(torch.randn(2, 4, 3, 3, requires_grad=True))  # 9 pixels, all under the 3x3 window
+    wide(torch.randn(2, 4, 4, 4, requires_grad=True))
+    assert len(calls) == 2
+    conv(torch.randn(2, 4, 4, 4, requires_grad=True))  # 16 pixels: more than a 3x3 kernel's
+    wide(torch.randn(2, 4, 5, 4, requires_grad=True))  # 20 pixels
     conv.eval()(torch.randn(2, 4, 2, 2))
     with torch.no_grad():
         conv.train()(torch.randn(2, 4, 2, 2))
-    assert len(calls) == 1
+    assert len(calls) == 2
 
 
 def test_blocks_keep_the_convs_state_dict():

@@ -1,10 +1,10 @@
 """`DepthwiseConv2d`: a depthwise conv whose training steps on small maps run as per-channel matrix products.
 
 PyTorch's CPU depthwise convolution is fast on large maps and slow to differentiate on small ones: the
-backward of a 3x3 depthwise conv over 64 x 960 maps of 1x1 took 10-16 ms here, 23-37x a matrix product
-doing the same arithmetic; MobileNetV2 at 32x32 spent 47% of its training step there (bench/RESULTS.md).
-On a map of at most `SMALL_MAP` pixels, each output pixel is a weighted sum of the input pixels under its
-window, so the conv is, per channel, a (pixels out x pixels in) matrix of kernel taps (0 where the
+training pass of a 3x3 depthwise conv over 64 x 960 maps of 1x1 took 17 ms here, 21x the matrix form below;
+MobileNetV2 at 32x32 spent 47% of its training step there (bench/RESULTS.md). On a map of at most
+`SMALL_MAP` pixels and at most the kernel's, each output pixel is a weighted sum of the input pixels under
+its window, so the conv is, per channel, a (pixels out x pixels in) matrix of kernel taps (0 where the
 window falls on padding) times the input's pixels: `torch.bmm` over channels, whose backward is two
 more. The parameters, the state dict and the arithmetic are the conv's; eval mode, `torch.no_grad`,
 export, CUDA and larger maps run the conv itself.
@@ -17,7 +17,9 @@ from functools import lru_cache
 import torch
 from torch import nn
 
-SMALL_MAP = 16  # pixels (4x4): where the matrix form measured faster for 3x3 and 5x5 kernels
+# the matrix form measured faster on maps of at most 16 pixels (4x4) that the kernel's window covers: 1x1 and
+# 2x2 maps for 3x3 kernels (8-24x), up to 4x4 for 5x5 (3-24x); a 4x4 map under a 3x3 kernel ran 0.2-0.4x
+SMALL_MAP = 16
 
 
 @lru_cache(maxsize=256)
@@ -70,7 +72,8 @@ def small_map_depthwise(x: torch.Tensor, weight: torch.Tensor, stride: int, padd
 
 class DepthwiseConv2d(nn.Conv2d):
     """A depthwise `nn.Conv2d` (groups = channels, square kernel and stride, zero padding, no bias, no
-    dilation) that trains on the CPU through `small_map_depthwise` on maps of at most SMALL_MAP pixels."""
+    dilation) that trains on the CPU through `small_map_depthwise` on maps of at most SMALL_MAP pixels and at
+    most its kernel's."""
 
     def __init__(self, channels: int, kernel: int, stride: int, padding: int) -> None:
         super().__init__(channels, channels, kernel, stride, padding, groups=channels, bias=False)
@@ -83,11 +86,11 @@ class DepthwiseConv2d(nn.Conv2d):
         return self._conv_forward(x, self.weight, self.bias)
 
     def small_map_training(self, x: torch.Tensor) -> bool:
-        """Whether this call trains on a CPU map of at most SMALL_MAP pixels."""
+        """Whether this call trains on a CPU map of at most SMALL_MAP pixels and at most the kernel's."""
         return (
             self.training
             and torch.is_grad_enabled()
             and x.device.type == "cpu"
             and x.dim() == 4
-            and x.shape[-2] * x.shape[-1] <= SMALL_MAP
+            and x.shape[-2] * x.shape[-1] <= min(SMALL_MAP, self.kernel_size[0] ** 2)
         )
