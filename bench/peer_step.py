@@ -157,10 +157,7 @@ def fbnet_hwnas(batch: int):
         Supernet(space), cfg, weight_set=dataset, theta_set=dataset, val_set=dataset, preprocess=pre,
         device=torch.device("cpu"), costs=costs, hardware_loss=HardwareLoss("mul").fitted(costs[cfg.cost]),
     )  # fmt: skip
-    on = recompute_default(
-        cfg.recompute, trainer.model, lambda t: trainer.model(t, trainer.path(grad=False)), pre.shape, batch,
-        trainer.device, trainer.channels_last,
-    )  # fmt: skip
+    on = recompute_default(cfg.recompute, trainer, lambda t: trainer.model(t, trainer.path(grad=False)))
     if trainer.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
 
@@ -192,10 +189,7 @@ def darts(batch: int, peer: bool):
         CellSupernet(space), cfg, weight_set=dataset, arch_set=dataset, val_set=dataset, preprocess=pre,
         device=torch.device("cpu"),
     )  # fmt: skip
-    on = recompute_default(
-        cfg.recompute, trainer.model, lambda t: trainer.model(t, trainer.arch.weights()), pre.shape, batch,
-        trainer.device, trainer.channels_last,
-    )  # fmt: skip
+    on = recompute_default(cfg.recompute, trainer, lambda t: trainer.model(t, trainer.arch.weights()))
     if trainer.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     trainer.net.train()

@@ -3,6 +3,7 @@ statistics as keeping the activations, for whole supernets of every built-in spa
 with far fewer bytes kept for the backward pass."""
 
 import copy
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -108,11 +109,18 @@ def test_recompute_turns_itself_on_when_the_activations_would_not_fit(monkeypatc
     weights = [torch.full((len(layer.ops),), 1 / len(layer.ops)) for layer in supernet.layers]
     shape = tuple(supernet.space.input_size)
 
+    trainer = SimpleNamespace(
+        model=supernet,
+        device=torch.device("cpu"),
+        preprocess=SimpleNamespace(shape=shape),
+        channels_last=False,
+        cfg=SimpleNamespace(batch_size=256),
+        ctx=SimpleNamespace(world=1),
+    )
+
     def decide(option, free):
         monkeypatch.setattr(memory, "free_bytes", lambda device: free)
-        return memory.recompute_default(
-            option, supernet, lambda x: supernet(x, weights), shape, 256, torch.device("cpu")
-        )
+        return memory.recompute_default(option, trainer, lambda x: supernet(x, weights))
 
     need = memory.saved_bytes(supernet, lambda: supernet(torch.zeros(2, *shape), weights)) * 128
     buffers = {name: b.clone() for name, b in supernet.named_buffers()}

@@ -61,7 +61,7 @@ def small_map_depthwise(x: torch.Tensor, weight: torch.Tensor, stride: int, padd
     n, c, h, w = x.shape
     kernel = weight.shape[-1]
     index, ho, wo = tap_index(h, w, kernel, stride, padding)
-    taps = torch.cat([weight.reshape(c, -1), weight.new_zeros(c, 1)], 1)[:, index.to(x.device)]  # C, out, in
+    taps = torch.cat([weight.reshape(c, -1), weight.new_zeros(c, 1)], 1)[:, index]  # C, out, in (CPU only)
     # under autocast, in the dtype the conv would have run in
     dtype = torch.get_autocast_dtype(x.device.type) if torch.is_autocast_enabled(x.device.type) else x.dtype
     out = ChannelMatmul.apply(taps.to(dtype), x.to(dtype).reshape(n, c, h * w).permute(1, 2, 0))  # C, out, N

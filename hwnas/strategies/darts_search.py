@@ -141,16 +141,7 @@ def search_darts(run: Run) -> Outcome:
         **run.trainer_options(data, {"config": cfg.to_dict()}),
     )
     run.start(trainer)
-    on = recompute_default(
-        cfg.recompute,
-        trainer.model,
-        lambda x: trainer.model(x, trainer.arch.weights()),
-        trainer.preprocess.shape,
-        cfg.batch_size // run.ctx.world,
-        run.device,
-        trainer.channels_last,
-    )
-    with recompute(on):
+    with recompute(recompute_default(cfg.recompute, trainer, lambda x: trainer.model(x, trainer.arch.weights()))):
         trainer.fit()
     redraw = drawn_epoch != trainer.epoch
     return run.finish(lambda: _result(trainer, eval_space, cost, cfg, directory.path, data.pretrained_cfg, redraw))

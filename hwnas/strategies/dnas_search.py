@@ -72,16 +72,7 @@ def search_dnas(run: Run) -> Outcome:
         supernet, cfg, weight_set=weight_set, theta_set=theta_set, costs=costs, hardware_loss=loss, **options
     )
     run.start(trainer)
-    on = recompute_default(
-        cfg.recompute,
-        trainer.model,
-        lambda x: trainer.model(x, trainer.path(grad=False)),
-        trainer.preprocess.shape,
-        cfg.batch_size // run.ctx.world,
-        run.device,
-        trainer.channels_last,
-    )
-    with recompute(on):
+    with recompute(recompute_default(cfg.recompute, trainer, lambda x: trainer.model(x, trainer.path(grad=False)))):
         trainer.fit()
     return run.finish(
         lambda: _result(

@@ -12,11 +12,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from ..engine.buffers import restore_buffers, snapshot_buffers
+
+if TYPE_CHECKING:
+    from ..engine.trainer import Trainer
 
 logger = logging.getLogger(__name__)
 
@@ -65,32 +69,24 @@ def free_bytes(device: torch.device) -> int | None:
     return available if cgroup is None else min(available, cgroup)
 
 
-def recompute_default(
-    option: bool | None,
-    model: nn.Module,
-    forward: Callable[[torch.Tensor], torch.Tensor],
-    shape: tuple[int, ...],
-    batch: int,
-    device: torch.device,
-    channels_last: bool = False,
-) -> bool:
-    """`option` when given; else whether `batch` images' activations of `forward` (a soft step's forward of
-    `model` in training mode) would take more than FREE_SHARE of the free memory. The probe leaves the model's
-    buffers and the random state as they were."""
+def recompute_default(option: bool | None, trainer: Trainer, forward: Callable[[torch.Tensor], torch.Tensor]) -> bool:
+    """`option` when given; else whether a batch's activations of `forward` (a soft step's forward of
+    `trainer.model` in training mode) would take more than FREE_SHARE of the free memory on the trainer's
+    device. The probe leaves the model's buffers and the random state as they were."""
     if option is not None:
         return option
+    device = trainer.device
     free = free_bytes(device)
     if free is None:
         return False
-    x = torch.zeros(PROBE_BATCH, *shape, device=device)
-    if channels_last and x.dim() == 4:
+    x = torch.zeros(PROBE_BATCH, *trainer.preprocess.shape, device=device)
+    if trainer.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    buffers = snapshot_buffers(model)
-    devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        need = saved_bytes(model, lambda: forward(x)) * batch / PROBE_BATCH
+    batch = trainer.cfg.batch_size // trainer.ctx.world
+    buffers = snapshot_buffers(trainer.model)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        need = saved_bytes(trainer.model, lambda: forward(x)) * batch / PROBE_BATCH
     restore_buffers(buffers)
-    model.zero_grad(set_to_none=True)
     if need <= FREE_SHARE * free:
         return False
     logger.info(
