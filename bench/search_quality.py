@@ -12,18 +12,29 @@ that test pool) under a latency target, and is scored by:
 
 - regret: the best true accuracy under the target minus the true accuracy of what it returned (an
   architecture over the target scores as the worst one under it);
-- random_regret: the expected regret of random search given the same compute: it draws architectures
-  under the target, trains each with the ground-truth recipe (one seed, read from the table) while the
-  strategy's wall-clock time lasts, and keeps the most accurate; the one it keeps is then judged by the
-  mean of its other seeds, so the luck of the run it was picked on does not count; the time of one
-  stand-alone training is measured in this run, next to the strategies, under the same load;
+- random_regret: the expected regret of random search given the same compute. Random search draws
+  architectures from those within the target (the only ones it trains), trains each once with the
+  ground-truth recipe (one seed, read from the table) and keeps the most accurate; the one it keeps is then
+  judged by the mean of its other seeds, so the luck of the run it was picked on does not count. Its price,
+  the time of one such training, is measured in this run: stand-alone trainings of architectures drawn
+  within the target, with the defaults a user's `hwnas train` gets, queued among the strategies' jobs so
+  they run under the same load (the median of them; the run prints how many and their spread);
 - win_rate: over seeds, the probability that the strategy's regret is below that random search's;
   a strategy beats random search when its mean regret is lower and its win rate at least 70%, and meets the
   project's target when its mean regret is at most half random search's and its win rate at least 80%;
 - budget_use: the returned architecture's latency over the target;
-- kendall_tau (one-shot supernets): rank correlation of inherited-weight accuracy and true accuracy;
-  beside it, the same against the mean of all seeds but one, for the supernets and for one stand-alone
-  training per architecture (the seed left out): the ranking that training every architecture once gives.
+- shipped_gap (searches over a trained supernet): the pick's stand-alone true accuracy minus the test top-1
+  of the weights the search ships (inherited from the supernet);
+- kendall_tau (one-shot supernets): rank correlation of inherited-weight accuracy with true accuracy. Every
+  tau here has one reference: the mean of all seeds but one, averaged over which seed is left out. Beside
+  them, tau_reference: one stand-alone training per architecture (the seed left out) against that same
+  reference, what training every architecture once would rank. It is not an upper bound.
+
+Every strategy runs with the options a user gets by default: the task's data (`--data`, `--input`), the
+task's cost table (the target is in its units) and the search budget of --quick or full mode (epochs,
+population, generations); nothing of the ground truth's training recipe. No search sees the test pool: the
+layer-wise searches validate on their own split of the training images, and the test pool is read only to
+score the weights a search ships, after its pick.
 """
 
 from __future__ import annotations
@@ -34,6 +45,7 @@ import dataclasses
 import io
 import json
 import logging
+import math
 import multiprocessing
 import random
 import statistics
@@ -61,7 +73,6 @@ DARTS_VARIANTS: dict[str, dict[str, Any]] = {  # cell ground truths: DARTS with 
     "first-skip1": {"max_skip": 1},  # P-DARTS's limit, for a 4-edge cell
     "first-pc4": {"partial_channels": 4},  # PC-DARTS
 }
-DARTS_DATA = ("data", "input", "flip", "crop_padding")  # what DARTS takes of a cell task's recipe
 SAMPLINGS = ("uniform", "fair", "sandwich")
 PICKERS = ("random", "evolution", "pareto")
 RANDOM_TRIALS = 2000
@@ -73,8 +84,8 @@ STRATEGY_FIELDS = (  # of each strategy, in --json (the inherited gap: one-shot 
     "beats_random",
     "meets_target",
     "budget_use",
-    "inherited_gap",
-    "inherited_gap_max",
+    "shipped_gap",
+    "shipped_gap_max",
 )
 TARGET_SHARE, TARGET_WIN_RATE = 0.5, 0.8  # the project's target: at most half random search's regret, 80% of wins
 
@@ -115,12 +126,13 @@ def settings_for(task: Task, quick: bool, seeds: int | None) -> Settings:
     return settings if seeds is None else dataclasses.replace(settings, seeds=seeds)
 
 
+SEARCH_DATA = ("data", "input")  # what a search takes of a task's recipe: the images, nothing of the training
+
+
 def common_options(task: Task, seed: int, run_dir: Path) -> dict[str, Any]:
-    """The ground truth's data and recipe, so searches and stand-alone runs see the same images."""
-    recipe = dict(task.recipe)
-    recipe.pop("epochs")
+    """The task's data and cost table; every other option is the strategy's default, as a user gets it."""
     return {
-        **recipe,
+        **{k: task.recipe[k] for k in SEARCH_DATA},
         "space": str(task.space),
         "seed": seed,
         "progress": False,
@@ -180,7 +192,7 @@ def run_darts(task: Task, variant: str, seed: int, settings: Settings, work: Pat
     knobs = load_space(str(task.space)).knobs
     network = {"init_channels": knobs["init_channels"], "layers": knobs["layers"], "num_meta_node": knobs["nodes"]}
     cfg = DartsConfig(
-        **{k: task.recipe[k] for k in DARTS_DATA},
+        **{k: task.recipe[k] for k in SEARCH_DATA},
         **network,
         eval_init_channels=knobs["init_channels"],
         eval_layers=knobs["layers"],
@@ -245,7 +257,6 @@ def run_oneshot(
     sn_dir = work / f"supernet-{sampling}-{seed}"
     epochs = max(1, settings.supernet_epochs // paths_per_step(sampling, space))
     options = common_options(task, seed, sn_dir)
-    del options["crop_padding"]  # the supernet's own default (no padded crops), as `hwnas supernet train` gives
     start = time.perf_counter()
     quietly(train_supernet, SupernetConfig(**{**options, "epochs": epochs, "sampling": sampling, **extra}))
     train_seconds = time.perf_counter() - start
@@ -279,7 +290,7 @@ def run_oneshot(
                 "choices": list(Architecture.load(outcome.arch_path).choices),
                 "seconds": train_seconds + seconds,
                 "health": outcome.summary.get("supernet_health"),
-                "shipped_top1": outcome.summary.get("shipped", {}).get("test_top1"),
+                "shipped_top1": shipped_top1(outcome.summary),
             }
         )
     start = time.perf_counter()
@@ -305,17 +316,24 @@ def run_oneshot(
     return rows
 
 
-CALIBRATION_RUNS = 2  # stand-alone trainings timed per seed, spread over the run like the strategies
+def shipped_top1(summary: dict) -> float | None:
+    """Held-out test top-1 of the network a search ships (the loosest limit's, where it ships one per limit)."""
+    shipped = summary.get("shipped")
+    entry = shipped[-1] if isinstance(shipped, list) and shipped else shipped  # the loosest limit's: `choices`
+    return entry.get("test_top1") if isinstance(entry, dict) else None
 
 
-def calibrate(task: Task, seed: int) -> list[dict]:
-    """Seconds of stand-alone trainings with the ground-truth recipe, measured beside the strategies."""
-    rng = random.Random(seed)
-    rows = []
-    for _ in range(CALIBRATION_RUNS):
-        row = groundtruth.train_once((rng.choice(task.choices()), seed, task.recipe, str(task.space)))
-        rows.append({"strategy": "stand-alone", "seed": seed, "seconds": row["seconds"]})
-    return rows
+PRICE_EVERY, PRICE_MIN = 2, 6  # one priced training queued after every 2 strategy jobs, 6 at least
+
+
+def price_training(task: Task, target: float, seed: int) -> list[dict]:
+    """One stand-alone training of an architecture drawn within the target (random search's population) with
+    the ground-truth recipe and a user's defaults otherwise (not the table's pinned numerics): its seconds."""
+    table = json.loads(task.table.read_text())["archs"]
+    within = [a.get("genotype") or a["choices"] for a in table if a["latency_ms"] <= target]
+    spec = random.Random(seed).choice(within)
+    row = groundtruth.train_once((spec, seed, task.recipe, str(task.space)), pinned=False)
+    return [{"strategy": "price", "seed": seed, "arch": row["arch"], "seconds": row["seconds"]}]
 
 
 def run_job(job: tuple[str, str, str, int, float, Settings, str, dict]) -> list[dict]:
@@ -325,8 +343,8 @@ def run_job(job: tuple[str, str, str, int, float, Settings, str, dict]) -> list[
     torch.set_num_threads(1)
     logging.disable(logging.WARNING)
     task = groundtruth.load_task(name)
-    if kind == "calibrate":
-        return calibrate(task, seed)
+    if kind == "price":
+        return price_training(task, target, seed)
     if kind == "dnas":
         return run_dnas(task, variant, seed, target, settings, Path(work), extra)
     if kind == "darts":
@@ -399,12 +417,45 @@ def single_run_tau(truth: GroundTruth) -> float:
 
 
 def held_out_tau(inherited: dict[str, float], truth: GroundTruth) -> float:
-    """`kendall_tau` against the mean of all seeds but one, averaged over which: comparable to `single_run_tau`."""
+    """`kendall_tau` against the mean of all seeds but one, averaged over which: the one reference of every tau
+    this script reports, the same as `single_run_tau`'s."""
     return statistics.fmean(kendall_tau(inherited, truth, leave_out=s) for s in range(truth.seeds))
 
 
-def score(rows: list[dict], truth: GroundTruth) -> tuple[dict[str, dict], dict[str, float]]:
-    standalone = statistics.median(r["seconds"] for r in rows if r["strategy"] == "stand-alone")
+@dataclass(frozen=True)
+class Price:
+    """Random search's price: seconds of one stand-alone training of an architecture within the target."""
+
+    seconds: float  # the median of the timed trainings
+    samples: int
+    low: float
+    high: float
+    basis: str  # "within_target": timed in this run; "whole_space_rescaled": an older run's rows (see price_of)
+
+    def describe(self) -> str:
+        how = (
+            "stand-alone trainings of architectures within the target, timed in this run among the strategies"
+            if self.basis == "within_target"
+            else "an older run's trainings of architectures from the whole space, scaled by the table's median "
+            "training time within the target over that of all"
+        )
+        return f"{self.seconds:.1f} s (median of {self.samples}, {self.low:.1f}-{self.high:.1f} s; {how})"
+
+
+def price_of(rows: list[dict], truth: GroundTruth) -> Price:
+    """From the rows' `price` trainings; rows saved before those existed hold `stand-alone` trainings of
+    architectures drawn from the whole space, which train slower than those random search trains: their median
+    is scaled by the ground truth's own ratio of median training times (within the target over all)."""
+    timed = [r["seconds"] for r in rows if r["strategy"] == "price"]
+    if timed:
+        return Price(statistics.median(timed), len(timed), min(timed), max(timed), "within_target")
+    old = [r["seconds"] for r in rows if r["strategy"] == "stand-alone"]
+    within = statistics.median(a["train_seconds"] for a in truth.feasible)
+    scale = within / statistics.median(a["train_seconds"] for a in truth.archs.values())
+    return Price(statistics.median(old) * scale, len(old), min(old) * scale, max(old) * scale, "whole_space_rescaled")
+
+
+def score(rows: list[dict], truth: GroundTruth, price: Price) -> tuple[dict[str, dict], dict[str, float]]:
     rng = random.Random(0)
     strategies: dict[str, dict] = {}
     for name in dict.fromkeys(r["strategy"] for r in rows if "choices" in r or "true_top1" in r):
@@ -412,7 +463,7 @@ def score(rows: list[dict], truth: GroundTruth) -> tuple[dict[str, dict], dict[s
         regrets, random_means, wins, uses, evaluations = [], [], [], [], []
         for r in runs:
             regret = truth.regret(r)
-            k = max(1, round(r["seconds"] / standalone))
+            k = max(1, round(r["seconds"] / price.seconds))
             baseline = truth.random_regrets(k, rng)
             regrets.append(regret)
             random_means.append(statistics.fmean(baseline))
@@ -436,38 +487,27 @@ def score(rows: list[dict], truth: GroundTruth) -> tuple[dict[str, dict], dict[s
             "regrets": regrets,
         }
         shipped = [r for r in runs if r.get("shipped_top1") is not None]
-        if shipped:  # the picked network's inherited weights (BatchNorm re-estimated) against it trained alone
+        if shipped:  # the weights the search ships (inherited, BatchNorm re-estimated) against the pick trained alone
             gaps = [truth.archs[groundtruth.key(r["choices"])]["mean"] - r["shipped_top1"] for r in shipped]
-            strategies[name]["inherited_gap"] = statistics.fmean(gaps)
-            strategies[name]["inherited_gap_max"] = max(gaps)
+            strategies[name]["shipped_gap"] = statistics.fmean(gaps)
+            strategies[name]["shipped_gap_max"] = max(gaps)
         health = [r["health"] for r in runs if r.get("health")]
         if health:
             strategies[name]["unhealthy_supernets"] = sum(not h["healthy"] for h in health)
     taus = {}
     for sampling in SAMPLINGS:
-        values = [kendall_tau(r["inherited"], truth) for r in rows if r["strategy"] == f"{sampling}-supernet"]
+        values = [held_out_tau(r["inherited"], truth) for r in rows if r["strategy"] == f"{sampling}-supernet"]
         if values:
             taus[sampling] = statistics.fmean(values)
     return strategies, taus
-
-
-def held_out_taus(rows: list[dict], truth: GroundTruth) -> dict[str, float]:
-    """Kendall's tau against a mean that leaves one seed out, for one stand-alone training per architecture
-    and for each supernet: how much better a supernet ranks than training every architecture once."""
-    out = {"one stand-alone training": single_run_tau(truth)}
-    for sampling in SAMPLINGS:
-        values = [held_out_tau(r["inherited"], truth) for r in rows if r["strategy"] == f"{sampling}-supernet"]
-        if values:
-            out[f"{sampling} supernet"] = statistics.fmean(values)
-    return out
 
 
 def render(
     truth: GroundTruth,
     strategies: dict[str, dict],
     taus: dict[str, float],
-    reference: dict[str, float],
-    standalone: float,
+    reference: float,
+    price: Price,
 ) -> str:
     gt = truth.meta
     lines = [
@@ -480,8 +520,8 @@ def render(
             else f"latency target {truth.target:.3f} ms: {len(truth.feasible)} architectures fit, best true accuracy "
             f"{truth.best:.2f}%, "
         )
-        + f"median {statistics.median(a['mean'] for a in truth.feasible):.2f}%; one stand-alone "
-        f"training {standalone:.1f} s here",
+        + f"median {statistics.median(a['mean'] for a in truth.feasible):.2f}%",
+        f"random search's price, one stand-alone training: {price.describe()}",
         "",
         f"{'strategy':<20} {'regret':>7} {'random':>7} {'win rate':>8} {'budget use':>10} {'seconds':>8} "
         f"{'random k':>8}  beats random  target (regret <= half random's, wins >= 80%)",
@@ -493,22 +533,19 @@ def render(
             f"{use:>10} {s['seconds']:>8.1f} {s['random_trainings']:>8.1f}  "
             f"{'yes' if s['beats_random'] else 'no':<13} {'met' if s['meets_target'] else 'missed'}"
         )
-    gaps = {k: s for k, s in strategies.items() if "inherited_gap" in s}
+    gaps = {k: s for k, s in strategies.items() if "shipped_gap" in s}
     if gaps:
         lines.append("")
         lines.append(
-            "shipped inherited weights below the same network trained alone (points of test top-1, mean / worst): "
-            + ", ".join(f"{k} {s['inherited_gap']:.2f} / {s['inherited_gap_max']:.2f}" for k, s in gaps.items())
+            "shipped (inherited) weights below the same network trained alone (points of test top-1, mean / worst): "
+            + ", ".join(f"{k} {s['shipped_gap']:.2f} / {s['shipped_gap_max']:.2f}" for k, s in gaps.items())
         )
     if taus:
         lines.append("")
         lines.append(
-            "Kendall tau, inherited-weight vs true accuracy: "
+            "Kendall tau against the mean of all seeds but one (averaged over which): inherited weights of the "
             + ", ".join(f"{k} supernet {v:.2f}" for k, v in taus.items())
-        )
-        lines.append(
-            "  against the mean of all seeds but one (averaged over which): "
-            + ", ".join(f"{k} {v:.2f}" for k, v in reference.items())
+            + f"; one stand-alone training per architecture (tau_reference) {reference:.2f}"
         )
     return "\n".join(lines)
 
@@ -554,18 +591,32 @@ def plot(task: Task, truth: GroundTruth, strategies: dict[str, dict], path: Path
     plt.close(fig)
 
 
+def interleave_prices(searches: list[tuple], task: str, target: float) -> list[tuple]:
+    """The searches with a priced stand-alone training queued after every PRICE_EVERY of them (PRICE_MIN at
+    least, the rest at the end), so random search's price is timed under the load the strategies ran under."""
+    count = max(PRICE_MIN, len(searches) // PRICE_EVERY)
+    prices = [(task, "price", "", 1000 + k, target, None, "", {}) for k in range(count)]
+    jobs: list[tuple] = []
+    for i, job in enumerate(searches):
+        jobs.append(job)
+        if (i + 1) % PRICE_EVERY == 0 and prices:
+            jobs.append(prices.pop(0))
+    return jobs + prices
+
+
 def run_all(args: argparse.Namespace, settings: Settings, task: Task, truth: GroundTruth, extra: dict) -> list[dict]:
     """Every strategy over every seed, plus the stand-alone trainings that price random search, in a pool."""
     wanted = set(args.strategies.split(","))
     with tempfile.TemporaryDirectory(prefix="hwnas-quality-") as tmp:
-        runs = [("calibrate", "")]
+        runs = []
         if truth.cell:
             runs += [("darts", v) for v in DARTS_VARIANTS]
         else:
             runs += [("oneshot", s) for s in SAMPLINGS if "oneshot" in wanted]
             runs += [("dnas", m) for m in DNAS_MODES if "dnas" in wanted]
         seeds = range(settings.seeds)
-        jobs = [(task.name, k, v, s, truth.target, settings, tmp, extra.get(k, {})) for k, v in runs for s in seeds]
+        searches = [(task.name, k, v, s, truth.target, settings, tmp, extra.get(k, {})) for k, v in runs for s in seeds]
+        jobs = interleave_prices(searches, task.name, truth.target)
         rows: list[dict] = []
         start = time.perf_counter()
         with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
@@ -604,13 +655,13 @@ def report(args: argparse.Namespace, settings: Settings, task: Task, extra: dict
     rows = json.loads(load.read_text()) if load else run_all(args, settings, task, truth, extra)
     if save:
         save.write_text(json.dumps(rows))
-    strategies, taus = score(rows, truth)
-    reference = held_out_taus(rows, truth)
-    standalone = statistics.median(r["seconds"] for r in rows if r["strategy"] == "stand-alone")
+    price = price_of(rows, truth)
+    strategies, taus = score(rows, truth, price)
+    reference = single_run_tau(truth)
     plot_path = per_task(args.plot, task, several) or Path(tempfile.gettempdir()) / f"search_quality_{task.name}.png"
     plot(task, truth, strategies, plot_path)
     if not args.json:
-        return render(truth, strategies, taus, reference, standalone) + f"\n\nplot: {plot_path}"
+        return render(truth, strategies, taus, reference, price) + f"\n\nplot: {plot_path}"
     meta = truth.meta
     return {
         "task": task.name,
@@ -622,15 +673,39 @@ def report(args: argparse.Namespace, settings: Settings, task: Task, extra: dict
             "seed_noise": meta["seed_noise"],
             "std_over_noise": meta["std_over_noise"],
             "spread_over_noise": meta["spread_over_noise"],
-            "target_ms": truth.target,
+            "target_ms": None if truth.cell else truth.target,
+            **({"target_note": "a cell task is searched without a latency target"} if truth.cell else {}),
             "best_under_target": truth.best,
         },
+        "price_s": price.seconds,
+        "price_basis": price.basis,
+        "price_samples": price.samples,
+        "price_range_s": [price.low, price.high],
         "strategies": {k: {f: v[f] for f in STRATEGY_FIELDS if f in v} for k, v in strategies.items()},
         "kendall_tau": taus,
-        "tau_ceiling": reference["one stand-alone training"],
-        "kendall_tau_held_out_seed": reference,
+        "tau_reference": reference,
+        "tau_note": "every tau is against the mean of all seeds but one, averaged over which; tau_reference: one "
+        "stand-alone training per architecture (the seed left out) against it, not an upper bound",
         "plot": str(plot_path),
     }
+
+
+def strict_json(value: Any) -> str:
+    """One line of JSON without NaN or Infinity: a non-finite number is null, with `<key>_note` beside it."""
+
+    def clean(item: Any) -> Any:
+        if isinstance(item, dict):
+            out = {}
+            for k, v in item.items():
+                out[k] = clean(v)
+                if isinstance(v, float) and not math.isfinite(v):
+                    out[f"{k}_note"] = f"{v} (not finite)"
+            return out
+        if isinstance(item, list):
+            return [clean(v) for v in item]
+        return None if isinstance(item, float) and not math.isfinite(item) else item
+
+    return json.dumps(clean(value), allow_nan=False)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -658,7 +733,7 @@ def main(argv: list[str] | None = None) -> int:
     names = groundtruth.tasks() if args.task == "all" else [args.task]
     if args.task != "all" and args.task not in groundtruth.tasks():
         parser.error(f"--task {args.task!r}: expected one of {', '.join(groundtruth.tasks())} or all")
-    extra: dict[str, dict] = {"dnas": {}, "oneshot": {}, "calibrate": {}}
+    extra: dict[str, dict] = {"dnas": {}, "oneshot": {}}
     for item in args.set:
         name, _, value = item.partition("=")
         kind, _, option = name.partition(".")
@@ -671,7 +746,7 @@ def main(argv: list[str] | None = None) -> int:
             log.warning("%s: no %s yet (python bench/groundtruth/build.py %s); skipped", name, task.table, name)
             continue
         result = report(args, settings_for(task, args.quick, args.seeds), task, extra, several=len(names) > 1)
-        print(json.dumps(result) if args.json else result, flush=True)
+        print(strict_json(result) if args.json else result, flush=True)
     return 0
 
 

@@ -401,11 +401,11 @@ class Run:
         need_latency = need_latency and model is None  # an architecture model prices latency itself
         return rank_zero_first(self.ctx, lambda: cost_table(space, self.cfg, need_latency, progress=progress))
 
-    def trainer_options(self, data: RunData, meta: dict[str, Any]) -> dict[str, Any]:
-        """The Trainer keywords every run passes alike: validation data, preprocessing, device, run directory,
-        DDP context, and the checkpoints' `meta`."""
+    def trainer_options(self, data: RunData, meta: dict[str, Any], val_set: ImageSet | None = None) -> dict[str, Any]:
+        """The Trainer keywords every run passes alike: validation data (`data.val`, or a search's own split:
+        `val_set`), preprocessing, device, run directory, DDP context, and the checkpoints' `meta`."""
         return {
-            "val_set": data.val,
+            "val_set": data.val if val_set is None else val_set,
             "preprocess": data.preprocess,
             "device": self.device,
             "run": self.dir,

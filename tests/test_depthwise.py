@@ -69,3 +69,17 @@ def test_small_maps_train_under_bf16_autocast_as_the_conv_does():
     torch.testing.assert_close(y, expected, rtol=2e-2, atol=2e-2)
     y.float().sum().backward()
     assert conv.weight.grad is not None and conv.weight.grad.dtype == torch.float32
+
+
+def test_conv_arithmetic_trains_small_maps_with_the_conv_itself_until_it_ends(monkeypatch):
+    import hwnas.blocks.depthwise as depthwise
+
+    calls = []
+    monkeypatch.setattr(depthwise, "small_map_depthwise", lambda *a: calls.append(a) or a[0])
+    conv, x = DepthwiseConv2d(4, 3, 1, 1).train(), torch.randn(2, 4, 2, 2, requires_grad=True)
+    with depthwise.conv_arithmetic():
+        y = conv(x)
+    torch.testing.assert_close(y, F.conv2d(x, conv.weight, None, 1, 1, 1, 4), rtol=0, atol=0)
+    assert calls == []
+    conv(x)
+    assert len(calls) == 1

@@ -24,6 +24,7 @@ import itertools
 import json
 import logging
 import multiprocessing
+import os
 import platform
 import random
 import statistics
@@ -143,10 +144,27 @@ def architecture(space, spec: Spec):
 
 _DATA: dict[str, Any] = {}  # per worker process: the opened data of a recipe, reused by its next runs
 
+# The float path every ground-truth run trains with, whatever hwnas's defaults or the machine's CPU become: NCHW,
+# depthwise convs as torch's conv (hwnas's CPU speed-ups, channels_last and the small-map matrix form, change the
+# rounding), and PyTorch's, oneDNN's and MKL's kernels held to AVX2 (an AVX-512 CPU picks other kernels, which
+# round differently: the tables built on one EPYC did not reproduce on another until these were set). Pinned so
+# that `--check` reproduces a table bit for bit after a speed-up lands, on any x86-64 CPU with AVX2.
+PINNED_NUMERICS = "NCHW; depthwise convs as torch's conv (hwnas.blocks.depthwise.conv_arithmetic)"
+PINNED_ISA = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2"}
 
-def train_once(job: tuple[Spec, int, dict, str]) -> dict:
-    """One stand-alone training of `spec` with `seed`; returns the final test top-1 and the time it took."""
+
+def pin_isa() -> None:
+    """Hold the kernels of the training processes this one spawns to PINNED_ISA (read when they load torch)."""
+    os.environ.update(PINNED_ISA)
+
+
+def train_once(job: tuple[Spec, int, dict, str], pinned: bool = True) -> dict:
+    """One stand-alone training of `spec` with `seed`; returns the final test top-1 and the time it took.
+
+    `pinned`: with the table's float path (PINNED_NUMERICS), as the build and `--check` train; else with the
+    defaults a user's `hwnas train` gets (what bench/search_quality.py times to price random search)."""
     spec, seed, recipe, space_path = job
+    from hwnas.blocks.depthwise import conv_arithmetic
     from hwnas.engine.config import TrainConfig
     from hwnas.engine.trainer import Trainer
     from hwnas.model import build_model
@@ -155,7 +173,7 @@ def train_once(job: tuple[Spec, int, dict, str]) -> dict:
 
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
-    cfg = TrainConfig(**recipe, seed=seed, progress=False)
+    cfg = TrainConfig(**recipe, seed=seed, progress=False, **({"channels_last": False} if pinned else {}))
     space = load_space(space_path)
     data_key = json.dumps([recipe, seed, space_path])
     if data_key not in _DATA:
@@ -165,7 +183,7 @@ def train_once(job: tuple[Spec, int, dict, str]) -> dict:
     torch.manual_seed(seed)
     model = build_model(architecture(space, spec))
     start = time.perf_counter()
-    with contextlib.redirect_stderr(io.StringIO()):
+    with contextlib.redirect_stderr(io.StringIO()), conv_arithmetic() if pinned else contextlib.nullcontext():
         trainer = Trainer(
             model, cfg, train_set=data.train, val_set=data.val, preprocess=data.preprocess, device=torch.device("cpu")
         )
@@ -195,8 +213,14 @@ def environment() -> dict[str, Any]:
 
     cpu = platform.processor() or platform.machine()
     with contextlib.suppress(OSError):
-        names = [line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")]
-        cpu = names[0].split(":", 1)[1].strip() if names else cpu
+        info = dict(
+            (k.strip(), v.strip())
+            for k, _, v in (line.partition(":") for line in Path("/proc/cpuinfo").read_text().splitlines()[:30])
+        )
+        flags = set(info.get("flags", "").split())
+        isa = [f for f in ("avx2", "avx512f") if f in flags]
+        model = f"family {info.get('cpu family')}, model {info.get('model')}"
+        cpu = f"{info.get('model name', cpu)} ({model}; {', '.join(isa)})"
     return {
         "cpu": cpu,
         "python": platform.python_version(),
@@ -205,6 +229,8 @@ def environment() -> dict[str, Any]:
         "matplotlib": matplotlib.__version__,
         "pillow": PIL.__version__,
         "threads_per_run": 1,
+        "numerics": PINNED_NUMERICS,
+        "kernels": PINNED_ISA,
         "determinism": "torch.use_deterministic_algorithms(True); torch.manual_seed(seed) before the model is "
         "built; data order, augmentation and splits from the run's seed (TrainConfig.seed); CPU only",
     }
@@ -329,6 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     from hwnas.spaces import load_space
 
     task = load_task(args.task)
+    pin_isa()
     if args.check:
         return check(task, args.check, args.jobs)
     recipe = dict(task.recipe)

@@ -12,6 +12,8 @@ export, CUDA and larger maps run the conv itself.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 
 import torch
@@ -20,6 +22,19 @@ from torch import nn
 # the matrix form measured faster on maps of at most 16 pixels (4x4) that the kernel's window covers: 1x1 and
 # 2x2 maps for 3x3 kernels (8-24x), up to 4x4 for 5x5 (3-24x); a 4x4 map under a 3x3 kernel ran 0.2-0.4x
 SMALL_MAP = 16
+MATRIX_FORM = {"enabled": True}  # off inside `conv_arithmetic()`
+
+
+@contextmanager
+def conv_arithmetic() -> Iterator[None]:
+    """Depthwise convs run as torch's conv everywhere inside: the float path of a build that must reproduce
+    bit for bit whatever speed-up lands later (bench/groundtruth pins it)."""
+    before = MATRIX_FORM["enabled"]
+    MATRIX_FORM["enabled"] = False
+    try:
+        yield
+    finally:
+        MATRIX_FORM["enabled"] = before
 
 
 @lru_cache(maxsize=256)
@@ -89,6 +104,7 @@ class DepthwiseConv2d(nn.Conv2d):
         """Whether this call trains on a CPU map of at most SMALL_MAP pixels and at most the kernel's."""
         return (
             self.training
+            and MATRIX_FORM["enabled"]
             and torch.is_grad_enabled()
             and x.device.type == "cpu"
             and x.dim() == 4

@@ -138,7 +138,7 @@ def search_darts(run: Run) -> Outcome:
         cost=cost,
         hardware_loss=hardware_loss,
         on_genotype=on_genotype,
-        **run.trainer_options(data, {"config": cfg.to_dict()}),
+        **run.trainer_options(data, {"config": cfg.to_dict()}, val_set=arch_set),  # never the test pool
     )
     run.start(trainer)
     with recompute(recompute_default(cfg.recompute, trainer, lambda x: trainer.model(x, trainer.arch.weights()))):

@@ -67,7 +67,7 @@ def search_dnas(run: Run) -> Outcome:
     supernet = Supernet(space)
     if trained is not None:
         supernet.load_state_dict(trained["model"])
-    options = run.trainer_options(data, {"config": cfg.to_dict()})
+    options = run.trainer_options(data, {"config": cfg.to_dict()}, val_set=theta_set)  # never the test pool
     trainer = DNASTrainer(
         supernet, cfg, weight_set=weight_set, theta_set=theta_set, costs=costs, hardware_loss=loss, **options
     )
