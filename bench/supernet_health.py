@@ -47,7 +47,7 @@ def main() -> int:
                 str(supernet), "--threads", "1", "--no-progress", "--run-dir", str(search),
             )  # fmt: skip
             result = json.loads((search / "result.json").read_text())
-            health, shipped = result["supernet_health"], result["shipped"]
+            health, shipped = result["supernet_health"], result["shipped"][-1]  # one limit: one network
             print(f"{data}: {epochs or 'supernet training: epochs as given'} ({seconds:.0f} s, 1 thread)")
             print(f"  {health['message']}")
             print(

@@ -75,8 +75,9 @@ def search(
     **options: Any,
 ) -> Outcome:
     """Search `space` (a built-in name or YAML path) with a registered strategy (`strategy=`): DNAS (the default),
-    or random/evolution/pareto over a trained supernet (`supernet=RUN_DIR`) on layer-wise spaces; DARTS on cell
-    spaces. Returns the run's `Outcome` (`arch_path`: the architecture file). `resume`: continue that run
+    or random/evolution/pareto over a trained supernet (`supernet=RUN_DIR`; one limit may take a list,
+    `max_macs=[A, B, C]`, to ship one network per value) on layer-wise spaces; DARTS on cell spaces. Returns the
+    run's `Outcome` (`arch_path`: the architecture file). `resume`: continue that run
     directory. `config`: the options as the strategy's options object (e.g. `EvolutionConfig`): the fields that
     differ from the class's defaults count as given, keywords win over them, and without `space` its `space` is
     searched. An option of another strategy is refused, naming the strategies that take it."""

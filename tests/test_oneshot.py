@@ -210,6 +210,8 @@ def test_search_inputs_are_checked(space_file, tiny_supernet, tmp_path):
 
 @pytest.mark.slow
 def test_search_resumes_after_sigkill_with_the_same_result(space_file, tiny_supernet, tmp_path, monkeypatch):
+    """Two limits, killed during the second limit's evolution: the resumed run keeps the first limit's finished
+    state, continues the second's and ends as the uninterrupted run."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     args = [
         sys.executable,
@@ -222,7 +224,7 @@ def test_search_resumes_after_sigkill_with_the_same_result(space_file, tiny_supe
         "--supernet",
         str(tiny_supernet),
         "--generation-num",
-        "8",
+        "6",
         "--population",
         "6",
         "--parent-num",
@@ -231,10 +233,11 @@ def test_search_resumes_after_sigkill_with_the_same_result(space_file, tiny_supe
         "3",
         "--crossover-num",
         "3",
-        "--eval-images",
-        "90",
         "--recalibrate-batches",
         "4",
+        "--max-macs",
+        "0.13",
+        "0.09",
         "--no-progress",
         "--threads",
         "1",
@@ -247,7 +250,7 @@ def test_search_resumes_after_sigkill_with_the_same_result(space_file, tiny_supe
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         try:
-            if json.loads((run / "search_state.json").read_text())["generation"] >= 2:
+            if json.loads((run / "search_state.json").read_text())["searches"][1]["generation"] >= 1:
                 break
         except (OSError, ValueError, KeyError):
             pass
@@ -260,6 +263,8 @@ def test_search_resumes_after_sigkill_with_the_same_result(space_file, tiny_supe
     ref = json.loads((tmp_path / "ref" / "result.json").read_text())
     got = json.loads((run / "result.json").read_text())
     assert got["history"] == ref["history"] and got["choices"] == ref["choices"]
+    assert [h["limit"] for h in got["history"]] == [{"macs": 0.09}] * 6 + [{"macs": 0.13}] * 6
+    assert [(e["limit"], e["choices"]) for e in got["shipped"]] == [(e["limit"], e["choices"]) for e in ref["shipped"]]
 
 
 @pytest.fixture(scope="session")
@@ -493,13 +498,134 @@ def test_a_search_over_a_supernet_ships_the_pick_with_its_inherited_weights(
     run = tmp_path / "run"
     summary = run_search(space_file, tiny_supernet, run, strategy="random", random_iteration=4)
     capsys.readouterr()
-    shipped = summary["shipped"]
-    assert shipped["weights"] == "model.pt" and shipped["test_images"] == 360  # the digits' held-out test pool
+    [shipped] = summary["shipped"]  # one network: no limit
+    assert shipped["weights"] == "model.pt" and shipped["arch"] == "arch.json" and shipped["limit"] == {}
+    assert shipped["test_images"] == 360  # the digits' held-out test pool
     assert 0 < shipped["recalibration_batches"] <= RECALIBRATION_BATCHES
     assert shipped["test_top1"] > 20  # a trained supernet's path: well above chance (10%)
+    assert shipped["choices"] == summary["choices"] and shipped["val_top1_inherited"] == summary["val_top1_inherited"]
+    assert f"test top-1 {shipped['test_top1']:.2f}%" in shipped["note"] and "not yet at the accuracy" in shipped["note"]
+    assert (
+        shipped["retrain"].startswith(f"hwnas train {run / 'arch.json'} --data digits")
+        and shipped["retrain"] in shipped["note"]
+    )
     arch, weights = run / "arch.json", run / "model.pt"
     assert main(["eval", str(arch), "--weights", str(weights), "--run-dir", str(tmp_path / "ev")]) == 0
     assert json.loads(capsys.readouterr().out)["val_top1"] == pytest.approx(shipped["test_top1"])
     assert export_model(arch, tmp_path / "pick.onnx", weights=weights)["max_abs_diff"] < 1e-4
     Image.new("L", (8, 8), 0).save(tmp_path / "blank.png")
     assert len(predict(arch, weights, tmp_path / "blank.png", top_k=2)[0]["top"]) == 2
+
+
+LIMITS = [0.09, 0.05, 0.13]  # MACs (millions) of the tiny space's 27 paths: 0.015 to 0.129; 5 fit 0.05, 16 fit 0.09
+
+
+def best_within(run: Path, limit: float) -> tuple[float, float]:
+    """The best inherited val top-1 among the evaluated candidates within `limit` MACs (millions), and the limit."""
+    records = [json.loads(line) for line in (run / "candidates.jsonl").read_text().splitlines()]
+    return max(r["val_top1"] for r in records if r["macs"] <= limit * 1e6), limit
+
+
+@pytest.mark.slow
+def test_one_search_ships_one_network_per_limit(space_file, tiny_supernet, tmp_path):
+    """evolution with --max-macs A B C: one evolution per limit over one shared cache, a network per limit under
+    limit_<i>/ (tightest first), each the most accurate candidate within its limit; arch.json and model.pt at the
+    top level are the loosest limit's, so Outcome.model() and commands that take a run directory keep working."""
+    from hwnas.arch import Architecture
+    from hwnas.pipeline import Outcome
+
+    run = tmp_path / "run"
+    summary = run_search(space_file, tiny_supernet, run, **EVOLUTION, max_macs=LIMITS)
+    shipped = summary["shipped"]
+    assert [e["limit"] for e in shipped] == [{"macs": 0.05}, {"macs": 0.09}, {"macs": 0.13}]
+    for i, entry in enumerate(shipped):
+        assert entry["arch"] == f"limit_{i}/arch.json" and entry["weights"] == f"limit_{i}/model.pt"
+        assert (run / entry["weights"]).is_file() and entry["inherited"] is True
+        arch = Architecture.load(run / entry["arch"])
+        assert list(arch.choices) == entry["choices"] and arch.meta["limit"] == entry["limit"]
+        assert entry["macs"] <= entry["limit"]["macs"] * 1e6
+        assert (entry["val_top1_inherited"], entry["limit"]["macs"]) == best_within(run, entry["limit"]["macs"])
+        assert entry["test_images"] == 360 and f"test top-1 {entry['test_top1']:.2f}%" in entry["note"]
+        assert entry["retrain"] == f"hwnas train {run / entry['arch']} --data digits --input 1x8x8 --epochs 10"
+    assert summary["choices"] == shipped[-1]["choices"]
+    assert summary["val_top1_inherited"] == shipped[-1]["val_top1_inherited"]
+    assert list(Architecture.load(run / "arch.json").choices) == shipped[-1]["choices"]
+    assert (run / "model.pt").read_bytes() == (run / "limit_2" / "model.pt").read_bytes()
+    assert json.loads((run / "result.json").read_text())["shipped"] == shipped
+    Outcome(run, run / "arch.json").model()  # the loosest pick with its weights
+    state = json.loads((run / "search_state.json").read_text())
+    assert [s["limit"] for s in state["searches"]] == [e["limit"] for e in shipped]
+    assert all(s["generation"] == EVOLUTION["generation_num"] for s in state["searches"])
+    lines = (run / "candidates.jsonl").read_text().splitlines()
+    assert len({tuple(json.loads(line)["path"]) for line in lines}) == len(lines)  # one cache: nothing twice
+
+
+def test_one_limit_ships_a_list_of_one_from_the_command_line(space_file, tiny_supernet, tmp_path, caplog):
+    import logging
+
+    run = tmp_path / "run"
+    args = ["search", str(space_file), "--strategy", "random", "--supernet", str(tiny_supernet)]
+    args += ["--random-iteration", "4", "--eval-images", "90", "--recalibrate-batches", "2", "--no-progress"]
+    with caplog.at_level(logging.INFO, logger="hwnas"):
+        assert main([*args, "--max-macs", "0.09", "--run-dir", str(run)]) == 0
+    [entry] = json.loads((run / "result.json").read_text())["shipped"]
+    assert entry["limit"] == {"macs": 0.09} and entry["arch"] == "arch.json" and entry["weights"] == "model.pt"
+    assert entry["macs"] <= 0.09e6 and not (run / "limit_0").exists()
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("shipped")]
+    assert len(said) == 1 and "--max-macs 0.09" in said[0] and str(run / "model.pt") in said[0]
+    assert f"test top-1 {entry['test_top1']:.2f}%" in said[0] and "hwnas train" in said[0]
+
+
+@pytest.mark.slow
+def test_random_and_pareto_pick_each_limit_from_one_search(space_file, tiny_supernet, tmp_path):
+    """random and pareto search once within the loosest limit; each limit ships the best candidate within it."""
+    for name, options in (("random", {"random_iteration": 8}), ("pareto", {**EVOLUTION, "pareto_cost": "macs"})):
+        run = tmp_path / name
+        summary = run_search(space_file, tiny_supernet, run, **{**options, "strategy": name}, max_macs=[0.05, 0.13])
+        assert [e["limit"] for e in summary["shipped"]] == [{"macs": 0.05}, {"macs": 0.13}]
+        for entry in summary["shipped"]:
+            assert (entry["val_top1_inherited"], entry["limit"]["macs"]) == best_within(run, entry["limit"]["macs"])
+        if name == "pareto":  # one search, within the loosest limit
+            assert len(json.loads((run / "search_state.json").read_text())["searches"]) == 1
+
+
+def test_several_values_for_two_limits_are_refused(space_file, tiny_supernet, tmp_path, caplog):
+    args = ["search", str(space_file), "--strategy", "evolution", "--supernet", str(tiny_supernet)]
+    run = ["--run-dir", str(tmp_path / "x")]
+    assert main([*args, "--max-macs", "0.05", "0.1", "--max-latency", "1", "2", *run]) == 2
+    assert "--max-macs and --max-latency both got several values" in caplog.text
+    assert "expected several values for one limit at most" in caplog.text
+    assert main([*args, "--max-macs", "0.05", "0.05", *run]) == 2
+    assert "expected distinct values" in caplog.text
+    assert main([*args, "--max-params", "1", "0", *run]) == 2
+    import hwnas
+
+    options = {"strategy": "random", "supernet": str(tiny_supernet), "run_dir": str(tmp_path / "x")}
+    with pytest.raises(HwnasError, match="--max-params and --max-latency both got several values"):
+        hwnas.search(str(space_file), **options, max_params=[1, 2], max_latency=[1, 2])
+    with pytest.raises(HwnasError, match="max_macs: got inf, expected a finite number"):
+        hwnas.search(str(space_file), **options, max_macs=[1, float("inf")])
+    assert not (tmp_path / "x").exists()
+    sorted_cfg = EvolutionConfig(max_macs=[3, 1, 2], max_params=4)
+    from hwnas.engine.config import check_config
+
+    assert (
+        check_config(sorted_cfg).max_macs == [1.0, 2.0, 3.0]
+        and check_config(EvolutionConfig(max_macs=[3])).max_macs == 3.0
+    )
+
+
+def test_supernet_health_is_the_same_under_every_budget(space_file, tiny_supernet, tmp_path):
+    """The health paths come from the whole space with a fixed seed: a tight and a loose budget get the same verdict
+    and figures; only the information on the paths within each limit differs."""
+    tight = run_search(space_file, tiny_supernet, tmp_path / "t", strategy="random", random_iteration=2, max_macs=0.05)
+    loose = run_search(
+        space_file, tiny_supernet, tmp_path / "l", strategy="random", random_iteration=2, max_macs=[0.09, 0.13]
+    )
+    a, b = tight["supernet_health"], loose["supernet_health"]
+    assert (a["healthy"], a["mean_top1"], a["max_top1"], a["paths"]) == (b["healthy"], b["mean_top1"], b["max_top1"], 8)
+    assert [w["limit"] for w in a["within_limits"]] == [{"macs": 0.05}]
+    assert [w["limit"] for w in b["within_limits"]] == [{"macs": 0.09}, {"macs": 0.13}]
+    assert b["within_limits"][1]["paths_within"] == 8  # every path fits the loosest
+    assert b["within_limits"][1]["mean_top1"] == pytest.approx(b["mean_top1"])
+    assert "--max-macs 0.13: 8 of them fit" in b["message"]

@@ -254,7 +254,13 @@ _TYPES = {
     "bool | None": bool,
     "float | None": float,
     "int | None": int,
+    "Limits | None": float,  # one value, or several (sorted, distinct): one network per limit (strategies.config)
 }
+
+
+def takes_several(f: dataclasses.Field) -> bool:
+    """Whether an option takes several values (`Limits | None`: a list of floats, or one)."""
+    return type_name(f) == "Limits | None"
 
 
 def type_name(f: dataclasses.Field) -> str:
@@ -266,8 +272,22 @@ def keys(cls: type = TrainConfig) -> dict[str, dataclasses.Field]:
     return {f.name: f for f in fields(cls)}
 
 
+def _coerce_several(f: dataclasses.Field, value: Any, where: str) -> Any:
+    """A list for an option that takes several values: each value coerced; one value alone, several sorted
+    ascending; duplicates refused."""
+    values = [_coerce(f, v, where) for v in value]
+    if not values or None in values:
+        raise HwnasError(f"{where}: {f.name}: got {value!r}, expected {_expected(f)} (one value or several)")
+    values.sort()
+    if len(set(values)) < len(values):
+        raise HwnasError(f"{where}: {f.name}: got {value!r}, expected distinct values (one network per value)")
+    return values[0] if len(values) == 1 else values
+
+
 def _coerce(f: dataclasses.Field, value: Any, where: str) -> Any:
     name = f.name
+    if isinstance(value, list | tuple) and takes_several(f):
+        return _coerce_several(f, value, where)
     kind = _TYPES[type_name(f)]
     if value is None and "None" in type_name(f):
         return None
@@ -306,8 +326,11 @@ def check_config(cfg: Any, where: str = "config") -> Any:
             continue
         if "choices" in f.metadata and value not in f.metadata["choices"]:
             raise HwnasError(f"{where}: {name}: got {value!r}, expected {_expected(f)}")
-        if "check" in f.metadata and not f.metadata["check"](value):
+        if "check" in f.metadata and not all(map(f.metadata["check"], value if isinstance(value, list) else [value])):
             raise HwnasError(f"{where}: {name}: got {value!r}, expected {_expected(f)}")
+    together = getattr(cfg, "check_together", None)
+    if callable(together):
+        together(where)
     return cfg
 
 
@@ -354,7 +377,8 @@ def add_config_flags(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()
         if kind is bool:
             group.add_argument(*flags, action=argparse.BooleanOptionalAction, **common)
         else:
-            group.add_argument(*flags, type=kind, metavar=name.upper(), **common)
+            several = {"nargs": "+"} if takes_several(f) else {}
+            group.add_argument(*flags, type=kind, metavar=name.upper(), **several, **common)
 
 
 def explicit_keys(args: argparse.Namespace, cls: type = TrainConfig) -> set[str]:

@@ -45,6 +45,13 @@ def _limit(what: str) -> Any:
     )
 
 
+def _several(what: str) -> str:
+    return (
+        f"hard limit on {what} for searched architectures; several values ship one network per value, each "
+        "meeting its own (at most one limit may take several; default: no limit)"
+    )
+
+
 def _supernet() -> Any:
     return SEARCH.option(
         "run directory of `hwnas supernet train`: random, evolution and pareto search its weights (required); dnas "
@@ -204,6 +211,8 @@ class DnasConfig(SearchOptions, ArchitectureOptions, HardwareCostOptions):
     recalibrate_batches: int = _recalibrate()
 
 
+Limits = float | list[float]  # one limit, or several values of it: one network per value
+LIMIT_FLAGS = {"max_macs": "--max-macs", "max_params": "--max-params", "max_latency": "--max-latency"}
 RANDOM = OptionGroup("random")
 EVOLUTION = OptionGroup("evolution, pareto")
 PARETO = OptionGroup("pareto")
@@ -216,6 +225,10 @@ class SupernetSearchOptions(SearchOptions, LimitOptions):
     HELP_GROUPS: ClassVar[tuple[OptionGroup, ...]] = help_groups(ONE_SHOT, RANDOM, EVOLUTION, PARETO, LIMITS)
 
     supernet: str | None = _supernet()
+    # option() returns a dataclass field whose default is None: ruff cannot see that through the list annotation
+    max_macs: Limits | None = LIMITS.option(_several("MACs (millions)"), None, **positive())  # noqa: RUF009
+    max_params: Limits | None = LIMITS.option(_several("parameters (millions)"), None, **positive())  # noqa: RUF009
+    max_latency: Limits | None = LIMITS.option(_several("latency (ms, from the cost table)"), None, **positive())  # noqa: RUF009
     eval_images: int = ONE_SHOT.option(
         "evaluate candidates on the first this many validation images (0: all)", 0, **at_least(0)
     )
@@ -225,6 +238,15 @@ class SupernetSearchOptions(SearchOptions, LimitOptions):
         False,
     )
     recalibrate_batches: int = _recalibrate()
+
+    def check_together(self, where: str) -> None:
+        """At most one limit takes several values (one network per value); the others apply to every network."""
+        several = [flag for name, flag in LIMIT_FLAGS.items() if isinstance(getattr(self, name), list)]
+        if len(several) > 1:
+            raise HwnasError(
+                f"{where}: {' and '.join(several)} both got several values; expected several values for one limit "
+                "at most (one network per value), the other limits with one value each"
+            )
 
 
 @dataclass

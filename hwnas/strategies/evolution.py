@@ -2,10 +2,12 @@
 
 The rules (`SearchRules`) run against any evaluator with a `cache` and `evaluate(paths, ctx)`;
 `PathEvaluator` scores paths of a supernet. Candidates violating `--max-macs/--max-params/--max-latency`
-are rejected before evaluation, and a child already evaluated is drawn again (SPOS). Before searching,
-a health check scores random paths against chance and warns when the supernet cannot rank anything.
+are rejected before evaluation, and a child already evaluated is drawn again (SPOS). One of the limits may
+take several values: `LimitSearches` then ships one network per value from one shared cache (evolution: one
+evolution per value; random, pareto: one search within the loosest). Before searching, a health check scores
+paths drawn from the whole space against chance and warns when the supernet cannot rank anything.
 A candidate's accuracy is measured once (weights inherited, BatchNorm recalibrated) and kept in
-`candidates.jsonl`; the search state is written after every generation, so a killed search
+`candidates.jsonl`; every search's state is written after every generation, so a killed search
 resumes where it was and re-evaluates nothing. Under torchrun each rank evaluates a share.
 """
 
@@ -15,7 +17,9 @@ import csv
 import io
 import json
 import random
+import shlex
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -35,16 +39,18 @@ from ..report.plots import pareto_plot
 from ..spaces import SpaceSpec, load_layerwise_space
 from ..supernet import Supernet
 from .config import EvolutionConfig, ParetoConfig, RandomSearchConfig, SupernetSearchOptions
-from .constraints import Constraints, constraints_for, limits_of
+from .constraints import Constraints, constraints_each, limits_of
 from .evaluate import path_network
-from .health import supernet_health
-from .inherited import ship_inherited
+from .health import supernet_health, within_limits_health
+from .inherited import inherited_note, ship_inherited
 from .paths import PathIndices, uniform_path, within_limits
 from .registry import register_strategy
 from .trained import check_supernet, read_supernet
 
 FRESH_TRIES = 10  # draws per child before giving up on one not evaluated yet (SPOS: 10 per child wanted)
-HEALTH_SEED_OFFSET = 12345  # the health check draws its own paths: the search's random stream stays as it was
+HEALTH_SEED = 12345  # the health check's paths: the same for every budget and --seed, so its verdict is the supernet's
+TOP_UP_PATHS = 10  # paths evaluated within a limit that nothing the search evaluated meets (random, pareto)
+TOP_UP_SEED_OFFSET = 54321  # their generator: --seed + this + the limit's index
 
 
 class PathEvaluator:
@@ -120,10 +126,12 @@ class SearchRules:
         limits: PathLimits,
         evaluator: Evaluator,
         ctx: Dist | None = None,
+        seed: int | None = None,
     ) -> None:
         self.cfg, self.counts, self.constraints, self.evaluator = cfg, list(counts), limits, evaluator
         self.ctx = ctx or Dist()
-        self.rng = random.Random(cfg.seed)
+        self.rng = random.Random(cfg.seed if seed is None else seed)
+        self.label = ""  # which limit's search, in its log lines, when a run searches several
         self.generation = 0
         self.population: list[PathIndices] = []
         self.history: list[dict[str, Any]] = []
@@ -174,8 +182,9 @@ class SearchRules:
         return children + self.distinct(max(0, cfg.population - len(children)), self.uniform, seen)
 
     def ranked(self) -> list[tuple[int, ...]]:
-        """Every evaluated path, best first: by accuracy (evolution) or by front, then accuracy (pareto)."""
-        paths = list(self.evaluator.cache)
+        """Every evaluated path within the limits (the cache may hold other limits' paths), best first: by accuracy
+        (evolution) or by front, then accuracy (pareto)."""
+        paths = [p for p in self.evaluator.cache if self.constraints.fits(p)]
         if self.cfg.strategy != "pareto":
             return sorted(paths, key=lambda p: (-self.evaluator.cache[p], p))
         points = [(self.evaluator.cache[p], self.constraints.cost(p)[self.cfg.pareto_cost]) for p in paths]
@@ -207,7 +216,7 @@ class SearchRules:
             )
             tell(
                 self.ctx,
-                f"generation {self.generation + 1}/{cfg.generation_num}: best val top-1 "
+                f"generation {self.generation + 1}/{cfg.generation_num}{self.label}: best val top-1 "
                 f"{self.history[-1]['best_val_top1']:.2f}% ({len(self.evaluator.cache)} evaluated)",
             )
             self.population = self.offspring(parents)
@@ -216,7 +225,8 @@ class SearchRules:
 
 
 class SupernetSearch(SearchRules):
-    """The search rules over a space, with every evaluation logged and the state saved for --resume."""
+    """The search rules over a space within one set of limits, with every evaluation logged to candidates.jsonl;
+    `persist` (called after every generation) writes the run's search state."""
 
     def __init__(
         self,
@@ -226,20 +236,87 @@ class SupernetSearch(SearchRules):
         evaluator: Evaluator,
         ctx: Dist,
         run_dir: Path,
+        seed: int | None = None,
+        persist: Callable[[], None] | None = None,
     ) -> None:
-        super().__init__(cfg, [len(layer.candidates) for layer in space.layers], constraints, evaluator, ctx)
-        self.space, self.run_dir = space, run_dir
+        counts = [len(layer.candidates) for layer in space.layers]
+        super().__init__(cfg, counts, constraints, evaluator, ctx, seed)
+        self.space, self.run_dir, self.persist = space, run_dir, persist
 
     def record(self, path: tuple[int, ...], accuracy: float) -> dict[str, Any]:
-        costs = self.constraints.cost(path)
+        return candidate_record(self.space, self.constraints, path, accuracy)
+
+    def state(self) -> dict[str, Any]:
+        """This search's state for search_state.json: its limits, generation, population, history and generator."""
+        version, internal, gauss = self.rng.getstate()
         return {
-            "choices": [la.candidates[i] for la, i in zip(self.space.layers, path, strict=True)],
-            "path": list(path),
-            "val_top1": accuracy,
-            "macs": costs["macs"] * 1e6,
-            "params": costs["params"] * 1e6,
-            **({"latency_ms": costs["latency"]} if "latency" in costs else {}),
+            "limit": self.constraints.limits,
+            "generation": self.generation,
+            "population": self.population,
+            "history": self.history,
+            "rng": [version, list(internal), gauss],
         }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from a state `state()` wrote."""
+        self.generation, self.population = state["generation"], state["population"]
+        self.history = state["history"]
+        version, internal, gauss = state["rng"]
+        self.rng.setstate((version, tuple(internal), gauss))
+
+    def save(self) -> None:
+        if self.persist is not None:
+            self.persist()
+
+    def evaluate(self, paths: Sequence[PathIndices]) -> list[tuple[tuple[int, ...], float]]:
+        new = super().evaluate(paths)
+        if self.ctx.main and new:
+            lines = "".join(json_text(self.record(path, acc)) + "\n" for path, acc in new)
+            append_text(self.run_dir / "candidates.jsonl", lines, "candidates file")
+        return new
+
+
+def candidate_record(
+    space: SpaceSpec, constraints: Constraints, path: Sequence[int], accuracy: float
+) -> dict[str, Any]:
+    """A candidates.jsonl line: the choices, the path, its inherited val top-1 and its costs."""
+    costs = constraints.cost(path)
+    return {
+        "choices": [la.candidates[i] for la, i in zip(space.layers, path, strict=True)],
+        "path": list(path),
+        "val_top1": accuracy,
+        "macs": costs["macs"] * 1e6,
+        "params": costs["params"] * 1e6,
+        **({"latency_ms": costs["latency"]} if "latency" in costs else {}),
+    }
+
+
+class LimitSearches:
+    """A run's searches over one evaluator and one candidates.jsonl, for one set of limits or several (tightest
+    first): evolution runs SPOS's evolution once per set, each with its own state and generator (seed --seed + i),
+    all continuing from the shared evaluations; random and pareto search once within the loosest set. Each set's
+    pick is the most accurate evaluated path within it. search_state.json holds every search's state."""
+
+    def __init__(
+        self,
+        cfg: SupernetSearchOptions,
+        space: SpaceSpec,
+        limits: Sequence[Constraints],
+        evaluator: Evaluator,
+        ctx: Dist,
+        run_dir: Path,
+    ) -> None:
+        self.cfg, self.space, self.limits, self.evaluator, self.ctx = cfg, space, list(limits), evaluator, ctx
+        self.run_dir = run_dir
+        searched = self.limits if cfg.strategy == "evolution" else self.limits[-1:]
+        self.searches = [self.search_within(c, cfg.seed + i) for i, c in enumerate(searched)]
+        for search in self.searches if len(self.searches) > 1 else ():
+            search.label = f" ({search.constraints.describe()})"
+
+    def search_within(self, constraints: Constraints, seed: int) -> SupernetSearch:
+        return SupernetSearch(
+            self.cfg, self.space, constraints, self.evaluator, self.ctx, self.run_dir, seed, persist=self.save
+        )
 
     def load(self) -> None:
         """Continue from `candidates.jsonl` and `search_state.json` if a killed run left them."""
@@ -254,29 +331,43 @@ class SupernetSearch(SearchRules):
         state_file = self.run_dir / "search_state.json"
         if state_file.is_file():
             state = json.loads(state_file.read_text())
-            self.generation, self.population = state["generation"], state["population"]
-            self.history = state["history"]
-            version, internal, gauss = state["rng"]
-            self.rng.setstate((version, tuple(internal), gauss))
+            for search, saved in zip(self.searches, state.get("searches", [state]), strict=False):
+                search.restore(saved)  # a state of one search alone: written before several limits were searched
 
     def save(self) -> None:
-        if not self.ctx.main:
-            return
-        version, internal, gauss = self.rng.getstate()
-        state = {
-            "generation": self.generation,
-            "population": self.population,
-            "history": self.history,
-            "rng": [version, list(internal), gauss],
-        }
-        atomic_write_text(self.run_dir / "search_state.json", json_text(state))
+        if self.ctx.main:
+            state = {"searches": [search.state() for search in self.searches]}
+            atomic_write_text(self.run_dir / "search_state.json", json_text(state))
 
-    def evaluate(self, paths: Sequence[PathIndices]) -> list[tuple[tuple[int, ...], float]]:
-        new = super().evaluate(paths)
-        if self.ctx.main and new:
-            lines = "".join(json_text(self.record(path, acc)) + "\n" for path, acc in new)
-            append_text(self.run_dir / "candidates.jsonl", lines, "candidates file")
-        return new
+    def run(self) -> None:
+        """Every search from where its state is, then a few paths within each limit no evaluated path meets."""
+        for search in self.searches:
+            search.run()
+        for i, constraints in enumerate(self.limits):
+            if not self.within(constraints):
+                self.top_up(constraints, self.cfg.seed + TOP_UP_SEED_OFFSET + i)
+
+    def within(self, constraints: Constraints) -> list[tuple[int, ...]]:
+        """The evaluated paths within `constraints`, in the order they were evaluated."""
+        return [path for path in self.evaluator.cache if constraints.fits(path)]
+
+    def top_up(self, constraints: Constraints, seed: int) -> None:
+        """Evaluate TOP_UP_PATHS paths within `constraints` (drawn from `seed`, so a resumed run draws the same)."""
+        if self.ctx.main:
+            warn_user(
+                f"no path evaluated within the loosest limits meets {constraints.describe()}: evaluating "
+                f"{TOP_UP_PATHS} random paths within it"
+            )
+        search = self.search_within(constraints, seed)
+        search.evaluate(search.distinct(TOP_UP_PATHS, search.uniform, set(self.evaluator.cache)))
+
+    def picks(self) -> list[tuple[int, ...]]:
+        """Per set of limits, tightest first, the most accurate evaluated path within it."""
+        return [max(self.within(c), key=self.evaluator.cache.__getitem__) for c in self.limits]
+
+    def history(self) -> list[dict[str, Any]]:
+        """The generations of every search, each with the limits it searched within."""
+        return [{**h, "limit": s.constraints.limits} for s in self.searches for h in s.history]
 
 
 def holds_search(path: Path) -> bool:
@@ -285,8 +376,10 @@ def holds_search(path: Path) -> bool:
 
 
 def search_trained_supernet(run: Run) -> Outcome:
-    """Search a trained one-shot supernet; write arch.json (pareto: the front too), candidates, a plot, and the
-    pick's inherited weights as model.pt (`inherited.ship_inherited`)."""
+    """Search a trained one-shot supernet within one set of limits or several (one value each of the limit given
+    several); write each pick's architecture file and inherited weights (`inherited.ship_inherited`), candidates and
+    a plot (pareto: the front too). One set ships arch.json and model.pt; several ship limit_<i>/ for each, and
+    arch.json and model.pt for the loosest."""
     cfg: SupernetSearchOptions = run.cfg
     if cfg.supernet is None:
         raise HwnasError(f"--strategy {cfg.strategy} needs --supernet RUN_DIR (a run of `hwnas supernet train`)")
@@ -299,27 +392,26 @@ def search_trained_supernet(run: Run) -> Outcome:
     check_supernet(state, space, cfg.supernet, cfg.space, cfg.data)
     need_latency = cfg.strategy == "pareto" and cfg.pareto_cost == "latency"
     table = run.cost_table(space, need_latency or "latency" in limits_of(cfg), per_layer=False)
-    constraints = constraints_for(space, cfg, table, run.user_latency_model())
+    limits = constraints_each(space, cfg, table, run.user_latency_model())
     supernet = Supernet(space)
     supernet.load_state_dict(state["model"])
     directory = run.open_dir(f"{cfg.strategy}-{space.name}")
     evaluator = PathEvaluator(supernet.to(run.device), data, cfg, run.device)
-    health = check_health(evaluator, space, constraints, len(data.classes), run.ctx)
+    health = check_health(evaluator, space, limits, len(data.classes), run.ctx)
     run.write_config()
-    search = SupernetSearch(cfg, space, constraints, evaluator, run.ctx, directory.path)
-    search.load()
-    search.run()
+    searches = LimitSearches(cfg, space, limits, evaluator, run.ctx, directory.path)
+    searches.load()
+    searches.run()
 
     def results() -> dict[str, Any]:
-        summary = write_results(search, space, directory.path, health, data.pretrained_cfg)
-        shipped = ship_inherited(supernet, summary["choices"], data, cfg, run.device, directory.path)
-        summary["shipped"] = shipped
-        held_out = (
-            f"test top-1 {shipped['test_top1']:.2f}% on {shipped['test_images']} held-out images"
-            if "test_top1" in shipped
-            else "no held-out test pool in the data to measure it on"
-        )
-        tell(run.ctx, f"shipped {directory.path / 'model.pt'}: the pick with its inherited weights, {held_out}")
+        summary, picks = write_results(searches, space, directory.path, health, data.pretrained_cfg)
+        summary["shipped"] = [ship_pick(pick, supernet, space, data, cfg, run.device, directory.path) for pick in picks]
+        for pick, shipped in zip(picks, summary["shipped"], strict=True):
+            tell(
+                run.ctx,
+                f"shipped {pick.constraints.describe()}: {directory.path / shipped['weights']} with "
+                f"{shipped['arch']}: {shipped['note']}",
+            )
         return summary
 
     return run.finish(results)
@@ -337,52 +429,131 @@ for name, options in (("random", RandomSearchConfig), ("evolution", EvolutionCon
 
 
 def check_health(
-    evaluator: PathEvaluator, space: SpaceSpec, constraints: Constraints, num_classes: int, ctx: Dist
+    evaluator: PathEvaluator, space: SpaceSpec, limits: Sequence[Constraints], num_classes: int, ctx: Dist
 ) -> dict[str, Any]:
-    """The supernet health check (hwnas.strategies.health) on random paths within the limits, outside the search."""
-    cfg, counts = evaluator.cfg, [len(layer.candidates) for layer in space.layers]
-    rng = random.Random(cfg.seed + HEALTH_SEED_OFFSET)
-    health = supernet_health(
-        evaluator.accuracy, lambda: within_limits(lambda: uniform_path(counts, rng), constraints.fits), num_classes
-    )
+    """The supernet health check (hwnas.strategies.health) outside the search: paths drawn uniformly from the whole
+    space with HEALTH_SEED, whatever the limits and --seed, so the verdict is the supernet's; the mean of the paths
+    within each set of limits is added as information."""
+    counts = [len(layer.candidates) for layer in space.layers]
+    rng = random.Random(HEALTH_SEED)
+    scored: list[tuple[list[int], float]] = []
+
+    def evaluate(path: list[int]) -> float:
+        scored.append((path, evaluator.accuracy(path)))
+        return scored[-1][1]
+
+    health = supernet_health(evaluate, lambda: uniform_path(counts, rng), num_classes)
+    limited = [(c.describe(), c.limits, c.fits) for c in limits if c.limits]
+    health["within_limits"], said = within_limits_health(scored, limited)
+    health["message"] += said
     if health["healthy"]:
         tell(ctx, health["message"])
-    elif cfg.require_healthy:
+    elif evaluator.cfg.require_healthy:
         raise HwnasError(f"{health['message']} Stopped by --require-healthy.")
     elif ctx.main:
         warn_user(health["message"])
     return health
 
 
+@dataclass(frozen=True)
+class Pick:
+    """The network shipped for one set of limits: its record, and the files (relative to the run directory) its
+    architecture and weights go to, the first of each the one result.json names."""
+
+    constraints: Constraints
+    record: dict[str, Any]
+    arch_files: tuple[str, ...]
+    weight_files: tuple[str, ...]
+
+
+def pick_folders(count: int) -> list[tuple[str, ...]]:
+    """Where each of `count` picks (tightest first) is written: the run directory for one; limit_<i>/ for several,
+    and the run directory too for the loosest, so commands that take a run directory find its files."""
+    if count == 1:
+        return [("",)]
+    return [(f"limit_{i}", *(("",) if i == count - 1 else ())) for i in range(count)]
+
+
 def write_results(
-    search: SupernetSearch,
+    searches: LimitSearches,
     space: SpaceSpec,
     run_dir: Path,
     health: dict[str, Any],
     pretrained_cfg: PretrainedCfg,
-) -> dict[str, Any]:
-    """arch.json (pareto: front_NN.json too), candidates.csv and search.png; returns the run's summary."""
-    cfg = search.cfg
-    records = [search.record(p, acc) for p, acc in search.evaluator.cache.items()]
+) -> tuple[dict[str, Any], list[Pick]]:
+    """Each pick's architecture file, candidates.csv, search.png (pareto: front_NN.json too); returns the run's
+    summary (its arch, choices and val_top1_inherited: the loosest limits' pick) and the picks, tightest first."""
+    cfg, cache, loosest = searches.cfg, searches.evaluator.cache, searches.limits[-1]
+    records = [candidate_record(space, loosest, p, acc) for p, acc in cache.items()]
+    meta = {"strategy": cfg.strategy, "supernet": cfg.supernet, "run": str(run_dir), "evaluated": len(records)}
+    picks = []
+    for constraints, path, folders in zip(
+        searches.limits, searches.picks(), pick_folders(len(searches.limits)), strict=True
+    ):
+        record = candidate_record(space, constraints, path, cache[path])
+        arch = Architecture.from_space(
+            space, record["choices"], {**meta, **pick_meta(record, constraints)}, pretrained_cfg
+        )
+        arch_files = tuple(str(Path(folder) / "arch.json") for folder in folders)
+        for name in arch_files:
+            (run_dir / name).parent.mkdir(parents=True, exist_ok=True)
+            arch.save(run_dir / name)
+        picks.append(Pick(constraints, record, arch_files, tuple(str(Path(f) / "model.pt") for f in folders)))
+    front = write_candidates(records, cfg, space, run_dir, meta, pretrained_cfg)
+    best = picks[-1].record
+    summary = {
+        "arch": str(run_dir / "arch.json"),
+        "choices": best["choices"],
+        "val_top1_inherited": best["val_top1"],
+        "evaluated": len(records),
+        "front": [records[i]["choices"] for i in front],
+        "history": searches.history(),
+        "supernet_health": health,
+    }
+    tell(
+        Dist(),
+        f"best: {' '.join(best['choices'])} (val top-1 {best['val_top1']:.2f}% with supernet weights, "
+        f"{best['macs'] / 1e6:.2f}M MACs); wrote {run_dir / 'arch.json'}, candidates.csv, search.png",
+    )
+    return summary, picks
+
+
+def pick_meta(record: dict[str, Any], constraints: Constraints) -> dict[str, Any]:
+    """What an architecture file's meta says of its pick: its limits, inherited val top-1 and costs."""
+    return {
+        "limit": constraints.limits,
+        "val_top1_inherited": record["val_top1"],
+        "macs": record["macs"],
+        "params": record["params"],
+    }
+
+
+def write_candidates(
+    records: list[dict[str, Any]],
+    cfg: SupernetSearchOptions,
+    space: SpaceSpec,
+    run_dir: Path,
+    meta: dict[str, Any],
+    pretrained_cfg: PretrainedCfg,
+) -> list[int]:
+    """candidates.csv, search.png (accuracy against cost, front highlighted), pareto's front_NN.json; returns the
+    front (indices of `records`)."""
     traded = cfg.pareto_cost if isinstance(cfg, ParetoConfig) else "latency"  # the front the plot highlights
     cost_key = {"latency": "latency_ms", "macs": "macs", "params": "params"}[traded]
     points = [(r["val_top1"], r.get(cost_key, 0.0)) for r in records]
     front = non_dominated_sort(points)[0] if records else []
-    best = max(records, key=lambda r: r["val_top1"])
-    meta = {
-        "strategy": cfg.strategy,
-        "supernet": cfg.supernet,
-        "run": str(run_dir),
-        "val_top1_inherited": best["val_top1"],
-        "macs": best["macs"],
-        "params": best["params"],
-        "evaluated": len(records),
-    }
-    arch_path = Architecture.from_space(space, best["choices"], meta, pretrained_cfg).save(run_dir / "arch.json")
     if cfg.strategy == "pareto":
         for k, i in enumerate(sorted(front, key=lambda i: points[i][1])):
             Architecture.from_space(
-                space, records[i]["choices"], {**meta, "val_top1_inherited": records[i]["val_top1"]}, pretrained_cfg
+                space,
+                records[i]["choices"],
+                {
+                    **meta,
+                    "val_top1_inherited": records[i]["val_top1"],
+                    "macs": records[i]["macs"],
+                    "params": records[i]["params"],
+                },
+                pretrained_cfg,
             ).save(run_dir / f"front_{k:02d}.json")
     buffer = io.StringIO()
     fields = ["val_top1", "macs", "params", *(["latency_ms"] if "latency_ms" in records[0] else []), "choices"]
@@ -398,18 +569,44 @@ def write_results(
         run_dir / "search.png",
         f"{cfg.strategy} on {space.name}: {len(records)} candidates, front highlighted",
     )
-    summary = {
-        "arch": str(arch_path),
-        "choices": best["choices"],
-        "val_top1_inherited": best["val_top1"],
-        "evaluated": len(records),
-        "front": [records[i]["choices"] for i in front],
-        "history": search.history,
-        "supernet_health": health,
-    }
-    tell(
-        Dist(),
-        f"best: {' '.join(best['choices'])} (val top-1 {best['val_top1']:.2f}% with supernet weights, "
-        f"{best['macs'] / 1e6:.2f}M MACs); wrote {arch_path}, candidates.csv, search.png",
+    return front
+
+
+def retrain_command(arch_path: Path, cfg: SupernetSearchOptions, space: SpaceSpec) -> str:
+    """The command that trains a shipped architecture stand-alone (as DNAS's result gives one)."""
+    return (
+        f"hwnas train {shlex.quote(str(arch_path))} --data {shlex.quote(cfg.data)} "
+        f"--input {'x'.join(map(str, space.input_size))} --epochs {max(cfg.epochs, 10)}"
+        + (f" --head {cfg.head}" if cfg.head != "softmax" else "")
     )
-    return summary
+
+
+def ship_pick(
+    pick: Pick,
+    supernet: Supernet,
+    space: SpaceSpec,
+    data: RunData,
+    cfg: SupernetSearchOptions,
+    device: torch.device,
+    run_dir: Path,
+) -> dict[str, Any]:
+    """Write a pick's inherited weights; return its result.json entry (its limits, files, figures, a note that
+    says what the weights are and the command that retrains it)."""
+    record = pick.record
+    shipped = ship_inherited(supernet, record["choices"], data, cfg, device, run_dir, pick.weight_files)
+    retrain = retrain_command(run_dir / pick.arch_files[0], cfg, space)
+    return {
+        "limit": pick.constraints.limits,
+        "arch": pick.arch_files[0],
+        "weights": shipped["weights"],
+        "choices": record["choices"],
+        **{key: shipped[key] for key in ("test_top1", "test_top5", "test_images")},
+        "val_top1_inherited": record["val_top1"],
+        "macs": record["macs"],
+        "params": record["params"],
+        **({"latency_ms": record["latency_ms"]} if "latency_ms" in record else {}),
+        "inherited": shipped["inherited"],
+        "recalibration_batches": shipped["recalibration_batches"],
+        "note": inherited_note(shipped, retrain),
+        "retrain": retrain,
+    }

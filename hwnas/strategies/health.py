@@ -1,10 +1,12 @@
 """Health checks that catch a search about to pick at random: a one-shot supernet whose paths score near
 chance (SPOS, FairNAS), or DNAS/DARTS architecture parameters (θ, α) that never moved.
 
-Supernet rule: n random paths (within the budget) are evaluated with inherited weights; the supernet is
-healthy when their mean val top-1 is at least chance + max(5, 0.1 · (100 − chance)) percentage points,
-chance = 100 / classes (10 classes: 19%; 100 classes: 10.9%; 2 classes: 55%). An untrained supernet
-scores about chance; a usefully trained one's random paths score far above it.
+Supernet rule: n random paths, drawn uniformly from the whole space (every search's population before its
+limits filter it) with a fixed seed, are evaluated with inherited weights; the supernet is healthy when their
+mean val top-1 is at least chance + max(5, 0.1 · (100 − chance)) percentage points, chance = 100 / classes
+(10 classes: 19%; 100 classes: 10.9%; 2 classes: 55%). The verdict is a property of the supernet: the same for
+every budget searched. An untrained supernet scores about chance; a usefully trained one's random paths score
+far above it. The mean of the paths that fit each limit is reported beside the verdict, as information.
 """
 
 from __future__ import annotations
@@ -43,6 +45,25 @@ def supernet_health(
         "healthy": healthy,
         "message": _supernet_message(paths, mean, best, chance, needed, healthy),
     }
+
+
+def within_limits_health(
+    scored: Sequence[tuple[list[int], float]],
+    limits: Sequence[tuple[str, dict[str, float], Callable[[list[int]], bool]]],
+) -> tuple[list[dict[str, Any]], str]:
+    """Per limit (its flags, its values, its test), the mean val top-1 of the scored paths that fit it, and a
+    sentence saying so: information beside the verdict, which it does not change."""
+    entries, parts = [], []
+    for label, limit, fits in limits:
+        inside = [score for path, score in scored if fits(path)]
+        mean = sum(inside) / len(inside) if inside else None
+        entries.append({"limit": limit, "paths_within": len(inside), "mean_top1": mean})
+        parts.append(
+            f"{label}: {len(inside)} of them fit, averaging {mean:.2f}%"
+            if mean is not None
+            else f"{label}: none of the {len(scored)} fits"
+        )
+    return entries, (f" Within the limits (information, not the verdict): {'; '.join(parts)}." if parts else "")
 
 
 def _supernet_message(paths: int, mean: float, best: float, chance: float, needed: float, healthy: bool) -> str:

@@ -1,9 +1,12 @@
-"""A pick of a trained one-shot supernet shipped as a network (OFA's promise: one supernet, many targets, no
-retraining): its weights taken out of the supernet, BatchNorm re-estimated on the training split, measured on
-the data's held-out test pool, and written as the run's `model.pt`, which `eval`, `export` and `predict` take."""
+"""A pick of a trained one-shot supernet shipped as a network (OFA's promise: one supernet, many targets): its
+weights taken out of the supernet, BatchNorm re-estimated on the training split, measured on the data's held-out
+test pool, and written as `model.pt` (one per limit), which `eval`, `export` and `predict` take. Inherited weights
+are not yet at the accuracy of the same network trained stand-alone; each shipped entry says so and gives the
+command that retrains it."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,16 +30,34 @@ def ship_inherited(
     cfg: SupernetSearchOptions,
     device: torch.device,
     run_dir: Path,
+    to: Sequence[str] = ("model.pt",),
 ) -> dict[str, Any]:
-    """Write `run_dir/model.pt`, the path `choices` with the supernet's weights; return what result.json says of
-    it: the file, the batches BatchNorm was re-estimated on, and top-1/top-5 on the held-out test pool (no
-    choice of the search saw it; absent when the dataset has no test pool)."""
+    """Write the path `choices` with the supernet's weights to each file of `to` (relative to `run_dir`); return
+    what result.json says of it: the first file, the batches BatchNorm was re-estimated on, and top-1/top-5 on
+    the held-out test pool (no choice of the search saw it; None when the dataset has no test pool)."""
     loader = EpochLoader(data.train, cfg.batch_size, train=True, seed=cfg.seed + 3)
     batches = min(len(loader), RECALIBRATION_BATCHES)
     model = path_network(supernet, choices, loader, data.preprocess, device, batches)
-    shipped: dict[str, Any] = {"weights": "model.pt", "inherited": True, "recalibration_batches": batches}
+    shipped: dict[str, Any] = {"weights": to[0], "inherited": True, "recalibration_batches": batches}
+    shipped.update(test_top1=None, test_top5=None, test_images=None)
     if data.held_out is not None:
         test = evaluate_model(model, EpochLoader(data.held_out, cfg.batch_size, train=False), data.preprocess, device)
         shipped.update(test_top1=test["val_top1"], test_top5=test["val_top5"], test_images=len(data.held_out))
-    save_weights(model.state_dict(), run_dir / "model.pt")
+    for name in to:
+        (run_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        save_weights(model.state_dict(), run_dir / name)
     return shipped
+
+
+def inherited_note(shipped: dict[str, Any], retrain: str) -> str:
+    """What the shipped weights are, their measured held-out top-1, and the command that retrains the network."""
+    measured = (
+        f"test top-1 {shipped['test_top1']:.2f}% on {shipped['test_images']} held-out images"
+        if shipped["test_top1"] is not None
+        else "not measured: the data has no held-out test pool"
+    )
+    return (
+        f"inherited supernet weights, BatchNorm re-estimated on {shipped['recalibration_batches']} training "
+        f"batches; {measured}. They are not yet at the accuracy of this network trained stand-alone; retrain it "
+        f"with: {retrain}"
+    )
