@@ -25,6 +25,10 @@ that test pool) under a latency target, and is scored by:
 - budget_use: the returned architecture's latency over the target;
 - shipped_gap (searches over a trained supernet): the pick's stand-alone true accuracy minus the test top-1
   of the weights the search ships (inherited from the supernet);
+- supernet_trainings: each supernet's training time in stand-alone trainings at the price;
+- many_targets: one uniform supernet searched once (Pareto) under three latency limits (the table's 20th, 30th
+  and 50th percentiles), a network shipped per limit: each one's shipped_gap, whether it fits, and the supernet
+  and search's seconds against training each network stand-alone (OFA's train once, deploy many);
 - kendall_tau (one-shot supernets): rank correlation of inherited-weight accuracy with true accuracy. Every
   tau here has one reference: the mean of all seeds but one, averaged over which seed is left out. Beside
   them, tau_reference: one stand-alone training per architecture (the seed left out) against that same
@@ -303,6 +307,8 @@ def run_oneshot(
             "seconds": train_seconds + time.perf_counter() - start,
         }
     )
+    if sampling == SAMPLINGS[0]:
+        rows.append(run_many_targets(task, sn_dir, seed, settings, work, train_seconds))
     cfg = RandomSearchConfig(**common_options(task, seed, sn_dir))
     data = open_run_data(cfg, space.input_size, choosing=True)
     supernet = Supernet(space)
@@ -312,8 +318,43 @@ def run_oneshot(
     if settings.tau_archs and settings.tau_archs < len(archs):
         archs = random.Random(seed).sample(archs, settings.tau_archs)
     inherited = {groundtruth.key(c): evaluator.accuracy(supernet.path_indices(c)) for c in archs}
-    rows.append({"strategy": f"{sampling}-supernet", "seed": seed, "inherited": inherited})
+    rows.append({"strategy": f"{sampling}-supernet", "seed": seed, "inherited": inherited, "seconds": train_seconds})
     return rows
+
+
+MANY_TARGETS = (0.2, 0.3, 0.5)  # latency quantiles of the table: one supernet searched once, a network shipped each
+
+
+def run_many_targets(task: Task, sn_dir: Path, seed: int, settings: Settings, work: Path, trained: float) -> dict:
+    """One Pareto search of the supernet with several latency limits (OFA's train once, deploy many): the networks
+    it ships, and the seconds of the supernet and that search together."""
+    from hwnas.strategies.registry import strategy
+    from hwnas.strategies.run import search
+
+    latencies = sorted(a["latency_ms"] for a in json.loads(task.table.read_text())["archs"])
+    limits = [latencies[int(q * (len(latencies) - 1))] for q in MANY_TARGETS]
+    cfg = strategy("pareto").options(
+        **common_options(task, seed, work / f"many-targets-{seed}"),
+        supernet=str(sn_dir),
+        max_latency=limits,
+        population=settings.population,
+        generation_num=settings.generations,
+        parent_num=max(2, settings.population // 4),
+        mutation_num=settings.population // 2,
+        crossover_num=settings.population // 2,
+    )
+    start = time.perf_counter()
+    summary = quietly(search, cfg).summary
+    shipped = [
+        {"limit_ms": e["limit"]["latency"], "choices": e["choices"], "test_top1": e["test_top1"]}
+        for e in summary["shipped"]
+    ]
+    return {
+        "strategy": "many-targets",
+        "seed": seed,
+        "shipped": shipped,
+        "seconds": trained + time.perf_counter() - start,
+    }
 
 
 def shipped_top1(summary: dict) -> float | None:
@@ -502,12 +543,56 @@ def score(rows: list[dict], truth: GroundTruth, price: Price) -> tuple[dict[str,
     return strategies, taus
 
 
+def supernet_budgets(rows: list[dict], price: Price) -> dict[str, float]:
+    """Each sampling's supernet training in stand-alone trainings (its seconds over the price), mean over seeds."""
+    out = {}
+    for sampling in SAMPLINGS:
+        seconds = [r["seconds"] for r in rows if r["strategy"] == f"{sampling}-supernet" and "seconds" in r]
+        if seconds:
+            out[sampling] = statistics.fmean(seconds) / price.seconds
+    return out
+
+
+def many_targets(rows: list[dict], truth: GroundTruth, price: Price) -> dict[str, Any] | None:
+    """One supernet, several latency limits: per limit the shipped networks' gap to their stand-alone accuracy
+    and whether they fit; the supernet and search's seconds against one stand-alone training per network."""
+    runs = [r for r in rows if r["strategy"] == "many-targets"]
+    if not runs:
+        return None
+    limits: dict[float, dict[str, list[float]]] = {}
+    for r in runs:
+        for e in r["shipped"]:
+            arch = truth.archs[groundtruth.key(e["choices"])]
+            entry = limits.setdefault(e["limit_ms"], {"gap": [], "fits": [], "true": []})
+            entry["gap"].append(arch["mean"] - e["test_top1"])
+            entry["fits"].append(float(arch["latency_ms"] <= e["limit_ms"]))
+            entry["true"].append(arch["mean"])
+    networks = statistics.fmean(len(r["shipped"]) for r in runs)
+    return {
+        "limits": [
+            {
+                "limit_ms": limit,
+                "shipped_gap": statistics.fmean(v["gap"]),
+                "shipped_gap_max": max(v["gap"]),
+                "true_top1": statistics.fmean(v["true"]),
+                "fits": statistics.fmean(v["fits"]),
+            }
+            for limit, v in sorted(limits.items())
+        ],
+        "seconds": statistics.fmean(r["seconds"] for r in runs),
+        "standalone_seconds": networks * price.seconds,
+        "compute_ratio": statistics.fmean(r["seconds"] for r in runs) / (networks * price.seconds),
+    }
+
+
 def render(
     truth: GroundTruth,
     strategies: dict[str, dict],
     taus: dict[str, float],
     reference: float,
     price: Price,
+    budgets: dict[str, float],
+    many: dict[str, Any] | None,
 ) -> str:
     gt = truth.meta
     lines = [
@@ -539,6 +624,22 @@ def render(
         lines.append(
             "shipped (inherited) weights below the same network trained alone (points of test top-1, mean / worst): "
             + ", ".join(f"{k} {s['shipped_gap']:.2f} / {s['shipped_gap_max']:.2f}" for k, s in gaps.items())
+        )
+    if budgets:
+        lines.append("")
+        lines.append(
+            "supernet training, in stand-alone trainings at the price: "
+            + ", ".join(f"{k} {v:.1f}" for k, v in budgets.items())
+        )
+    if many:
+        lines.append(
+            f"one uniform supernet, one Pareto search, {len(many['limits'])} latency limits: "
+            + "; ".join(
+                f"{e['limit_ms']:.2f} ms: gap {e['shipped_gap']:.2f} (worst {e['shipped_gap_max']:.2f}), "
+                f"fits {100 * e['fits']:.0f}%"
+                for e in many["limits"]
+            )
+            + f"; {many['seconds']:.0f} s in all, {many['compute_ratio']:.2f}x training each network stand-alone"
         )
     if taus:
         lines.append("")
@@ -652,16 +753,20 @@ def report(args: argparse.Namespace, settings: Settings, task: Task, extra: dict
     """Run (or load) and score every strategy on one ground truth: its JSON object, or its table as text."""
     truth = GroundTruth(task.table, args.target, args.quantile, cell=task_kind(task) == "cell")
     load, save = per_task(args.load_rows, task, several), per_task(args.save_rows, task, several)
+    if save is not None and save.exists():
+        raise SystemExit(f"--save-rows {save}: the file exists; expected a new path (saved rows are never replaced)")
     rows = json.loads(load.read_text()) if load else run_all(args, settings, task, truth, extra)
     if save:
         save.write_text(json.dumps(rows))
     price = price_of(rows, truth)
     strategies, taus = score(rows, truth, price)
     reference = single_run_tau(truth)
+    budgets, many = supernet_budgets(rows, price), many_targets(rows, truth, price)
     plot_path = per_task(args.plot, task, several) or Path(tempfile.gettempdir()) / f"search_quality_{task.name}.png"
     plot(task, truth, strategies, plot_path)
     if not args.json:
-        return render(truth, strategies, taus, reference, price) + f"\n\nplot: {plot_path}"
+        text = render(truth, strategies, taus, reference, price, budgets, many)
+        return text + f"\n\nplot: {plot_path}"
     meta = truth.meta
     return {
         "task": task.name,
@@ -683,6 +788,8 @@ def report(args: argparse.Namespace, settings: Settings, task: Task, extra: dict
         "price_range_s": [price.low, price.high],
         "strategies": {k: {f: v[f] for f in STRATEGY_FIELDS if f in v} for k, v in strategies.items()},
         "kendall_tau": taus,
+        "supernet_trainings": budgets,
+        "many_targets": many,
         "tau_reference": reference,
         "tau_note": "every tau is against the mean of all seeds but one, averaged over which; tau_reference: one "
         "stand-alone training per architecture (the seed left out) against it, not an upper bound",

@@ -504,7 +504,8 @@ def test_a_search_over_a_supernet_ships_the_pick_with_its_inherited_weights(
     assert 0 < shipped["recalibration_batches"] <= RECALIBRATION_BATCHES
     assert shipped["test_top1"] > 20  # a trained supernet's path: well above chance (10%)
     assert shipped["choices"] == summary["choices"] and shipped["val_top1_inherited"] == summary["val_top1_inherited"]
-    assert f"test top-1 {shipped['test_top1']:.2f}%" in shipped["note"] and "not yet at the accuracy" in shipped["note"]
+    assert f"test top-1 {shipped['test_top1']:.2f}%" in shipped["note"]
+    assert shipped["finetune_epochs"] >= 2 and f"fine-tuned {shipped['finetune_epochs']} epochs" in shipped["note"]
     assert (
         shipped["retrain"].startswith(f"hwnas train {run / 'arch.json'} --data digits")
         and shipped["retrain"] in shipped["note"]
@@ -515,6 +516,28 @@ def test_a_search_over_a_supernet_ships_the_pick_with_its_inherited_weights(
     assert export_model(arch, tmp_path / "pick.onnx", weights=weights)["max_abs_diff"] < 1e-4
     Image.new("L", (8, 8), 0).save(tmp_path / "blank.png")
     assert len(predict(arch, weights, tmp_path / "blank.png", top_k=2)[0]["top"]) == 2
+
+
+def test_finetune_epochs_0_ships_the_inherited_weights_and_the_default_tunes_them(space_file, tiny_supernet, tmp_path):
+    """--finetune-epochs 0: the path's weights as the supernet has them (BatchNorm re-estimated); unset, the pick
+    trains a few epochs from there before it is measured and written, and result.json says how many."""
+    from hwnas.supernet import Supernet, extract_model
+
+    plain = run_search(
+        space_file, tiny_supernet, tmp_path / "a", strategy="random", random_iteration=4, finetune_epochs=0
+    )
+    tuned = run_search(space_file, tiny_supernet, tmp_path / "b", strategy="random", random_iteration=4)
+    assert plain["choices"] == tuned["choices"]
+    [inherited], [finetuned] = plain["shipped"], tuned["shipped"]
+    assert inherited["finetune_epochs"] == 0 and "fine-tuned" not in inherited["note"]
+    assert finetuned["finetune_epochs"] >= 2 and "fine-tuned" in finetuned["note"]
+    supernet = Supernet(load_space(str(space_file)))
+    supernet.load_state_dict(torch.load(tiny_supernet / "supernet.pt", weights_only=True)["model"])
+    convs = {k: v for k, v in extract_model(supernet, plain["choices"]).state_dict().items() if k.endswith("weight")}
+    a = torch.load(tmp_path / "a" / "model.pt", weights_only=True)
+    b = torch.load(tmp_path / "b" / "model.pt", weights_only=True)
+    assert all(torch.equal(a[k], v) for k, v in convs.items())
+    assert any(not torch.equal(b[k], v) for k, v in convs.items())
 
 
 LIMITS = [0.09, 0.05, 0.13]  # MACs (millions) of the tiny space's 27 paths: 0.015 to 0.129; 5 fit 0.05, 16 fit 0.09

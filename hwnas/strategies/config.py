@@ -218,6 +218,9 @@ EVOLUTION = OptionGroup("evolution, pareto")
 PARETO = OptionGroup("pareto")
 
 
+FINETUNE_EPOCHS, FINETUNE_MIN_STEPS = 2, 100  # a shipped pick's default fine-tune: 2 epochs, 100 steps at least
+
+
 @dataclass
 class SupernetSearchOptions(SearchOptions, LimitOptions):
     """What random, evolutionary and Pareto search over a trained one-shot supernet share."""
@@ -238,6 +241,19 @@ class SupernetSearchOptions(SearchOptions, LimitOptions):
         False,
     )
     recalibrate_batches: int = _recalibrate()
+    finetune_epochs: int | None = ONE_SHOT.option(
+        "epochs that fine-tune each shipped pick from its inherited weights, at --lr with a cosine schedule, "
+        "before it is measured and written (0: ship the inherited weights with BatchNorm re-estimated; default: "
+        f"{FINETUNE_EPOCHS}, or as many as make {FINETUNE_MIN_STEPS} steps on small data)",
+        None,
+        **at_least(0),
+    )
+    crop_padding: int = redeclared(
+        TrainConfig,
+        "crop_padding",
+        default=0,
+        help="random crop after zero-padding by this many pixels while fine-tuning a pick (0, as supernets train)",
+    )
 
     def check_together(self, where: str) -> None:
         """At most one limit takes several values (one network per value); the others apply to every network."""

@@ -607,6 +607,7 @@ def ship_pick(
         **({"latency_ms": record["latency_ms"]} if "latency_ms" in record else {}),
         "inherited": shipped["inherited"],
         "recalibration_batches": shipped["recalibration_batches"],
+        "finetune_epochs": shipped["finetune_epochs"],
         "note": inherited_note(shipped, retrain),
         "retrain": retrain,
     }
