@@ -140,3 +140,31 @@ def test_threads_are_set_for_the_run(tmp_path, monkeypatch):
         assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["threads"] == 1
     finally:
         torch.set_num_threads(before)
+
+
+def brightness_pools(images: int, seed: int) -> hwnas.DataPools:
+    """4 classes told apart by brightness; the test pool's labels are shifted by one class, so a network that learnt
+    the classes scores about 0% on it, and about 100% on images like the training ones."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, 4, (images,), generator=g)
+    pixels = torch.rand(images, 1, 8, 8, generator=g) * 0.1 + labels.view(-1, 1, 1, 1) * 0.3
+    test = TensorDataset(pixels[:64], (labels[:64] + 1) % 4)
+    return hwnas.pools_from_datasets(TensorDataset(pixels, labels), test, classes=4)
+
+
+@pytest.mark.slow
+def test_a_dnas_search_never_validates_on_the_test_pool(tmp_path):
+    """DNAS validates each epoch on its θ split of the training images: with a test pool whose labels are all wrong,
+    its validation accuracy still climbs (it would fall towards 0% on that pool)."""
+    outcome = hwnas.search(
+        tiny(tmp_path),
+        data=brightness_pools(1024, 0),
+        cost="macs",
+        epochs=3,
+        weight_warmup_epochs=1,
+        lr=0.2,
+        run_dir=str(tmp_path / "dnas"),
+        **FAST,
+    )
+    epochs = [json.loads(line) for line in (outcome.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [e["val_top1"] for e in epochs if e.get("kind") == "epoch"][-1] > 60

@@ -248,6 +248,12 @@ class SupernetSearchOptions(SearchOptions, LimitOptions):
         None,
         **at_least(0),
     )
+    finetune_top: int = ONE_SHOT.option(
+        "fine-tune this many of the most accurate candidates within each limit (by inherited accuracy) and ship the "
+        "one most accurate on the validation split after it (1: the most accurate by inherited accuracy)",
+        3,
+        **integer_in(1, 100),
+    )
     crop_padding: int = redeclared(
         TrainConfig,
         "crop_padding",

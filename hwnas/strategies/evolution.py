@@ -42,7 +42,7 @@ from .config import EvolutionConfig, ParetoConfig, RandomSearchConfig, SupernetS
 from .constraints import Constraints, constraints_each, limits_of
 from .evaluate import path_network
 from .health import supernet_health, within_limits_health
-from .inherited import inherited_note, ship_inherited
+from .inherited import Shippable, finetune_epochs, inherited_note, make_shippable, ship, val_top1
 from .paths import PathIndices, uniform_path, within_limits
 from .registry import register_strategy
 from .trained import check_supernet, read_supernet
@@ -361,9 +361,10 @@ class LimitSearches:
         search = self.search_within(constraints, seed)
         search.evaluate(search.distinct(TOP_UP_PATHS, search.uniform, set(self.evaluator.cache)))
 
-    def picks(self) -> list[tuple[int, ...]]:
-        """Per set of limits, tightest first, the most accurate evaluated path within it."""
-        return [max(self.within(c), key=self.evaluator.cache.__getitem__) for c in self.limits]
+    def picks(self, top: int = 1) -> list[list[tuple[int, ...]]]:
+        """Per set of limits, tightest first, the `top` most accurate evaluated paths within it, best first."""
+        cache = self.evaluator.cache
+        return [sorted(self.within(c), key=lambda p: (-cache[p], p))[:top] for c in self.limits]
 
     def history(self) -> list[dict[str, Any]]:
         """The generations of every search, each with the limits it searched within."""
@@ -404,8 +405,13 @@ def search_trained_supernet(run: Run) -> Outcome:
     searches.run()
 
     def results() -> dict[str, Any]:
-        summary, picks = write_results(searches, space, directory.path, health, data.pretrained_cfg)
-        summary["shipped"] = [ship_pick(pick, supernet, space, data, cfg, run.device, directory.path) for pick in picks]
+        finalists = finetuned_finalists(searches, supernet, data, cfg, run.device)
+        paths = [tuple(supernet.path_indices(best.choices)) for best, _ in finalists]
+        summary, picks = write_results(searches, paths, space, directory.path, health, data.pretrained_cfg)
+        summary["shipped"] = [
+            ship_pick(pick, best, trials, space, data, cfg, run.device, directory.path)
+            for pick, (best, trials) in zip(picks, finalists, strict=True)
+        ]
         for pick, shipped in zip(picks, summary["shipped"], strict=True):
             tell(
                 run.ctx,
@@ -474,22 +480,49 @@ def pick_folders(count: int) -> list[tuple[str, ...]]:
     return [(f"limit_{i}", *(("",) if i == count - 1 else ())) for i in range(count)]
 
 
+def finetuned_finalists(
+    searches: LimitSearches, supernet: Supernet, data: RunData, cfg: SupernetSearchOptions, device: torch.device
+) -> list[tuple[Shippable, list[dict[str, Any]]]]:
+    """Per set of limits, tightest first: its `--finetune-top` most accurate candidates (inherited weights) each made
+    shippable (fine-tuned), and the one most accurate on the validation split then, with every finalist's figures.
+    A candidate that is a finalist under several limits is fine-tuned once. Inherited accuracies rank paths only
+    roughly: on fonts16, the four best architectures within the target lie within 0.6 points, less than the seed
+    noise, and the supernets' picks among them varied (bench/RESULTS.md)."""
+    top = cfg.finetune_top if finetune_epochs(cfg, len(data.train)) else 1
+    made: dict[tuple[int, ...], tuple[Shippable, float]] = {}
+    out = []
+    for paths in searches.picks(top):
+        trials = []
+        for path in paths:
+            if path not in made:
+                choices = [la.candidates[i] for la, i in zip(searches.space.layers, path, strict=True)]
+                network = make_shippable(supernet, choices, data, cfg, device)
+                made[path] = network, val_top1(network, data, cfg, device) if top > 1 else 0.0
+            network, score = made[path]
+            trials.append({"choices": network.choices, "val_top1_inherited": searches.evaluator.cache[path]})
+            if top > 1:
+                trials[-1]["val_top1_finetuned"] = score
+        best = max(paths, key=lambda p: made[p][1])  # the first (the most accurate inherited) among equals
+        out.append((made[best][0], trials))
+    return out
+
+
 def write_results(
     searches: LimitSearches,
+    paths: Sequence[tuple[int, ...]],
     space: SpaceSpec,
     run_dir: Path,
     health: dict[str, Any],
     pretrained_cfg: PretrainedCfg,
 ) -> tuple[dict[str, Any], list[Pick]]:
-    """Each pick's architecture file, candidates.csv, search.png (pareto: front_NN.json too); returns the run's
-    summary (its arch, choices and val_top1_inherited: the loosest limits' pick) and the picks, tightest first."""
+    """Each pick's architecture file (`paths`: one per set of limits, tightest first), candidates.csv, search.png
+    (pareto: front_NN.json too); returns the run's summary (its arch, choices and val_top1_inherited: the loosest
+    limits' pick) and the picks, tightest first."""
     cfg, cache, loosest = searches.cfg, searches.evaluator.cache, searches.limits[-1]
     records = [candidate_record(space, loosest, p, acc) for p, acc in cache.items()]
     meta = {"strategy": cfg.strategy, "supernet": cfg.supernet, "run": str(run_dir), "evaluated": len(records)}
     picks = []
-    for constraints, path, folders in zip(
-        searches.limits, searches.picks(), pick_folders(len(searches.limits)), strict=True
-    ):
+    for constraints, path, folders in zip(searches.limits, paths, pick_folders(len(searches.limits)), strict=True):
         record = candidate_record(space, constraints, path, cache[path])
         arch = Architecture.from_space(
             space, record["choices"], {**meta, **pick_meta(record, constraints)}, pretrained_cfg
@@ -583,17 +616,18 @@ def retrain_command(arch_path: Path, cfg: SupernetSearchOptions, space: SpaceSpe
 
 def ship_pick(
     pick: Pick,
-    supernet: Supernet,
+    network: Shippable,
+    finalists: list[dict[str, Any]],
     space: SpaceSpec,
     data: RunData,
     cfg: SupernetSearchOptions,
     device: torch.device,
     run_dir: Path,
 ) -> dict[str, Any]:
-    """Write a pick's inherited weights; return its result.json entry (its limits, files, figures, a note that
-    says what the weights are and the command that retrains it)."""
+    """Write a pick's weights; return its result.json entry (its limits, files, figures, the finalists it was chosen
+    among, a note that says what the weights are and the command that retrains it)."""
     record = pick.record
-    shipped = ship_inherited(supernet, record["choices"], data, cfg, device, run_dir, pick.weight_files)
+    shipped = ship(network, data, cfg, device, run_dir, pick.weight_files)
     retrain = retrain_command(run_dir / pick.arch_files[0], cfg, space)
     return {
         "limit": pick.constraints.limits,
@@ -608,6 +642,7 @@ def ship_pick(
         "inherited": shipped["inherited"],
         "recalibration_batches": shipped["recalibration_batches"],
         "finetune_epochs": shipped["finetune_epochs"],
+        "finalists": finalists,
         "note": inherited_note(shipped, retrain),
         "retrain": retrain,
     }

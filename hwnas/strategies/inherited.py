@@ -7,10 +7,12 @@ and gives the command that trains the network stand-alone."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from ..data import EpochLoader
 from ..engine.trainer import Trainer, evaluate_model
@@ -23,6 +25,71 @@ from .evaluate import path_network
 RECALIBRATION_BATCHES = 200  # at most: the BatchNorm statistics of the whole training split, on small data
 
 
+@dataclass
+class Shippable:
+    """A path made into a network to ship: its weights out of the supernet, BatchNorm re-estimated, fine-tuned."""
+
+    choices: list[str]
+    model: nn.Module
+    recalibration_batches: int
+    finetune_epochs: int
+
+
+def make_shippable(
+    supernet: Supernet, choices: list[str], data: RunData, cfg: SupernetSearchOptions, device: torch.device
+) -> Shippable:
+    """The path `choices` with the supernet's weights, BatchNorm re-estimated on the training split, then
+    fine-tuned `finetune_epochs(cfg, ...)` epochs on it (validated on the validation split, never the test pool)."""
+    loader = EpochLoader(data.train, cfg.batch_size, train=True, seed=cfg.seed + 3)
+    batches = min(len(loader), RECALIBRATION_BATCHES)
+    model = path_network(supernet, choices, loader, data.preprocess, device, batches)
+    epochs = finetune_epochs(cfg, len(data.train))
+    if epochs:
+        with torch.random.fork_rng(devices=[]):  # the same weights whatever ran before (a resumed search too)
+            torch.manual_seed(cfg.seed)
+            Trainer(
+                model, cfg.replace(epochs=epochs), train_set=data.train, val_set=data.val, preprocess=data.preprocess,
+                device=device,
+            ).fit()  # fmt: skip
+        model.eval()
+    return Shippable(list(choices), model, batches, epochs)
+
+
+def val_top1(network: Shippable, data: RunData, cfg: SupernetSearchOptions, device: torch.device) -> float:
+    """The network's top-1 on the validation split (what a search may choose on)."""
+    return evaluate_model(network.model, EpochLoader(data.val, cfg.batch_size, train=False), data.preprocess, device)[
+        "val_top1"
+    ]
+
+
+def ship(
+    network: Shippable,
+    data: RunData,
+    cfg: SupernetSearchOptions,
+    device: torch.device,
+    run_dir: Path,
+    to: Sequence[str] = ("model.pt",),
+) -> dict[str, Any]:
+    """Write the network's weights to each file of `to` (relative to `run_dir`); return what result.json says of
+    them: the first file, how they were made, and top-1/top-5 on the held-out test pool (no choice of the search
+    saw it; None when the dataset has no test pool)."""
+    shipped: dict[str, Any] = {
+        "weights": to[0],
+        "inherited": True,
+        "recalibration_batches": network.recalibration_batches,
+        "finetune_epochs": network.finetune_epochs,
+    }
+    shipped.update(test_top1=None, test_top5=None, test_images=None)
+    if data.held_out is not None:
+        loader = EpochLoader(data.held_out, cfg.batch_size, train=False)
+        test = evaluate_model(network.model, loader, data.preprocess, device)
+        shipped.update(test_top1=test["val_top1"], test_top5=test["val_top5"], test_images=len(data.held_out))
+    for name in to:
+        (run_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        save_weights(network.model.state_dict(), run_dir / name)
+    return shipped
+
+
 def ship_inherited(
     supernet: Supernet,
     choices: list[str],
@@ -32,33 +99,8 @@ def ship_inherited(
     run_dir: Path,
     to: Sequence[str] = ("model.pt",),
 ) -> dict[str, Any]:
-    """Write the path `choices` with the supernet's weights to each file of `to` (relative to `run_dir`); return
-    what result.json says of it: the first file, the batches BatchNorm was re-estimated on, and top-1/top-5 on
-    the held-out test pool (no choice of the search saw it; None when the dataset has no test pool)."""
-    loader = EpochLoader(data.train, cfg.batch_size, train=True, seed=cfg.seed + 3)
-    batches = min(len(loader), RECALIBRATION_BATCHES)
-    model = path_network(supernet, choices, loader, data.preprocess, device, batches)
-    epochs = finetune_epochs(cfg, len(data.train))
-    if epochs:
-        Trainer(
-            model, cfg.replace(epochs=epochs), train_set=data.train, val_set=data.val, preprocess=data.preprocess,
-            device=device,
-        ).fit()  # fmt: skip
-        model.eval()
-    shipped: dict[str, Any] = {
-        "weights": to[0],
-        "inherited": True,
-        "recalibration_batches": batches,
-        "finetune_epochs": epochs,
-    }
-    shipped.update(test_top1=None, test_top5=None, test_images=None)
-    if data.held_out is not None:
-        test = evaluate_model(model, EpochLoader(data.held_out, cfg.batch_size, train=False), data.preprocess, device)
-        shipped.update(test_top1=test["val_top1"], test_top5=test["val_top5"], test_images=len(data.held_out))
-    for name in to:
-        (run_dir / name).parent.mkdir(parents=True, exist_ok=True)
-        save_weights(model.state_dict(), run_dir / name)
-    return shipped
+    """`make_shippable` then `ship`: the path `choices` written as a network to each file of `to`."""
+    return ship(make_shippable(supernet, choices, data, cfg, device), data, cfg, device, run_dir, to)
 
 
 def finetune_epochs(cfg: SupernetSearchOptions, images: int) -> int:
