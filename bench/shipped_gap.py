@@ -4,14 +4,14 @@
     python bench/shipped_gap.py --task fonts16 --sampling fair --path-passes 16 --finetune 0 1 2
 
 For each sampling, one supernet is trained with `hwnas supernet train`'s defaults but its epochs (`--path-passes`:
-the uniform supernet's epochs, divided by the paths a fair or sandwich step trains, as bench/search_quality.py
-does) on the ground truth's data. Then `--archs` architectures drawn within the task's target (its 30th percentile
-of latency) are shipped as a search ships its pick (`hwnas.strategies.inherited.ship_inherited`: weights taken out
-of the supernet, BatchNorm re-estimated, fine-tuned `--finetune` epochs) and scored on the data's held-out test
-pool, against their true accuracy in the table (stand-alone, mean of seeds). It prints, per sampling and
+the uniform supernet's epochs, divided by the paths a fair or sandwich step trains, as bench/search_quality.py does)
+on the ground truth's data. Then `--archs` architectures drawn within the task's target (its 30th percentile of
+latency) are shipped as a search ships its pick (`hwnas.strategies.inherited.make_shippable` and `ship`: weights
+taken out of the supernet, BatchNorm re-estimated, fine-tuned `--finetune` epochs) and scored on the data's held-out
+test pool, against their true accuracy in the table (stand-alone, mean of seeds). It prints, per sampling and
 fine-tune, the mean and worst gap, Kendall's tau of the shipped accuracies against the true ones over those
-architectures, and the seconds: the supernet's, and one fine-tune's, each also in stand-alone trainings (the
-table's median train_seconds within the target, which this run does not time: a rough unit).
+architectures, and the seconds: the supernet's, and one fine-tune's, each also in stand-alone trainings (the table's
+median train_seconds within the target, which this run does not time: a rough unit).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     from hwnas.pipeline import open_run_data
     from hwnas.spaces import load_space
     from hwnas.strategies.config import RandomSearchConfig, SupernetConfig
-    from hwnas.strategies.inherited import ship_inherited
+    from hwnas.strategies.inherited import make_shippable, ship
     from hwnas.strategies.run import train_supernet
     from hwnas.supernet import Supernet
 
@@ -97,9 +97,8 @@ def main(argv: list[str] | None = None) -> int:
                     supernet.load_state_dict(state["model"])
                     start = time.perf_counter()
                     with contextlib.redirect_stderr(io.StringIO()):
-                        out = ship_inherited(
-                            supernet, arch["choices"], data, cfg, torch.device("cpu"), Path(tmp), (f"m{k}.pt",)
-                        )
+                        network = make_shippable(supernet, arch["choices"], data, cfg, torch.device("cpu"))
+                        out = ship(network, data, cfg, torch.device("cpu"), Path(tmp), (f"m{k}.pt",))
                     seconds.append(time.perf_counter() - start)
                     shipped.append(out["test_top1"])
                     gaps.append(arch["mean"] - out["test_top1"])

@@ -378,9 +378,9 @@ def holds_search(path: Path) -> bool:
 
 def search_trained_supernet(run: Run) -> Outcome:
     """Search a trained one-shot supernet within one set of limits or several (one value each of the limit given
-    several); write each pick's architecture file and inherited weights (`inherited.ship_inherited`), candidates and
-    a plot (pareto: the front too). One set ships arch.json and model.pt; several ship limit_<i>/ for each, and
-    arch.json and model.pt for the loosest."""
+    several); write each pick's architecture file and weights (`finetuned_finalists`, `inherited.ship`),
+    candidates and a plot (pareto: the front too). One set ships arch.json and model.pt; several ship limit_<i>/
+    for each, and arch.json and model.pt for the loosest."""
     cfg: SupernetSearchOptions = run.cfg
     if cfg.supernet is None:
         raise HwnasError(f"--strategy {cfg.strategy} needs --supernet RUN_DIR (a run of `hwnas supernet train`)")

@@ -57,9 +57,8 @@ def make_shippable(
 
 def val_top1(network: Shippable, data: RunData, cfg: SupernetSearchOptions, device: torch.device) -> float:
     """The network's top-1 on the validation split (what a search may choose on)."""
-    return evaluate_model(network.model, EpochLoader(data.val, cfg.batch_size, train=False), data.preprocess, device)[
-        "val_top1"
-    ]
+    loader = EpochLoader(data.val, cfg.batch_size, train=False)
+    return evaluate_model(network.model, loader, data.preprocess, device)["val_top1"]
 
 
 def ship(
@@ -88,19 +87,6 @@ def ship(
         (run_dir / name).parent.mkdir(parents=True, exist_ok=True)
         save_weights(network.model.state_dict(), run_dir / name)
     return shipped
-
-
-def ship_inherited(
-    supernet: Supernet,
-    choices: list[str],
-    data: RunData,
-    cfg: SupernetSearchOptions,
-    device: torch.device,
-    run_dir: Path,
-    to: Sequence[str] = ("model.pt",),
-) -> dict[str, Any]:
-    """`make_shippable` then `ship`: the path `choices` written as a network to each file of `to`."""
-    return ship(make_shippable(supernet, choices, data, cfg, device), data, cfg, device, run_dir, to)
 
 
 def finetune_epochs(cfg: SupernetSearchOptions, images: int) -> int:
