@@ -146,13 +146,17 @@ def test_non_dominated_sort():
 
 
 def run_search(space_file, supernet, run_dir, **kw) -> dict:
-    cfg = strategy(kw.get("strategy", "dnas")).options(
+    """A search of the tiny supernet; one finalist a limit unless `finetune_top` says (the tests of re-ranking)."""
+    name = kw.get("strategy", "dnas")
+    shortcut = {"finetune_top": 1} if name != "dnas" and "finetune_top" not in kw else {}
+    cfg = strategy(name).options(
         space=str(space_file),
         supernet=str(supernet),
         run_dir=str(run_dir),
         eval_images=90,
         recalibrate_batches=2,
         **FAST,
+        **shortcut,
         **kw,
     )
     return search(cfg).summary
@@ -367,7 +371,8 @@ def test_evolution_on_a_real_supernet_is_no_worse_than_random_at_equal_budget(tm
     space.write_text(MID_SPACE)
     sup = tmp_path / "sup"
     train_supernet(SupernetConfig(space=str(space), epochs=4, lr=0.05, run_dir=str(sup), **FAST))
-    shared = {"space": str(space), "supernet": str(sup), "recalibrate_batches": 4, **FAST}
+    # the pick by inherited accuracy, as the searches rank: no fine-tuned finalists
+    shared = {"space": str(space), "supernet": str(sup), "recalibrate_batches": 4, "finetune_epochs": 0, **FAST}
     evo = search(
         EvolutionConfig(
             generation_num=4,
@@ -565,7 +570,7 @@ def test_one_search_ships_one_network_per_limit(space_file, tiny_supernet, tmp_p
     from hwnas.pipeline import Outcome
 
     run = tmp_path / "run"
-    summary = run_search(space_file, tiny_supernet, run, **EVOLUTION, max_macs=LIMITS)
+    summary = run_search(space_file, tiny_supernet, run, **EVOLUTION, max_macs=LIMITS, finetune_top=3)
     shipped = summary["shipped"]
     assert [e["limit"] for e in shipped] == [{"macs": 0.05}, {"macs": 0.09}, {"macs": 0.13}]
     for i, entry in enumerate(shipped):
@@ -611,7 +616,9 @@ def test_random_and_pareto_pick_each_limit_from_one_search(space_file, tiny_supe
     """random and pareto search once within the loosest limit; each limit ships the best of its finalists."""
     for name, options in (("random", {"random_iteration": 8}), ("pareto", {**EVOLUTION, "pareto_cost": "macs"})):
         run = tmp_path / name
-        summary = run_search(space_file, tiny_supernet, run, **{**options, "strategy": name}, max_macs=[0.05, 0.13])
+        summary = run_search(
+            space_file, tiny_supernet, run, **{**options, "strategy": name}, max_macs=[0.05, 0.13], finetune_top=3
+        )
         assert [e["limit"] for e in summary["shipped"]] == [{"macs": 0.05}, {"macs": 0.13}]
         for entry in summary["shipped"]:
             check_finalists(run, entry)
