@@ -32,8 +32,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "groundtruth"))
 
 import build as groundtruth  # noqa: E402  (bench/groundtruth/build.py)
-
-SAMPLINGS = ("uniform", "fair", "sandwich")
+from search_quality import SAMPLINGS, paths_per_step  # noqa: E402  (bench/search_quality.py)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,8 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     with tempfile.TemporaryDirectory(prefix="hwnas-gap-") as tmp:
         for sampling in args.sampling:
-            paths = {"uniform": 1, "fair": max(len(la.candidates) for la in space.layers), "sandwich": 4}[sampling]
-            epochs = max(1, args.path_passes // paths)
+            epochs = max(1, args.path_passes // paths_per_step(sampling, space))
             run_dir = Path(tmp) / sampling
             start = time.perf_counter()
             with contextlib.redirect_stderr(io.StringIO()):

@@ -42,7 +42,7 @@ from .config import EvolutionConfig, ParetoConfig, RandomSearchConfig, SupernetS
 from .constraints import Constraints, constraints_each, limits_of
 from .evaluate import path_network
 from .health import supernet_health, within_limits_health
-from .inherited import Shippable, finetune_epochs, inherited_note, make_shippable, ship, val_top1
+from .inherited import Shippable, finetune_epochs, inherited_note, make_shippable, ship
 from .paths import PathIndices, uniform_path, within_limits
 from .registry import register_strategy
 from .trained import check_supernet, read_supernet
@@ -406,11 +406,11 @@ def search_trained_supernet(run: Run) -> Outcome:
 
     def results() -> dict[str, Any]:
         finalists = finetuned_finalists(searches, supernet, data, cfg, run.device)
-        paths = [tuple(supernet.path_indices(best.choices)) for best, _ in finalists]
+        paths = [path for path, _, _ in finalists]
         summary, picks = write_results(searches, paths, space, directory.path, health, data.pretrained_cfg)
         summary["shipped"] = [
-            ship_pick(pick, best, trials, space, data, cfg, run.device, directory.path)
-            for pick, (best, trials) in zip(picks, finalists, strict=True)
+            ship_pick(pick, network, trials, space, data, cfg, run.device, directory.path)
+            for pick, (_, network, trials) in zip(picks, finalists, strict=True)
         ]
         for pick, shipped in zip(picks, summary["shipped"], strict=True):
             tell(
@@ -482,28 +482,31 @@ def pick_folders(count: int) -> list[tuple[str, ...]]:
 
 def finetuned_finalists(
     searches: LimitSearches, supernet: Supernet, data: RunData, cfg: SupernetSearchOptions, device: torch.device
-) -> list[tuple[Shippable, list[dict[str, Any]]]]:
+) -> list[tuple[tuple[int, ...], Shippable, list[dict[str, Any]]]]:
     """Per set of limits, tightest first: its `--finetune-top` most accurate candidates (inherited weights) each made
-    shippable (fine-tuned), and the one most accurate on the validation split then, with every finalist's figures.
-    A candidate that is a finalist under several limits is fine-tuned once. Inherited accuracies rank paths only
-    roughly: on fonts16, the four best architectures within the target lie within 0.6 points, less than the seed
-    noise, and the supernets' picks among them varied (bench/RESULTS.md)."""
+    shippable (fine-tuned), and the one most accurate on the validation split then (its path and network), with
+    every finalist's figures. A candidate that is a finalist under several limits is fine-tuned once. Inherited
+    accuracies rank paths only roughly: on fonts16, the four best architectures within the target lie within 0.6
+    points, less than the seed noise, and the supernets' picks among them varied (bench/RESULTS.md)."""
     top = cfg.finetune_top if finetune_epochs(cfg, len(data.train)) else 1
-    made: dict[tuple[int, ...], tuple[Shippable, float]] = {}
+    made: dict[tuple[int, ...], Shippable] = {}
     out = []
     for paths in searches.picks(top):
-        trials = []
         for path in paths:
             if path not in made:
                 choices = [la.candidates[i] for la, i in zip(searches.space.layers, path, strict=True)]
-                network = make_shippable(supernet, choices, data, cfg, device)
-                made[path] = network, val_top1(network, data, cfg, device) if top > 1 else 0.0
-            network, score = made[path]
-            trials.append({"choices": network.choices, "val_top1_inherited": searches.evaluator.cache[path]})
-            if top > 1:
-                trials[-1]["val_top1_finetuned"] = score
-        best = max(paths, key=lambda p: made[p][1])  # the first (the most accurate inherited) among equals
-        out.append((made[best][0], trials))
+                made[path] = make_shippable(supernet, choices, data, cfg, device)
+        trials = [
+            {
+                "choices": made[p].choices,
+                "val_top1_inherited": searches.evaluator.cache[p],
+                **({"val_top1_finetuned": made[p].val_top1} if made[p].val_top1 is not None else {}),
+            }
+            for p in paths
+        ]
+        # the first (the most accurate inherited) among equals; one finalist, or none fine-tuned: that one
+        best = max(paths, key=lambda p: made[p].val_top1 or 0.0)
+        out.append((best, made[best], trials))
     return out
 
 

@@ -33,6 +33,7 @@ class Shippable:
     model: nn.Module
     recalibration_batches: int
     finetune_epochs: int
+    val_top1: float | None  # after fine-tuning, on the validation split (None: not fine-tuned)
 
 
 def make_shippable(
@@ -44,21 +45,18 @@ def make_shippable(
     batches = min(len(loader), RECALIBRATION_BATCHES)
     model = path_network(supernet, choices, loader, data.preprocess, device, batches)
     epochs = finetune_epochs(cfg, len(data.train))
+    val_top1 = None
     if epochs:
         with torch.random.fork_rng(devices=[]):  # the same weights whatever ran before (a resumed search too)
             torch.manual_seed(cfg.seed)
-            Trainer(
+            trainer = Trainer(
                 model, cfg.replace(epochs=epochs), train_set=data.train, val_set=data.val, preprocess=data.preprocess,
                 device=device,
-            ).fit()  # fmt: skip
+            )  # fmt: skip
+            trainer.fit()
+        val_top1 = trainer.history[-1]["val_top1"]  # its last epoch's validation: the weights shipped
         model.eval()
-    return Shippable(list(choices), model, batches, epochs)
-
-
-def val_top1(network: Shippable, data: RunData, cfg: SupernetSearchOptions, device: torch.device) -> float:
-    """The network's top-1 on the validation split (what a search may choose on)."""
-    loader = EpochLoader(data.val, cfg.batch_size, train=False)
-    return evaluate_model(network.model, loader, data.preprocess, device)["val_top1"]
+    return Shippable(list(choices), model, batches, epochs, val_top1)
 
 
 def ship(
