@@ -175,6 +175,24 @@ def run_dnas(
     return [{"strategy": f"dnas-{mode}", "seed": seed, "choices": choices, "seconds": seconds}]
 
 
+def evolution_rules(settings: Settings) -> dict[str, int]:
+    """The evolution and Pareto options of a budget: population x generations, a quarter of it parents, half of
+    it children by mutation and half by crossover."""
+    return {
+        "population": settings.population,
+        "generation_num": settings.generations,
+        "parent_num": max(2, settings.population // 4),
+        "mutation_num": settings.population // 2,
+        "crossover_num": settings.population // 2,
+    }
+
+
+def quantile(latencies: list[float], q: float) -> float:
+    """The `q` quantile of a table's latencies (the lower of two neighbours): how targets are set."""
+    ordered = sorted(latencies)
+    return ordered[int(q * (len(ordered) - 1))]
+
+
 def paths_per_step(sampling: str, space) -> int:
     """Paths a supernet step trains: one (SPOS), every candidate of the widest layer (FairNAS), or the largest,
     the smallest and the random ones (the sandwich rule)."""
@@ -264,19 +282,12 @@ def run_oneshot(
     start = time.perf_counter()
     quietly(train_supernet, SupernetConfig(**{**options, "epochs": epochs, "sampling": sampling, **extra}))
     train_seconds = time.perf_counter() - start
-    evaluations = settings.population * settings.generations
     rows = []
     for picker in PICKERS:
         rules = (
-            {"random_iteration": evaluations}
+            {"random_iteration": settings.population * settings.generations}
             if picker == "random"
-            else {
-                "population": settings.population,
-                "generation_num": settings.generations,
-                "parent_num": max(2, settings.population // 4),
-                "mutation_num": settings.population // 2,
-                "crossover_num": settings.population // 2,
-            }
+            else evolution_rules(settings)
         )
         cfg = strategy(picker).options(
             **common_options(task, seed, work / f"{sampling}-{picker}-{seed}"),
@@ -331,17 +342,12 @@ def run_many_targets(task: Task, sn_dir: Path, seed: int, settings: Settings, wo
     from hwnas.strategies.registry import strategy
     from hwnas.strategies.run import search
 
-    latencies = sorted(a["latency_ms"] for a in json.loads(task.table.read_text())["archs"])
-    limits = [latencies[int(q * (len(latencies) - 1))] for q in MANY_TARGETS]
+    latencies = [a["latency_ms"] for a in json.loads(task.table.read_text())["archs"]]
     cfg = strategy("pareto").options(
         **common_options(task, seed, work / f"many-targets-{seed}"),
         supernet=str(sn_dir),
-        max_latency=limits,
-        population=settings.population,
-        generation_num=settings.generations,
-        parent_num=max(2, settings.population // 4),
-        mutation_num=settings.population // 2,
-        crossover_num=settings.population // 2,
+        max_latency=[quantile(latencies, q) for q in MANY_TARGETS],
+        **evolution_rules(settings),
     )
     start = time.perf_counter()
     summary = quietly(search, cfg).summary
@@ -397,13 +403,13 @@ class GroundTruth:
     """A task's table. Layer-wise tasks are searched under a latency target; cell tasks (DARTS) without one,
     and their regret is against the best of the table's genotypes, a sample of the space."""
 
-    def __init__(self, path: Path, target: float | None, quantile: float, cell: bool = False) -> None:
+    def __init__(self, path: Path, target: float | None, share: float, cell: bool = False) -> None:
         data = json.loads(path.read_text())
         self.meta = data
         self.cell = cell
         self.archs = {a.get("key") or groundtruth.key(a["choices"]): a for a in data["archs"]}
-        latencies = sorted(a["latency_ms"] for a in self.archs.values())
-        self.target = target if target is not None else latencies[int(quantile * (len(latencies) - 1))]
+        latencies = [a["latency_ms"] for a in self.archs.values()]
+        self.target = target if target is not None else quantile(latencies, share)
         if cell:
             self.target = float("inf")
         self.feasible = [a for a in self.archs.values() if a["latency_ms"] <= self.target]

@@ -32,7 +32,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "groundtruth"))
 
 import build as groundtruth  # noqa: E402  (bench/groundtruth/build.py)
-from search_quality import SAMPLINGS, paths_per_step  # noqa: E402  (bench/search_quality.py)
+from search_quality import SAMPLINGS, paths_per_step, quantile  # noqa: E402  (bench/search_quality.py)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,8 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     task = groundtruth.load_task(args.task)
     table = json.loads(task.table.read_text())["archs"]
-    latencies = sorted(a["latency_ms"] for a in table)
-    target = latencies[int(args.quantile * (len(latencies) - 1))]
+    target = quantile([a["latency_ms"] for a in table], args.quantile)
     within = [a for a in table if a["latency_ms"] <= target]
     unit = statistics.median(a["train_seconds"] for a in within)
     archs = random.Random(args.seed).sample(within, min(args.archs, len(within)))

@@ -212,7 +212,7 @@ class DnasConfig(SearchOptions, ArchitectureOptions, HardwareCostOptions):
 
 
 Limits = float | list[float]  # one limit, or several values of it: one network per value
-LIMIT_FLAGS = {"max_macs": "--max-macs", "max_params": "--max-params", "max_latency": "--max-latency"}
+LIMIT_FLAGS = {"max_macs": "--max-macs", "max_params": "--max-params", "max_latency": "--max-latency"}  # the options
 RANDOM = OptionGroup("random")
 EVOLUTION = OptionGroup("evolution, pareto")
 PARETO = OptionGroup("pareto")

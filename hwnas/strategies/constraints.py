@@ -12,8 +12,9 @@ from ..cost.models import ArchitectureCostModel, ArchitectureLatencyModel
 from ..cost.table import CostTable
 from ..errors import HwnasError
 from ..spaces import SpaceSpec
+from .config import LIMIT_FLAGS
 
-FLAGS = {"macs": "--max-macs", "params": "--max-params", "latency": "--max-latency"}
+FLAGS = {name.removeprefix("max_"): flag for name, flag in LIMIT_FLAGS.items()}  # metric -> its option
 
 
 @dataclass(frozen=True)
