@@ -76,6 +76,11 @@ DARTS_VARIANTS: dict[str, dict[str, Any]] = {  # cell ground truths: DARTS with 
     "second": {"sec_approx": True},
     "first-skip1": {"max_skip": 1},  # P-DARTS's limit, for a 4-edge cell
     "first-pc4": {"partial_channels": 4},  # PC-DARTS
+    "beta": {"beta_decay": 25.0},  # β-DARTS's regulariser, to its paper's final weight
+    "drnas": {"mode": "dirichlet"},  # DrNAS
+    "pt": {"select": "perturbation"},  # DARTS-PT on the DARTS search network
+    "pt-uniform": {"mode": "uniform", "select": "perturbation"},  # DARTS-PT on a network trained with α fixed
+    "rsps": {"mode": "random", "select": "sampled"},  # weight-sharing random search: the in-tool baseline
 }
 SAMPLINGS = ("uniform", "fair", "sandwich")
 PICKERS = ("random", "evolution", "pareto")

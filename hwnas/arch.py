@@ -105,6 +105,11 @@ class Architecture:
             if "choices" in data:
                 raise ArchError(f"{where}: choices: {spec.name} is a cell space; expected a genotype instead")
             genotype = Genotype.from_dict(data.get("genotype"), spec.ops, f"{where}: genotype")
+            if spec.shared_cells and genotype.reduce != genotype.normal:
+                raise ArchError(
+                    f"{where}: genotype: space {spec.name} repeats the normal cell in its reduction cells "
+                    "(shared_cells); expected reduce equal to normal"
+                )
             return cls(space, (), dict(space_args), dict(meta), spec, genotype, pretrained_cfg)
         if "genotype" in data:
             raise ArchError(f"{where}: genotype: {spec.name} is a layer-wise space; expected choices instead")

@@ -20,7 +20,7 @@ from hwnas.model import build_model
 from hwnas.spaces import load_space
 from hwnas.strategies.derive import derive_genotype
 from hwnas.strategies.unrolled import unrolled_arch_gradient
-from hwnas.supernet.cell_supernet import CellArchParams, CellSupernet, edge_inputs
+from hwnas.supernet.cell_supernet import CellArchParams, CellSupernet, edge_index, edge_inputs
 from tests.fake_data import write_cifar
 from tests.helpers import kill_after_checkpoint, run_here, two_rank_results
 
@@ -375,3 +375,208 @@ def test_cnas_names_the_evaluation_widths_that_fit_its_ops(tmp_path, capsys):
     assert main(["search", "cnas", *SEARCH, *widths, "--run-dir", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert "divisible by 16" in err and "expected e.g. 32 or 48" in err and len(err.strip().splitlines()) == 1
+
+
+def test_beta_decay_term_pulls_every_logit_down_by_its_softmax_share():
+    arch = CellArchParams(load_space("darts", **TINY))
+    with torch.no_grad():
+        arch.alpha["normal"][0, 4] += 2.0
+    arch.beta_decay().backward()
+    edges = sum(a.shape[0] for a in arch.alpha.values())
+    for a in arch.alpha.values():
+        torch.testing.assert_close(a.grad, F.softmax(a.detach(), -1) / edges)
+
+
+@pytest.mark.slow
+def test_beta_decay_keeps_alpha_closer_to_uniform(tmp_path):
+    """β-DARTS's regulariser: the same search with it leaves α's strongest op less far ahead than without."""
+    data = write_cifar(tmp_path / "cifar", per_batch=16)
+    leads = {}
+    for decay in (0.0, 200.0):
+        argv = ["search", "darts", "--data", f"cifar10:{data}", *SEARCH, "--epochs", "2", "--arch-lr", "0.05"]
+        argv += ["--beta-decay", str(decay), "--run-dir", str(tmp_path / f"decay{decay:g}")]
+        assert main(argv) == 0
+        summary = json.loads((tmp_path / f"decay{decay:g}" / "result.json").read_text())
+        leads[decay] = summary["alpha_health"]["lead"]
+    assert leads[200.0] < 0.8 * leads[0.0], leads
+
+
+@pytest.mark.slow
+def test_a_search_whose_alpha_stayed_uniform_is_unhealthy(tmp_path, capsys):
+    data = write_cifar(tmp_path / "cifar", per_batch=16)
+    argv = ["search", "darts", "--data", f"cifar10:{data}", *SEARCH, "--epochs", "1", "--arch-lr", "1e-5"]
+    assert main([*argv, "--run-dir", str(tmp_path / "still")]) == 0
+    health = json.loads(capsys.readouterr().out)["alpha_health"]
+    assert health["max_change"] > 1e-6 and health["lead"] < 0.01  # it moved, but the mixture stayed uniform
+    assert not health["healthy"] and "stayed uniform" in health["message"]
+    assert health["entropy"] == pytest.approx(health["uniform_entropy"], abs=1e-4)
+    assert main([*argv[:-1], "0.05", "--run-dir", str(tmp_path / "moved")]) == 0
+    assert json.loads(capsys.readouterr().out)["alpha_health"]["healthy"]
+
+
+def test_alpha_health_flags_a_mixture_that_stayed_uniform():
+    from hwnas.strategies.health import alpha_health
+
+    start = [torch.zeros(5, 4)]
+    for step, healthy in ((0.005, False), (0.5, True)):
+        final = [start[0].clone()]
+        final[0][2, 1] = step
+        health = alpha_health(start, final, 30, [F.softmax(final[0], -1)])
+        assert health["healthy"] is healthy and health["max_change"] == pytest.approx(step)
+        assert json.loads(json.dumps(health)) == health
+    assert "stayed uniform" in alpha_health(start, [start[0] + 1e-3], 30, [F.softmax(start[0], -1)])["message"]
+
+
+def test_dirichlet_alpha_draws_a_new_mixture_every_step_and_learns_through_it():
+    """DrNAS: mixtures drawn from Dirichlet(elu(α) + 1), reparameterised; its mean stands for α; a KL anchor."""
+    arch = CellArchParams(load_space("darts", **TINY), mode="dirichlet")
+    assert arch.dirichlet_anchor().item() == pytest.approx(0.0, abs=1e-5)  # near α = 0: the uniform Dirichlet
+    first, second = arch.weights().ops["normal"], arch.weights().ops["normal"]
+    assert not torch.allclose(first, second)
+    torch.testing.assert_close(first.sum(-1), torch.ones(first.shape[0]))
+    (first[:, 4].sum() + arch.dirichlet_anchor()).backward()
+    assert arch.alpha["normal"].grad.abs().sum() > 0
+    concentration = F.elu(arch.alpha["normal"].detach()) + 1
+    torch.testing.assert_close(arch.mean_weights().ops["normal"].detach(), concentration / concentration.sum(-1, True))
+    plain = CellArchParams(load_space("darts", **TINY))
+    torch.testing.assert_close(plain.weights().ops["normal"], plain.weights().ops["normal"])
+
+
+@pytest.mark.slow
+def test_a_dirichlet_search_writes_a_genotype_and_refuses_the_second_order(tmp_path, capsys):
+    data = write_cifar(tmp_path / "cifar", per_batch=16)
+    argv = ["search", "darts", "--data", f"cifar10:{data}", *SEARCH, "--epochs", "1", "--mode", "dirichlet"]
+    assert main([*argv, "--sec-approx", "--run-dir", str(tmp_path / "refused")]) == 2
+    err = capsys.readouterr().err
+    assert "--sec-approx" in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "refused").exists()
+    assert main([*argv, "--arch-lr", "0.05", "--run-dir", str(tmp_path / "run")]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["alpha_health"]["healthy"] and Architecture.load(tmp_path / "run" / "arch.json").genotype
+
+
+def test_perturbation_keeps_the_ops_and_edges_whose_removal_costs_most():
+    """DARTS-PT on a made-up network whose score is Σ importance · weight: it keeps the important op of each edge
+    and each node's two most important edges, where α's derivation keeps the heaviest ones."""
+    from hwnas.strategies.cell_selection import select_genotype
+    from hwnas.supernet.cell_supernet import CellWeights
+
+    ops, nodes = ("none", "skip_connect", "sep_conv_3x3", "max_pool_3x3"), 2
+    edges = len(edge_inputs(nodes))
+    g = torch.Generator().manual_seed(0)
+    importance = {t: torch.rand(edges, len(ops), generator=g) for t in ("normal", "reduce")}
+    alpha = {t: torch.rand(edges, len(ops), generator=g) for t in ("normal", "reduce")}
+    weights = CellWeights({t: F.softmax(a, -1) for t, a in alpha.items()}, {"normal": None, "reduce": None})
+    tuned = []
+
+    def score(w):
+        return (sum(float((importance[t] * w.ops[t]).sum()) for t in w.ops), 0.0)
+
+    genotype = select_genotype(weights, ops, nodes, score, lambda w: tuned.append(w), seed=0)
+    assert len(tuned) == 2 * edges  # tuned after every decision
+    for t in ("normal", "reduce"):
+        best = importance[t][:, 1:].argmax(1) + 1  # `none` is never kept
+        chosen = {state: op for op, state in genotype.edges(t)[:2]}  # node 0 reads both states: both kept
+        assert chosen == {0: ops[int(best[0])], 1: ops[int(best[1])]}
+        for node in range(nodes):
+            into = [e for e, (n, _) in enumerate(edge_inputs(nodes)) if n == node]
+            weight = {e: float(importance[t][e, best[e]]) for e in into}
+            kept = sorted(sorted(into, key=lambda e: -weight[e])[:2])
+            assert [s for _, s in genotype.edges(t)[2 * node : 2 * node + 2]] == [
+                edge_inputs(nodes)[e][1] for e in kept
+            ]
+    assert genotype != derive_genotype({t: w for t, w in weights.ops.items()}, ops, nodes)
+
+
+@pytest.mark.slow
+def test_a_uniform_supernet_searched_by_perturbation(tmp_path, capsys):
+    data = write_cifar(tmp_path / "cifar", per_batch=16)
+    argv = ["search", "darts", "--data", f"cifar10:{data}", *SEARCH, "--epochs", "1", "--mode", "uniform"]
+    assert main([*argv, "--run-dir", str(tmp_path / "refused")]) == 2
+    assert "--select perturbation" in capsys.readouterr().err
+    assert main([*argv, "--select", "perturbation", "--run-dir", str(tmp_path / "run")]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    arch = Architecture.load(tmp_path / "run" / "arch.json")
+    assert summary["alpha_health"] is None and arch.meta["select"] == "perturbation"
+    assert all(op != "none" for op, _ in arch.genotype.normal + arch.genotype.reduce)
+    assert build_model(arch)(torch.randn(2, 3, 8, 8)).shape == (2, 10)
+
+
+def test_rsps_draws_valid_genotypes_runs_each_alone_and_keeps_the_best_scored():
+    import random
+
+    from hwnas.spaces import Genotype
+    from hwnas.spaces.genotype import random_genotype
+    from hwnas.strategies.cell_selection import best_sampled, genotype_mixture
+    from hwnas.supernet.cell_supernet import CellWeights
+
+    nodes = 3
+    rng = random.Random(0)
+    drawn = [random_genotype(OPS, nodes, rng) for _ in range(20)]
+    assert len({g.describe() for g in drawn}) == 20
+    like = CellArchParams(load_space("darts", **{**TINY, "nodes": nodes})).mean_weights()
+    for g in drawn:
+        assert Genotype.from_dict(g.to_dict(), OPS) == g and g.count("none") == 0
+        mixture = genotype_mixture(g, OPS, nodes, like).ops["normal"]
+        assert mixture.sum() == 2 * nodes and set(mixture.flatten().tolist()) == {0.0, 1.0}
+        runs = [(OPS[int(mixture[edge_index(i // 2, s)].argmax())], s) for i, (_, s) in enumerate(g.normal)]
+        assert runs == list(g.normal)
+
+    def score(weights: CellWeights) -> tuple[float, float]:  # more sep_conv_3x3 scores better
+        return float(weights.ops["normal"][:, OPS.index("sep_conv_3x3")].sum()), 0.0
+
+    best = best_sampled(drawn, OPS, nodes, like, score)
+    assert best.count("sep_conv_3x3") == max(g.count("sep_conv_3x3") for g in drawn)
+
+
+@pytest.mark.slow
+def test_rsps_search_trains_random_genotypes_and_picks_a_sampled_one(tmp_path, capsys):
+    data = write_cifar(tmp_path / "cifar", per_batch=16)
+    argv = ["search", "darts", "--data", f"cifar10:{data}", *SEARCH, "--epochs", "1", "--mode", "random"]
+    assert main([*argv, "--select", "sampled", "--sampled-genotypes", "6", "--run-dir", str(tmp_path / "r")]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    arch = Architecture.load(tmp_path / "r" / "arch.json")
+    assert summary["alpha_health"] is None and arch.meta["select"] == "sampled" and arch.meta["mode"] == "random"
+    assert build_model(arch)(torch.randn(2, 3, 8, 8)).shape == (2, 10)
+
+
+SHARED_SPACE = """name: shared
+kind: cell
+source: a space of one cell type, as NAS-Bench-201
+knobs: {input_size: [3, 8, 8], num_classes: 10, init_channels: 4, layers: 3, nodes: 2, shared_cells: true,
+        ops: [none, skip_connect, conv_k1, conv_k3, avg_pool_3x3]}
+"""
+
+
+def test_a_space_of_one_cell_type_shares_alpha_and_draws_and_accepts_only_equal_cells(tmp_path):
+    import random
+
+    from hwnas.errors import ArchError
+    from hwnas.spaces.genotype import random_genotype
+
+    (tmp_path / "shared.yaml").write_text(SHARED_SPACE)
+    space = load_space(str(tmp_path / "shared.yaml"))
+    arch = CellArchParams(space, edge_norm=True)
+    assert arch.alpha["normal"] is arch.alpha["reduce"] and arch.beta["normal"] is arch.beta["reduce"]
+    assert len(list(arch.parameters())) == 2  # one α and one β, trained once
+    genotype = derive_genotype(arch.strengths(), space.ops, space.nodes, max_skip=0, shared=True)
+    assert genotype.normal == genotype.reduce and genotype.count("skip_connect") == 0
+    drawn = random_genotype(space.ops, space.nodes, random.Random(0), sparse=True, shared=True)
+    assert drawn.normal == drawn.reduce
+    Architecture.from_genotype(space, drawn)
+    other = random_genotype(space.ops, space.nodes, random.Random(3))
+    assert other.normal != other.reduce
+    with pytest.raises(ArchError, match="shared_cells"):
+        Architecture.from_genotype(space, other)
+    model = build_model(Architecture.from_genotype(space, drawn))
+    assert model(torch.randn(2, 3, 8, 8)).shape == (2, 10)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("select", ["alpha", "perturbation"])
+def test_a_search_of_a_one_cell_space_returns_one_cell_type(tmp_path, capsys, select):
+    (tmp_path / "shared.yaml").write_text(SHARED_SPACE)
+    data = write_cifar(tmp_path / "cifar", per_batch=16)
+    argv = ["search", str(tmp_path / "shared.yaml"), "--data", f"cifar10:{data}", *SEARCH, "--epochs", "1"]
+    assert main([*argv, "--select", select, "--arch-lr", "0.05", "--run-dir", str(tmp_path / "run")]) == 0
+    genotype = Architecture.load(tmp_path / "run" / "arch.json").genotype
+    assert genotype.normal == genotype.reduce

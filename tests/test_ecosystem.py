@@ -69,7 +69,7 @@ def test_help_shows_the_options_with_types_defaults_and_the_scopes_that_read_the
     assert "optimizer: 'sgd' | 'adam' | 'rmsprop' = 'sgd'" in train
     search = inspect.signature(hwnas.search).parameters
     assert repr(search["epochs"].default) == "10 (dnas, random, evolution, pareto) | 50 (darts)"
-    assert repr(search["mode"].default) == "'gumbel' (dnas)"
+    assert repr(search["mode"].default) == "'gumbel' (dnas) | 'softmax' (darts)"  # one concept: how candidates mix
     assert repr(search["sec_approx"].default) == "False (darts)"
     assert repr(search["target"].default) == "None (dnas, darts)"  # the same in both that read it
     assert search["data"].default is None  # the same in every strategy

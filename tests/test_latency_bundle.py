@@ -13,12 +13,13 @@ import pytest
 
 from hwnas.arch import Architecture
 from hwnas.cli import main
-from hwnas.cost.build import build_table, random_genotype
+from hwnas.cost.build import build_table
 from hwnas.cost.bundle import RUNNER, import_results, write_bundle
 from hwnas.cost.cell_cost import CellCostModel
 from hwnas.cost.table import CostTable, space_units
 from hwnas.cost.units import head_key, layer_keys, stem_key
 from hwnas.spaces import load_space
+from hwnas.spaces.genotype import random_genotype
 from tests.helpers import TINY_SPACE
 
 # runs run_bundle.py as its own program would, with hwnas and torch made unimportable, then names what it imported
@@ -139,7 +140,9 @@ def test_a_cell_space_bundle_times_and_imports(tmp_path, capsys):
     table.check_covers(space, "imported table")
     results = json.loads((bundle / "results.json").read_text())["entries"]
     assert {k: e["latency_ms"] for k, e in table.entries.items()} == {k: e["latency_ms"] for k, e in results.items()}
-    cost = CellCostModel.from_table(table, space, "latency").of(random_genotype(space, random.Random(0)))
+    cost = CellCostModel.from_table(table, space, "latency").of(
+        random_genotype(space.ops, space.nodes, random.Random(0))
+    )
     assert math.isfinite(cost) and cost > 0
 
 

@@ -11,7 +11,7 @@ import pytest
 from hwnas.arch import Architecture
 from hwnas.cli import main
 from hwnas.cost import profile_arch
-from hwnas.cost.build import build_table, load_or_build, random_genotype
+from hwnas.cost.build import build_table, load_or_build
 from hwnas.cost.cell_cost import CellCostModel
 from hwnas.cost.interleaved import QUICK_ROUNDS
 from hwnas.cost.models import (
@@ -27,6 +27,7 @@ from hwnas.cost.validate import validate_table
 from hwnas.engine.distributed import Dist
 from hwnas.errors import HwnasError
 from hwnas.spaces import load_space
+from hwnas.spaces.genotype import random_genotype
 from hwnas.strategies.config import RandomSearchConfig
 from hwnas.strategies.constraints import Constraints
 from hwnas.strategies.evolution import SearchRules
@@ -118,7 +119,7 @@ def test_a_cell_space_table_from_a_model_prices_genotypes(tmp_path):
     table = table_from_model(space, macs_model)
     table.check_covers(space, "table")
     assert set(table.entries) == set(build_table(space, measure=False, progress=False).entries)
-    genotype = random_genotype(space, random.Random(1))
+    genotype = random_genotype(space.ops, space.nodes, random.Random(1))
     arch = Architecture.from_genotype(space, genotype)
     entries = 2 + len(space.cells) * (2 + 2 * space.nodes)  # stem, head; per cell two inputs and two edges a node
     cost = CellCostModel.from_table(table, space, "latency").of(genotype)

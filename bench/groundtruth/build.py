@@ -55,6 +55,7 @@ class Task:
     latency_batch: int
     description: str
     search: dict[str, dict[str, Any]]  # bench/search_quality.py's settings for this task: {quick: {...}, full: {...}}
+    none_edges: bool = False  # a cell task: its genotypes may keep `none` on an edge (degenerate cells included)
 
     @property
     def space(self) -> Path:
@@ -70,12 +71,13 @@ class Task:
 
     def choices(self) -> list[Spec]:
         """The task's architectures: all of a layer-wise space or a sample of it drawn with seed 0; for a cell
-        space, that many distinct genotypes drawn as DARTS derives them (two inputs a node, no `none`)."""
+        space, that many distinct genotypes drawn as DARTS derives them (two inputs a node; `none` on an edge only
+        with `none_edges`; one cell type when the space shares its cells)."""
         from hwnas.spaces import load_space
 
         space = load_space(str(self.space))
         if space.kind == "cell":
-            return distinct_genotypes(space, self.architectures or 0)
+            return distinct_genotypes(space, self.architectures or 0, self.none_edges)
         every = all_choices(space)
         return every if self.architectures is None else random.Random(0).sample(every, self.architectures)
 
@@ -99,6 +101,7 @@ def load_task(name: str) -> Task:
         latency_batch=raw["latency_batch"],
         description=raw["description"],
         search=raw.get("search", {}),
+        none_edges=bool(raw.get("none_edges", False)),
     )
 
 
@@ -106,12 +109,12 @@ def all_choices(space) -> list[list[str]]:
     return [list(c) for c in itertools.product(*(layer.candidates for layer in space.layers))]
 
 
-def distinct_genotypes(space, count: int) -> list[Spec]:
-    from hwnas.cost.build import random_genotype
+def distinct_genotypes(space, count: int, none_edges: bool = False) -> list[Spec]:
+    from hwnas.spaces.genotype import random_genotype
 
     rng, out = random.Random(0), {}
     while len(out) < count:
-        genotype = random_genotype(space, rng).to_dict()
+        genotype = random_genotype(space.ops, space.nodes, rng, none_edges, space.shared_cells).to_dict()
         out.setdefault(key(genotype), genotype)
     return list(out.values())
 

@@ -31,7 +31,8 @@ from ..blocks import families_fingerprint
 from ..cache import PACKAGE_DIR, cache_dir
 from ..errors import HwnasError
 from ..model import build_model
-from ..spaces import CellSpaceSpec, Genotype, SpaceSpec
+from ..spaces import CellSpaceSpec, SpaceSpec
+from ..spaces.genotype import random_genotype
 from .cell_cost import CellCostModel
 from .interleaved import RoundsPolicy, Timed, time_interleaved
 from .latency import check_device, check_dtype, device_name, device_sync, module_runner, pinned_threads
@@ -43,20 +44,10 @@ TABLE_ROUNDS = RoundsPolicy(min_rounds=10)
 CALIBRATION_SEED = 2**31 - 1  # calibration networks are drawn apart from `latency validate`'s (seed 0 by default)
 
 
-def random_genotype(space: CellSpaceSpec, rng: random.Random) -> Genotype:
-    """A genotype as DARTS derives them: two distinct inputs per node, ops other than `none`."""
-    ops = [op for op in space.ops if op != "none"]
-    cells = []
-    for _ in range(2):
-        cells.append(tuple((rng.choice(ops), j) for node in range(space.nodes) for j in rng.sample(range(node + 2), 2)))
-    concat = tuple(range(2, space.nodes + 2))
-    return Genotype(cells[0], concat, cells[1], concat)
-
-
 def random_architecture(space: SpaceSpec | CellSpaceSpec, rng: random.Random) -> Architecture:
     """A uniformly random architecture of the space (a DARTS-style genotype for a cell space)."""
     if space.kind == "cell":
-        return Architecture.from_genotype(space, random_genotype(space, rng))
+        return Architecture.from_genotype(space, random_genotype(space.ops, space.nodes, rng))
     return Architecture.from_space(space, [rng.choice(layer.candidates) for layer in space.layers])
 
 

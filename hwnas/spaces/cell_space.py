@@ -7,7 +7,8 @@
     search_defaults: {epochs: 50, lr_min: 0.001}     # options of `hwnas search` for this space
 
 A network is a stem, `layers` cells (reduction cells at layers//3 and 2*layers//3 double the
-channels and halve the resolution), global pooling and a classifier. Each cell reads the
+channels and halve the resolution), global pooling and a classifier. With `shared_cells: true` the
+reduction cells run the normal cell's genotype, so one cell type is searched (as NAS-Bench-201). Each cell reads the
 outputs of the two cells before it, and its nodes each sum two ops applied to earlier states.
 The search network and the evaluation network of a genotype are the same space with
 different knobs (init_channels 16 / 36, layers 8 / 20 in DARTS).
@@ -59,6 +60,11 @@ CELL_KNOBS: dict[str, tuple[str, Any, Any]] = {
     "stem_multiplier": ("an integer in 1..16", lambda v: _is_int(v) and 1 <= v <= 16, 3),
     "auxiliary": ("true or false", lambda v: isinstance(v, bool), False),
     "classifier": ("linear or cosine", lambda v: v in ("linear", "cosine"), "linear"),
+    "shared_cells": (
+        "true or false (true: the reduction cells repeat the normal cell, one cell type as NAS-Bench-201)",
+        lambda v: isinstance(v, bool),
+        False,
+    ),
 }
 
 
@@ -122,6 +128,11 @@ class CellSpaceSpec(InputSized):
     @property
     def num_classes(self) -> int:
         return self.knobs["num_classes"]
+
+    @property
+    def shared_cells(self) -> bool:
+        """Whether the reduction cells repeat the normal cell's genotype (one cell type searched)."""
+        return self.knobs["shared_cells"]
 
     @property
     def auxiliary_index(self) -> int:

@@ -10,6 +10,7 @@ Entries 2i and 2i+1 are the two inputs of intermediate node i: an op and the sta
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,3 +100,19 @@ class Genotype:
             parts[cell] = tuple(checked)
             parts[f"{cell}_concat"] = tuple(concat)
         return cls(**parts)
+
+
+def random_genotype(
+    ops: tuple[str, ...], nodes: int, rng: random.Random, sparse: bool = False, shared: bool = False
+) -> Genotype:
+    """A genotype drawn as DARTS derives them: two distinct inputs per node, each with an op other than `none`
+    (any op when `sparse`, as CNAS's sparse genotypes may keep it); the normal cell, then the reduction cell
+    (the normal one again when `shared`)."""
+    allowed = [op for op in ops if sparse or op != "none"]
+    cells = [
+        tuple((rng.choice(allowed), j) for node in range(nodes) for j in rng.sample(range(node + 2), 2))
+        for _ in CELL_TYPES[: 1 if shared else 2]
+    ]
+    cells = cells * 2 if shared else cells
+    concat = tuple(range(2, nodes + 2))
+    return Genotype(cells[0], concat, cells[1], concat)

@@ -1,8 +1,8 @@
 """`Architect`: the one owner of a run's architecture parameters (θ of DNAS, α of DARTS), as in DARTS.
 
 It holds the parameters and the optimizer it builds for them from the run's `ArchitectureOptions`, prices their
-current distribution with the cost model under the hardware loss, gives their gradient by one of three
-estimators, and takes the step:
+current distribution with the cost model under the hardware loss, adds a strategy's regulariser of the parameters
+(β-DARTS's Beta-Decay), gives their gradient by one of three estimators, and takes the step:
 
 - `first_order`: the gradient of the architecture loss on the architecture split (DARTS's first order; DNAS's
   soft Gumbel-softmax mixture takes the same gradient through the backward of its DDP-wrapped network);
@@ -56,7 +56,8 @@ def arch_optimizer(params: nn.Module, cfg: Any) -> torch.optim.Optimizer:
 class Architect:
     """`params`: the module of architecture parameters; `cfg`: the run's options (`ArchitectureOptions`);
     `expected_cost()`: the differentiable expected cost of their current distribution (None: no hardware term);
-    `agree_finite`: the trainer's vote of all ranks on whether a step is finite."""
+    `agree_finite`: the trainer's vote of all ranks on whether a step is finite; `regularizer()`: a term added to
+    the architecture loss (None: none)."""
 
     def __init__(
         self,
@@ -66,8 +67,10 @@ class Architect:
         agree_finite: Callable[[bool], bool],
         expected_cost: Callable[[], torch.Tensor] | None = None,
         hardware_loss: HardwareLoss | None = None,
+        regularizer: Callable[[], torch.Tensor] | None = None,
     ) -> None:
         self.params, self.ctx = params, ctx
+        self.regularizer = regularizer
         self.optimizer = arch_optimizer(params, cfg)
         self.agree_finite = agree_finite
         self.expected_cost = expected_cost if hardware_loss is not None else None
@@ -76,16 +79,20 @@ class Architect:
         self.ce_baseline: float | None = None  # score function: moving average of the CE
 
     def loss(self, ce: torch.Tensor) -> torch.Tensor:
-        """The architecture loss: the hardware loss of `ce` and the expected cost (just `ce` without one)."""
-        if self.expected_cost is None or self.hardware_loss is None:
-            return ce
-        return self.hardware_loss(ce, self.expected_cost())
+        """The architecture loss: the hardware loss of `ce` and the expected cost (just `ce` without one), plus
+        the regulariser."""
+        loss = ce
+        if self.expected_cost is not None and self.hardware_loss is not None:
+            loss = self.hardware_loss(ce, self.expected_cost())
+        return loss if self.regularizer is None else loss + self.regularizer()
 
     def penalty(self) -> torch.Tensor | None:
-        """λ · penalty(expected cost) alone, for additive losses whose CE gradient comes from elsewhere."""
-        if self.expected_cost is None or self.hardware_loss is None:
-            return None
-        return self.hardware_loss.weight * self.hardware_loss.penalty(self.expected_cost())
+        """λ · penalty(expected cost) plus the regulariser, for additive losses whose CE gradient comes from
+        elsewhere; None when there is neither."""
+        terms = [] if self.regularizer is None else [self.regularizer()]
+        if self.expected_cost is not None and self.hardware_loss is not None:
+            terms.append(self.hardware_loss.weight * self.hardware_loss.penalty(self.expected_cost()))
+        return sum(terms[1:], terms[0]) if terms else None
 
     def first_order(self, ce: torch.Tensor) -> tuple[torch.Tensor, Gradients]:
         """The architecture loss of `ce` and its gradient with respect to the parameters."""
@@ -129,7 +136,8 @@ class Architect:
         return ce, list(grads), outputs
 
     def with_penalty(self, grads: Gradients) -> Gradients:
-        """`grads` plus the gradient of the hardware penalty, for gradients of the CE alone (second order)."""
+        """`grads` plus the gradient of the hardware penalty and the regulariser, for gradients of the CE alone
+        (second order)."""
         penalty = self.penalty()
         if penalty is None:
             return grads

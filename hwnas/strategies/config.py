@@ -8,7 +8,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from ..choices import COST_METRICS, HW_LOSS_FORMS, MIXING_MODES, SAMPLINGS, TARGET_MODES
+from ..choices import (
+    ALPHA_MODES,
+    COST_METRICS,
+    GENOTYPE_SELECTIONS,
+    HW_LOSS_FORMS,
+    MIXING_MODES,
+    SAMPLINGS,
+    TARGET_MODES,
+)
 from ..engine.config import (
     MAX_BATCH,
     MAX_THREADS,
@@ -350,6 +358,33 @@ class DartsConfig(SearchOptions, ArchitectureOptions, HardwareCostOptions):
     sec_approx: bool = ARCHITECTURE.option(
         "darts: second-order α gradient: one unrolled weight step, Hessian-vector product by finite differences",
         False,
+    )
+    mode: str = ARCHITECTURE.option(
+        "how α mixes each edge's ops: softmax (DARTS); dirichlet (DrNAS, Chen et al., ICLR 2021: a fresh draw "
+        "from Dirichlet(elu(α) + 1) every step, with a KL anchor to the uniform Dirichlet; first order only); "
+        "uniform (α fixed, every op weighed alike: the network trained alone, for --select perturbation); or "
+        "random (RSPS, Li and Talwalkar, UAI 2019: one random genotype a step, for --select sampled or perturbation)",
+        "softmax",
+        choices=ALPHA_MODES,
+    )
+    beta_decay: float = ARCHITECTURE.option(
+        "β-DARTS (Ye et al., CVPR 2022): add λ · the mean over edges of logsumexp(α) to α's loss, λ rising "
+        "linearly from 0 to this over the search, which keeps α from running away to parameter-free ops "
+        "(β-DARTS rises to about 25 over 50 epochs; 0: off)",
+        0.0,
+        **non_negative(),
+    )
+    select: str = GENOTYPE.option(
+        "how the genotype is picked from the trained search network: alpha (DARTS: the strongest ops and edges of "
+        "α) or perturbation (DARTS-PT, Wang et al., ICLR 2021: on each edge the op whose removal costs the most "
+        "validation accuracy, the network tuned a few steps after each choice; then each node's two edges whose "
+        "removal costs most); or sampled (RSPS: the best of --sampled-genotypes random genotypes, each scored with "
+        "the network's weights on held-out batches of α's split)",
+        "alpha",
+        choices=GENOTYPE_SELECTIONS,
+    )
+    sampled_genotypes: int = GENOTYPE.option(
+        "--select sampled: random genotypes scored (RSPS scored 1,000 on a small split)", 100, **integer_in(1, 100_000)
     )
     use_sparse: bool = GENOTYPE.option("derive the sparse genotype (CNAS): none competes like any other op", False)
     max_skip: int | None = GENOTYPE.option(

@@ -3,14 +3,19 @@
 The weights train with SGD on their split under the run's cosine schedule; α (and β under
 edge normalisation) with Adam on the other split, first order by default or through one
 unrolled weight step (`--sec-approx`). With `--cost`, α's loss adds λ times the evaluation
-network's expected cost. α's gradient is averaged over DDP ranks and every rank starts from
-the same seeded α, so every rank holds the same α and derives the same genotype.
+network's expected cost; with `--beta-decay`, β-DARTS's regulariser of α, its weight rising
+linearly from 0 over the search. Under `--mode dirichlet` (DrNAS) every step mixes the ops by
+a fresh draw from the Dirichlet of α, and α's loss adds DrNAS's anchor to the uniform Dirichlet.
+α's gradient is averaged over DDP ranks and every rank starts from the same seeded α, so every
+rank holds the same α and derives the same genotype.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import math
+import random
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -21,14 +26,19 @@ from ..cost.cell_cost import CellCostModel
 from ..cost.hardware_loss import HardwareLoss
 from ..data import ImageSet
 from ..engine.buffers import restore_buffers, snapshot_buffers
+from ..engine.distributed import all_reduce_sum
 from ..engine.trainer import Phase, StepResult, Trainer
 from ..errors import HwnasError
 from ..log import warn_user
 from ..spaces import Genotype
-from ..supernet.cell_supernet import CellArchParams, CellSupernet, CellWeights
+from ..spaces.genotype import random_genotype
+from ..supernet.cell_supernet import FIXED_MODES, CellArchParams, CellSupernet, CellWeights
 from .architect import Architect
+from .cell_selection import TUNE_STEPS, best_sampled, genotype_mixture, select_genotype
 from .config import DartsConfig
 from .derive import SKIP, derive_genotype
+
+SCORING_BATCHES = 4  # batches of α's split that score a DARTS-PT perturbation or an RSPS genotype
 
 logger = logging.getLogger(__name__)
 
@@ -60,10 +70,13 @@ class DartsTrainer(Trainer):
         """`options`: the Trainer's own keywords (val_set, preprocess, device, run, ctx, meta)."""
         super().__init__(supernet, cfg, train_set=weight_set, **options)
         self.supernet = supernet
-        self.arch = CellArchParams(supernet.space, edge_norm=cfg.partial_channels > 1).to(self.device)
+        self.arch = CellArchParams(supernet.space, edge_norm=cfg.partial_channels > 1, mode=cfg.mode).to(self.device)
         self.initial_arch = [p.detach().clone() for p in self.arch.parameters()]  # seeded: the same when resumed
         expected = (lambda: cost.expected(self.arch.op_probs(), self.arch.edge_probs())) if cost is not None else None
-        self.architect = Architect(self.arch, cfg, self.ctx, self.agree_finite, expected, hardware_loss)
+        terms = [self.beta_decay] if cfg.beta_decay > 0 else []
+        terms += [self.arch.dirichlet_anchor] if cfg.mode == "dirichlet" else []
+        regularizer = (lambda: sum(term() for term in terms)) if terms else None
+        self.architect = Architect(self.arch, cfg, self.ctx, self.agree_finite, expected, hardware_loss, regularizer)
         self.arch_loader = self.split_loader(arch_set, cfg.seed + 1)
         if len(self.arch_loader) == 0:
             raise HwnasError(f"--batch-size {cfg.batch_size} is larger than the {len(arch_set)} images of α's split")
@@ -77,11 +90,21 @@ class DartsTrainer(Trainer):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            weights = self.arch.weights()
+            weights = self.step_mixture()
         return self.net(images, weights)
 
+    def step_mixture(self) -> CellWeights:
+        """The mixture a step trains: α's (a fresh Dirichlet draw under `dirichlet`), or under `random` one
+        genotype drawn from the seed and the step (every rank draws the same; a resumed run what it would have)."""
+        if self.cfg.mode != "random":
+            return self.arch.weights()
+        space = self.supernet.space
+        rng = random.Random(self.cfg.seed * 1_000_003 + self.step)
+        genotype = random_genotype(space.ops, space.nodes, rng, self.cfg.use_sparse, space.shared_cells)
+        return genotype_mixture(genotype, space.ops, space.nodes, self.arch.mean_weights())
+
     def search_step(self, images: torch.Tensor, labels: torch.Tensor) -> StepResult:
-        if self.epoch >= self.cfg.weight_warmup_epochs:
+        if self.epoch >= self.cfg.weight_warmup_epochs and self.cfg.mode not in FIXED_MODES:
             self.arch_step(*self._arch_batch(), images, labels)
         return self.train_step(images, labels)
 
@@ -94,6 +117,11 @@ class DartsTrainer(Trainer):
         batch = next(self._arch_batches)
         self._arch_next = (self.epoch, index + 1)
         return self._prepare(batch, self._arch_plan), batch.labels.to(self.device)
+
+    def beta_decay(self) -> torch.Tensor:
+        """β-DARTS's Beta-Decay term at its weight now: `--beta-decay` times the share of the search done."""
+        done = (self.epoch + self.batch / max(1, len(self.train_loader))) / self.cfg.epochs
+        return self.cfg.beta_decay * done * self.arch.beta_decay()
 
     def arch_loss(self, outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(outputs.float(), labels)
@@ -128,16 +156,99 @@ class DartsTrainer(Trainer):
 
     # ---- what comes out -----------------------------------------------------------------------
     def genotype(self) -> Genotype:
+        """The genotype of α as it stands (DARTS's derivation)."""
         space = self.supernet.space
         return derive_genotype(
-            self.arch.strengths(), space.ops, space.nodes, sparse=self.cfg.use_sparse, max_skip=self.cfg.max_skip
+            self.arch.strengths(),
+            space.ops,
+            space.nodes,
+            sparse=self.cfg.use_sparse,
+            max_skip=self.cfg.max_skip,
+            shared=space.shared_cells,
         )
+
+    def final_genotype(self) -> Genotype:
+        """The search's answer: α's genotype, DARTS-PT's selection (`--select perturbation`, which tunes the
+        search network's weights as it goes), or RSPS's best sampled genotype (`--select sampled`)."""
+        if self.cfg.select == "alpha":
+            return self.genotype()
+        cfg, space, held = self.cfg, self.supernet.space, self.held_batches()
+
+        def score(weights: CellWeights) -> tuple[float, float]:
+            return self.score(weights, held)
+
+        mean = self.arch.mean_weights()
+        if cfg.select == "sampled":
+            rng = random.Random(cfg.seed)
+            shared = space.shared_cells
+            draws = [
+                random_genotype(space.ops, space.nodes, rng, cfg.use_sparse, shared)
+                for _ in range(cfg.sampled_genotypes)
+            ]
+            return best_sampled(draws, space.ops, space.nodes, mean, score)
+        training = self.tuning_batches()
+
+        def tune(weights: CellWeights) -> None:
+            self.tune(weights, training)
+
+        return select_genotype(
+            mean, space.ops, space.nodes, score, tune, cfg.seed, sparse=cfg.use_sparse, shared=space.shared_cells
+        )
+
+    def held_batches(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """`SCORING_BATCHES` batches of α's split, unaugmented: what scores each perturbation or sampled genotype."""
+        batches = self.arch_loader.epoch(self.cfg.epochs)
+        return [
+            (self._prepare(batch, None), batch.labels.to(self.device))
+            for batch, _ in zip(batches, range(SCORING_BATCHES), strict=False)
+        ]
+
+    def tuning_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Augmented batches of the weights' split, epoch after epoch past the search's last."""
+        epoch = self.cfg.epochs
+        while True:
+            plan = self.preprocess.plan(len(self.train_loader.dataset), self.cfg.seed, epoch)
+            for batch in self.train_loader.epoch(epoch):
+                yield self._prepare(batch, plan), batch.labels.to(self.device)
+            epoch += 1
+
+    def score(self, weights: CellWeights, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[float, float]:
+        """(top-1, -loss) of the search network mixed by `weights` on `batches`, summed over ranks; BatchNorm on
+        batch statistics, its running ones left as they were."""
+        buffers = snapshot_buffers(self.model)
+        self.model.train()
+        correct = loss = count = 0.0
+        with torch.no_grad(), self.autocast():
+            for images, labels in batches:
+                logits = self.model(images, weights).float()
+                correct += float((logits.argmax(1) == labels).sum())
+                loss += float(F.cross_entropy(logits, labels, reduction="sum"))
+                count += len(labels)
+        restore_buffers(buffers)
+        correct, loss, count = all_reduce_sum([correct, loss, count], self.device, self.ctx)
+        return correct / max(count, 1), -loss / max(count, 1)
+
+    def tune(self, weights: CellWeights, batches: Iterator[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """`TUNE_STEPS` weight steps of the search network mixed by `weights`, at the schedule's last rate."""
+        self.model.train()
+        params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        for _ in range(TUNE_STEPS):
+            images, labels = next(batches)
+            with self.autocast():
+                loss = self.loss(self.net(images, weights), labels)
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+            norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip or math.inf)
+            if self.agree_finite(bool(torch.isfinite(loss)) and bool(torch.isfinite(norm))):
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+            self.optimizer.zero_grad(set_to_none=True)
 
     def evaluate(self, model: nn.Module | None = None) -> dict[str, float]:
         """Validation of the search network mixed by the current α."""
         if model is None:
             with torch.no_grad():
-                model = WithArchWeights(self.supernet, self.arch.weights())
+                model = WithArchWeights(self.supernet, self.arch.mean_weights())
         return super().evaluate(model)
 
     def epoch_report(self) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from ..cost.hardware_loss import HardwareLoss
 from ..data import search_split
 from ..engine.distributed import rank_zero
 from ..engine.storage import writing
-from ..errors import SpaceError
+from ..errors import HwnasError, SpaceError
 from ..log import warn_user
 from ..model import build_model
 from ..pipeline import Outcome, Run
@@ -30,13 +30,13 @@ from ..pretrained_cfg import PretrainedCfg
 from ..report.cell_plots import alpha_heatmap, draw_genotype
 from ..spaces import CellSpaceSpec, Genotype, load_space
 from ..supernet import recompute
-from ..supernet.cell_supernet import CellSupernet
+from ..supernet.cell_supernet import FIXED_MODES, CellSupernet
 from ..supernet.memory import recompute_default
 from .architect import check_warmup
 from .config import DartsConfig
 from .darts import DartsTrainer
 from .evaluate import latency_on_target
-from .health import theta_health
+from .health import alpha_health
 from .registry import register_strategy
 
 logger = logging.getLogger(__name__)
@@ -84,6 +84,31 @@ def write_epoch_files(
     return arch
 
 
+def check_modes(cfg: DartsConfig) -> None:
+    """Refuse, before any work, the combinations of --mode and --select that cannot work."""
+    if cfg.mode == "dirichlet" and cfg.sec_approx:
+        raise HwnasError(
+            "--mode dirichlet draws a new mixture every forward, which the second-order gradient's finite "
+            "differences cannot share; use the first-order gradient (drop --sec-approx), as DrNAS does"
+        )
+    fixed = cfg.mode in FIXED_MODES
+    if fixed and cfg.select == "alpha":
+        raise HwnasError(
+            f"--mode {cfg.mode} trains the search network with α fixed, so α holds no genotype; add --select "
+            "perturbation (DARTS-PT) or --select sampled (RSPS) to pick one"
+        )
+    if fixed and (cfg.cost is not None or cfg.sec_approx or cfg.beta_decay > 0):
+        raise HwnasError(
+            f"--mode {cfg.mode} never trains α, so --cost, --sec-approx and --beta-decay (which shape α) would do "
+            "nothing; drop them, or use --mode softmax"
+        )
+    if cfg.select != "alpha" and cfg.max_skip is not None:
+        raise HwnasError(
+            f"--max-skip limits the skip_connect of α's derivation, which --select {cfg.select} does not use; "
+            "drop one of them"
+        )
+
+
 @register_strategy(
     "darts",
     options=DartsConfig,
@@ -96,6 +121,7 @@ def search_darts(run: Run) -> Outcome:
     channels, a hardware cost on α); write arch.json, plots and a summary."""
     cfg: DartsConfig = run.cfg
     check_warmup(cfg)
+    check_modes(cfg)
     base = load_cell_space(cfg.space)
     data = run.open_data(base.input_size)
     knobs = {"nodes": cfg.num_meta_node, **ops_knob(cfg.ops)}
@@ -157,15 +183,22 @@ def _result(
     draw: bool,
 ) -> dict[str, Any]:
     """The final genotype as arch.json, the evaluation network's counts and measured latency, the summary."""
-    health = theta_health(trainer.initial_arch, list(trainer.arch.parameters()), trainer.architect.updates)
-    if not health["healthy"]:
-        warn_user(health["message"])
-    genotype = trainer.genotype()
+    health = None  # under --mode uniform or random α is fixed on purpose
+    if cfg.mode not in FIXED_MODES:
+        with torch.no_grad():
+            probs = list(trainer.arch.op_probs().values())
+        arch_params = list(trainer.arch.parameters())
+        health = alpha_health(trainer.initial_arch, arch_params, trainer.architect.updates, probs)
+        if not health["healthy"]:
+            warn_user(health["message"])
+    genotype = trainer.final_genotype()
     meta: dict[str, Any] = {
         "strategy": "darts",
         "run": str(run_path),
         "epoch": trainer.epoch,
         "order": "second" if cfg.sec_approx else "first",
+        "mode": cfg.mode,
+        "select": cfg.select,
         "sparse": cfg.use_sparse,
         "val_top1_supernet": trainer.history[-1]["val_top1"] if trainer.history else None,
     }

@@ -43,8 +43,10 @@ def derive_genotype(
     *,
     sparse: bool = False,
     max_skip: int | None = None,
+    shared: bool = False,
 ) -> Genotype:
-    """Both cells' genotype, concatenating every intermediate node (as DARTS)."""
+    """Both cells' genotype, concatenating every intermediate node (as DARTS); `shared`: the reduction cell is
+    the normal one (a space of one cell type)."""
     normal = strengths["normal"].clone()
     cell = derive_cell(normal, ops, nodes, sparse)
     if max_skip is not None and SKIP in ops:
@@ -55,4 +57,5 @@ def derive_genotype(
             normal[edge_index(*weakest), k] = -1.0
             cell = derive_cell(normal, ops, nodes, sparse)
     concat = tuple(range(2, nodes + 2))
-    return Genotype(cell, concat, derive_cell(strengths["reduce"], ops, nodes, sparse), concat)
+    reduce = cell if shared else derive_cell(strengths["reduce"], ops, nodes, sparse)
+    return Genotype(cell, concat, reduce, concat)

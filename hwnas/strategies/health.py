@@ -1,5 +1,6 @@
 """Health checks that catch a search about to pick at random: a one-shot supernet whose paths score near
-chance (SPOS, FairNAS), or DNAS/DARTS architecture parameters (θ, α) that never moved.
+chance (SPOS, FairNAS), DNAS/DARTS architecture parameters (θ, α) that never moved, or a DARTS α that moved but
+left every edge's mixture uniform.
 
 Supernet rule: n random paths, drawn uniformly from the whole space (every search's population before its
 limits filter it) with a fixed seed, are evaluated with inherited weights; the supernet is healthy when their
@@ -11,14 +12,17 @@ far above it. The mean of the paths that fit each limit is reported beside the v
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import torch
 from torch import Tensor
 
 MIN_MARGIN = 5.0  # percentage points above chance, at least
 MARGIN_SHARE = 0.1  # of the distance from chance to 100%
 THETA_TOLERANCE = 1e-6
+UNIFORM_MARGIN = 0.01  # α is still uniform while no op's weight on any edge is 1% above 1/ops
 
 
 def healthy_top1(num_classes: int) -> float:
@@ -89,6 +93,29 @@ def theta_health(initial: Sequence[Tensor], final: Sequence[Tensor], updates: in
         "healthy": healthy,
         "message": _theta_message(updates, change, healthy),
     }
+
+
+def alpha_health(
+    initial: Sequence[Tensor], final: Sequence[Tensor], updates: int, probs: Sequence[Tensor]
+) -> dict[str, Any]:
+    """`theta_health`, and unhealthy as well when α moved but its mixture stayed uniform: on no edge does any
+    op's share of `probs` ([edges x ops] softmax rows) reach (1 + `UNIFORM_MARGIN`) / ops, so the genotype is
+    decided by noise-sized differences. Reports the mean entropy of the rows against ln(ops)."""
+    health = theta_health(initial, final, updates)
+    rows = torch.cat([p.detach().reshape(-1, p.shape[-1]) for p in probs])
+    ops = rows.shape[-1]
+    lead = float(rows.max(-1).values.max()) * ops - 1  # the strongest op's share over uniform, on the most decided edge
+    entropy = float(-(rows * rows.clamp_min(1e-12).log()).sum(-1).mean())
+    health.update(entropy=entropy, uniform_entropy=math.log(ops), lead=lead)
+    if health["healthy"] and lead < UNIFORM_MARGIN:
+        health["healthy"] = False
+        health["message"] = (
+            f"architecture parameters α stayed uniform: in {updates} updates no op's weight on any edge rose more "
+            f"than {lead:.2%} above the uniform 1/{ops} (mean entropy {entropy:.4f} nats of ln {ops} = "
+            f"{math.log(ops):.4f}), so the genotype is decided by noise, not searched. Search more epochs, raise "
+            f"--arch-lr, or give α's split more data (--train-portion)."
+        )
+    return health
 
 
 def _theta_message(updates: int, change: float, healthy: bool) -> str:

@@ -19,6 +19,7 @@ from torch import nn
 
 from ..blocks import BlockConfig, build_block
 from ..blocks.common import ChannelShuffle
+from ..choices import ALPHA_MODES
 from ..nets import CellStem, cell_preprocess
 from ..spaces import CellShape, CellSpaceSpec
 from ..spaces.genotype import CELL_TYPES
@@ -122,23 +123,66 @@ class CellSupernet(nn.Module):
         return self.classifier(s1.mean((2, 3)))
 
 
+FIXED_MODES = ("uniform", "random")  # modes whose α is never trained
+DIRICHLET_ANCHOR = 1e-3  # DrNAS: the scale of the KL from the Dirichlet of α to the uniform Dirichlet(1)
+
+
 class CellArchParams(nn.Module):
     """α: [edges x ops] logits for normal and reduction cells (1e-3 · N(0, 1) at the start, as DARTS);
-    with edge normalisation also β: [edges] logits, soft-maxed over each node's inputs."""
+    with edge normalisation also β: [edges] logits, soft-maxed over each node's inputs.
 
-    def __init__(self, space: CellSpaceSpec, edge_norm: bool = False) -> None:
+    `mode` is how α mixes each edge's ops: softmax(α) (DARTS); a draw from Dirichlet(elu(α) + 1) at every
+    forward of the search, reparameterised so α learns through it (DrNAS), its mean weighing the ops wherever one
+    mixture is needed (evaluation, the expected cost, derivation); or `uniform` and `random`, every op and input
+    edge weighed alike whatever α holds (a network trained without α: as a whole for DARTS-PT's selection, or one
+    random genotype a step for RSPS, which the trainer draws)."""
+
+    def __init__(self, space: CellSpaceSpec, edge_norm: bool = False, mode: str = "softmax") -> None:
         super().__init__()
+        if mode not in ALPHA_MODES:
+            raise ValueError(f"mode {mode!r}: expected one of {', '.join(ALPHA_MODES)}")
+        self.mode = mode
         self.ops = space.ops
         self.nodes = space.nodes
         self.inputs = edge_inputs(space.nodes)
         edges = len(self.inputs)
-        self.alpha = nn.ParameterDict({t: nn.Parameter(1e-3 * torch.randn(edges, len(self.ops))) for t in CELL_TYPES})
-        self.beta = (
-            nn.ParameterDict({t: nn.Parameter(1e-3 * torch.randn(edges)) for t in CELL_TYPES}) if edge_norm else None
+        alpha = nn.Parameter(1e-3 * torch.randn(edges, len(self.ops)))
+        shared = space.shared_cells  # one α (and β) for both cell types: the same Parameter under both names
+        self.alpha = nn.ParameterDict(
+            {"normal": alpha, "reduce": alpha if shared else nn.Parameter(1e-3 * torch.randn(edges, len(self.ops)))}
         )
+        self.beta = None
+        if edge_norm:
+            beta = nn.Parameter(1e-3 * torch.randn(edges))
+            self.beta = nn.ParameterDict(
+                {"normal": beta, "reduce": beta if shared else nn.Parameter(1e-3 * torch.randn(edges))}
+            )
+
+    def concentration(self) -> dict[str, torch.Tensor]:
+        """DrNAS's Dirichlet concentration of each edge, elu(α) + 1 (positive; 1 everywhere is uniform)."""
+        return {t: F.elu(a) + 1 for t, a in self.alpha.items()}
 
     def op_probs(self) -> dict[str, torch.Tensor]:
+        """Each edge's mixture of ops: softmax(α), or under `dirichlet` the Dirichlet's mean."""
+        if self.mode == "dirichlet":
+            return {t: c / c.sum(-1, keepdim=True) for t, c in self.concentration().items()}
+        if self.mode in FIXED_MODES:
+            return {t: torch.full_like(a, 1 / a.shape[-1]) for t, a in self.alpha.items()}
         return {t: F.softmax(a, -1) for t, a in self.alpha.items()}
+
+    def sampled_probs(self) -> dict[str, torch.Tensor]:
+        """The mixture a search step runs: `op_probs`, or under `dirichlet` a reparameterised draw."""
+        if self.mode == "dirichlet":
+            return {t: torch.distributions.Dirichlet(c).rsample() for t, c in self.concentration().items()}
+        return self.op_probs()
+
+    def dirichlet_anchor(self) -> torch.Tensor:
+        """DrNAS's anchor: `DIRICHLET_ANCHOR` times the KL from each edge's Dirichlet to Dirichlet(1), summed."""
+        kl = []
+        for c in self.concentration().values():
+            prior = torch.distributions.Dirichlet(torch.ones_like(c))
+            kl.append(torch.distributions.kl_divergence(torch.distributions.Dirichlet(c), prior).sum())
+        return DIRICHLET_ANCHOR * torch.stack(kl).sum()
 
     def edge_probs(self) -> dict[str, torch.Tensor | None]:
         """softmax(β) over each node's incoming edges (None without edge normalisation)."""
@@ -146,6 +190,7 @@ class CellArchParams(nn.Module):
             return {t: None for t in CELL_TYPES}
         out = {}
         for t, b in self.beta.items():
+            b = torch.zeros_like(b) if self.mode in FIXED_MODES else b
             parts, start = [], 0
             for node in range(self.nodes):
                 parts.append(F.softmax(b[start : start + node + 2], -1))
@@ -154,6 +199,11 @@ class CellArchParams(nn.Module):
         return out
 
     def weights(self) -> CellWeights:
+        """The mixture of a search step (a fresh Dirichlet draw under `dirichlet`)."""
+        return CellWeights(self.sampled_probs(), self.edge_probs())
+
+    def mean_weights(self) -> CellWeights:
+        """The one mixture that stands for α: what evaluation runs."""
         return CellWeights(self.op_probs(), self.edge_probs())
 
     def strengths(self) -> dict[str, torch.Tensor]:
@@ -161,6 +211,11 @@ class CellArchParams(nn.Module):
         with torch.no_grad():
             probs, edges = self.op_probs(), self.edge_probs()
             return {t: (p * edges[t][:, None] if edges[t] is not None else p).detach().cpu() for t, p in probs.items()}
+
+    def beta_decay(self) -> torch.Tensor:
+        """β-DARTS's Beta-Decay term: the mean over every edge of both cells of logsumexp(α); its gradient,
+        softmax(α), pulls the strongest ops' logits down hardest, which keeps α from running away."""
+        return torch.cat([torch.logsumexp(a, -1) for a in self.alpha.values()]).mean()
 
     def entropy(self) -> dict[str, list[float]]:
         """Per edge, the entropy of softmax(α) (nats; log(ops) is uniform, 0 is decided)."""
