@@ -550,6 +550,7 @@ knobs: {input_size: [3, 8, 8], num_classes: 10, init_channels: 4, layers: 3, nod
 def test_a_space_of_one_cell_type_shares_alpha_and_draws_and_accepts_only_equal_cells(tmp_path):
     import random
 
+    from hwnas.cost.build import random_architecture
     from hwnas.errors import ArchError
     from hwnas.spaces.genotype import random_genotype
 
@@ -569,6 +570,8 @@ def test_a_space_of_one_cell_type_shares_alpha_and_draws_and_accepts_only_equal_
         Architecture.from_genotype(space, other)
     model = build_model(Architecture.from_genotype(space, drawn))
     assert model(torch.randn(2, 3, 8, 8)).shape == (2, 10)
+    priced = random_architecture(space, random.Random(0)).genotype  # what latency tables are fitted and checked on
+    assert priced.normal == priced.reduce
 
 
 @pytest.mark.slow

@@ -47,7 +47,8 @@ CALIBRATION_SEED = 2**31 - 1  # calibration networks are drawn apart from `laten
 def random_architecture(space: SpaceSpec | CellSpaceSpec, rng: random.Random) -> Architecture:
     """A uniformly random architecture of the space (a DARTS-style genotype for a cell space)."""
     if space.kind == "cell":
-        return Architecture.from_genotype(space, random_genotype(space.ops, space.nodes, rng))
+        genotype = random_genotype(space.ops, space.nodes, rng, shared=space.shared_cells)
+        return Architecture.from_genotype(space, genotype)
     return Architecture.from_space(space, [rng.choice(layer.candidates) for layer in space.layers])
 
 
