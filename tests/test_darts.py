@@ -536,6 +536,8 @@ def test_rsps_search_trains_random_genotypes_and_picks_a_sampled_one(tmp_path, c
     summary = json.loads(capsys.readouterr().out)
     arch = Architecture.load(tmp_path / "r" / "arch.json")
     assert summary["alpha_health"] is None and arch.meta["select"] == "sampled" and arch.meta["mode"] == "random"
+    epochs = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    assert not any("genotype" in record for record in epochs)  # no per-epoch genotype of an α that never trains
     assert build_model(arch)(torch.randn(2, 3, 8, 8)).shape == (2, 10)
 
 
@@ -583,3 +585,29 @@ def test_a_search_of_a_one_cell_space_returns_one_cell_type(tmp_path, capsys, se
     assert main([*argv, "--select", select, "--arch-lr", "0.05", "--run-dir", str(tmp_path / "run")]) == 0
     genotype = Architecture.load(tmp_path / "run" / "arch.json").genotype
     assert genotype.normal == genotype.reduce
+
+
+def test_a_one_hot_mixture_runs_only_its_ops_and_computes_the_same():
+    """RSPS's genotypes and DARTS-PT's decided edges cost a single path: ops weighing exactly 0 do not run."""
+    import random
+
+    from hwnas.spaces.genotype import random_genotype
+    from hwnas.strategies.cell_selection import genotype_mixture
+
+    space = load_space("darts", **TINY)
+    network, arch = CellSupernet(space).eval(), CellArchParams(space)
+    genotype = random_genotype(space.ops, space.nodes, random.Random(0))
+    weights = genotype_mixture(genotype, space.ops, space.nodes, arch.mean_weights())
+    ran = []
+    for cell in network.cells:
+        for edge in cell.edges:
+            for op in edge.ops:
+                op.register_forward_hook(lambda module, args, out: ran.append(module))
+    x = torch.randn(2, 1, 8, 8)
+    with torch.no_grad():
+        single = network(x, weights)
+        assert len(ran) == 2 * space.nodes * len(space.cells)  # two ops a node, in every cell
+        ran.clear()
+        every = network(x, type(weights)({t: w.requires_grad_() for t, w in weights.ops.items()}, weights.edges))
+        assert len(ran) == sum(len(edge.ops) - 1 for cell in network.cells for edge in cell.edges)  # all but none
+    torch.testing.assert_close(single, every)

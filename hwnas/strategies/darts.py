@@ -68,6 +68,8 @@ class DartsTrainer(Trainer):
         **options: Any,
     ) -> None:
         """`options`: the Trainer's own keywords (val_set, preprocess, device, run, ctx, meta)."""
+        # RSPS's genotypes and DARTS-PT's decided edges run only their ops: the others sit out those steps
+        self.find_unused_parameters = cfg.mode == "random" or cfg.select != "alpha"
         super().__init__(supernet, cfg, train_set=weight_set, **options)
         self.supernet = supernet
         self.arch = CellArchParams(supernet.space, edge_norm=cfg.partial_channels > 1, mode=cfg.mode).to(self.device)
@@ -252,6 +254,10 @@ class DartsTrainer(Trainer):
         return super().evaluate(model)
 
     def epoch_report(self) -> dict[str, Any]:
+        """α's genotype, entropy and cost after an epoch; nothing under a fixed α (`--mode uniform`, `random`),
+        whose genotype is only picked at the end."""
+        if self.cfg.mode in FIXED_MODES:
+            return {}
         genotype = self.genotype()
         entropy = self.arch.entropy()
         report: dict[str, Any] = {
@@ -270,6 +276,8 @@ class DartsTrainer(Trainer):
         return report
 
     def on_epoch_end(self, epoch: int, record: dict[str, Any]) -> None:
+        if "genotype" not in record:  # a fixed α: no genotype until the selection at the end
+            return
         genotype = Genotype.from_dict(record["genotype"], self.supernet.space.ops)
         if self.ctx.main:
             skips = record["skip_normal"]

@@ -11,6 +11,7 @@ edge normalisation then weighs each node's inputs by a softmax over its edges.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -26,6 +27,7 @@ from ..spaces.genotype import CELL_TYPES
 from .recomputation import mixture
 
 SEARCH_CONFIG = BlockConfig(bn_affine=False)
+Running = list[int] | None  # the ops of an edge that run (None: all)
 
 
 def edge_inputs(nodes: int) -> list[tuple[int, int]]:
@@ -54,13 +56,18 @@ class MixedEdge(nn.Module):
         )
         self.shuffle = ChannelShuffle(partial) if partial > 1 else nn.Identity()
 
-    def mix(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """The w-weighted sum of the ops on `x` (`none` adds nothing)."""
-        return sum(w * op(x) for w, op, none in zip(weights, self.ops, self.skip_none, strict=True) if not none)
+    def mix(self, x: torch.Tensor, weights: torch.Tensor, running: Running = None) -> torch.Tensor:
+        """The w-weighted sum of the ops on `x` (`none` adds nothing); with `running`, of those ops only (the
+        others weigh exactly 0), zeros when there are none."""
+        ops = range(len(self.ops)) if running is None else running
+        terms = [weights[k] * self.ops[k](x) for k in ops if not self.skip_none[k]]
+        if terms:
+            return sum(terms[1:], terms[0])
+        return x[:, :, :: self.stride, :: self.stride].mul(0.0)
 
-    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, weights: torch.Tensor, running: Running = None) -> torch.Tensor:
         part = x[:, : x.shape[1] // self.partial] if self.partial > 1 else x
-        mixed = mixture(self, self.mix, part, weights)
+        mixed = mixture(self, functools.partial(self.mix, running=running), part, weights)
         if self.partial == 1:
             return mixed
         rest = x[:, x.shape[1] // self.partial :]
@@ -79,12 +86,17 @@ class SearchCell(nn.Module):
         )
 
     def forward(
-        self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor, edge_weights: torch.Tensor | None
+        self,
+        s0: torch.Tensor,
+        s1: torch.Tensor,
+        weights: torch.Tensor,
+        edge_weights: torch.Tensor | None,
+        running: list[Running] | None = None,
     ) -> torch.Tensor:
         states = [self.preprocess0(s0), self.preprocess1(s1)]
         nodes: list[torch.Tensor] = []
         for e, (node, state) in enumerate(self.inputs):
-            h = self.edges[e](states[state], weights[e])
+            h = self.edges[e](states[state], weights[e], None if running is None else running[e])
             if edge_weights is not None:
                 h = edge_weights[e] * h
             if state == 0:
@@ -104,6 +116,15 @@ class CellWeights:
     edges: dict[str, torch.Tensor | None]
 
 
+def running_ops(weights: CellWeights) -> dict[str, list[Running]] | None:
+    """Per cell type and edge, the ops whose weight is not exactly 0, when no gradient flows to the weights (a
+    one-hot or partly zeroed mixture: RSPS's genotypes, DARTS-PT's decided edges run their ops only); None when
+    one does, as α's step needs every op's output."""
+    if any(w.requires_grad for w in weights.ops.values()):
+        return None
+    return {t: [[k for k, v in enumerate(row) if v != 0] for row in w.tolist()] for t, w in weights.ops.items()}
+
+
 class CellSupernet(nn.Module):
     """stem -> search cells -> pool -> linear; `forward(x, weights)` mixes every edge by `weights`."""
 
@@ -116,10 +137,11 @@ class CellSupernet(nn.Module):
         self.classifier = nn.Linear(last.multiplier * last.channels, space.num_classes)
 
     def forward(self, x: torch.Tensor, weights: CellWeights) -> torch.Tensor:
+        running = running_ops(weights)
         s0, s1 = self.stem(x)
         for cell in self.cells:
             kind = "reduce" if cell.reduction else "normal"
-            s0, s1 = s1, cell(s0, s1, weights.ops[kind], weights.edges[kind])
+            s0, s1 = s1, cell(s0, s1, weights.ops[kind], weights.edges[kind], running and running[kind])
         return self.classifier(s1.mean((2, 3)))
 
 
