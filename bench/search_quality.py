@@ -95,6 +95,7 @@ STRATEGY_FIELDS = (  # of each strategy, in --json (the inherited gap: one-shot 
     "budget_use",
     "shipped_gap",
     "shipped_gap_max",
+    "parameter_free",  # cell searches: the share of parameter-free ops after each epoch (DARTS's collapse)
 )
 TARGET_SHARE, TARGET_WIN_RATE = 0.5, 0.8  # the project's target: at most half random search's regret, 80% of wins
 
@@ -232,8 +233,11 @@ def run_darts(task: Task, variant: str, seed: int, settings: Settings, work: Pat
         **DARTS_VARIANTS[variant],
     )
     start = time.perf_counter()
-    genotype = Architecture.load(quietly(search, cfg).arch_path).genotype.to_dict()
+    arch_path = quietly(search, cfg).arch_path
     seconds = time.perf_counter() - start
+    genotype = Architecture.load(arch_path).genotype.to_dict()
+    epochs = sorted((arch_path.parent / "genotypes").glob("epoch_*.json"))
+    free = [parameter_free_share(Architecture.load(path).genotype) for path in epochs]
     true = [groundtruth.train_once((genotype, s, task.recipe, str(task.space)))["test_top1"] for s in range(task.seeds)]
     return [
         {
@@ -242,8 +246,18 @@ def run_darts(task: Task, variant: str, seed: int, settings: Settings, work: Pat
             "key": groundtruth.key(genotype),
             "true_top1": true,
             "seconds": seconds,
+            "parameter_free": free,
         }
     ]
+
+
+PARAMETER_FREE = ("none", "skip_connect", "max_pool_3x3", "avg_pool_3x3")
+
+
+def parameter_free_share(genotype) -> float:
+    """The share of a genotype's edges (both cells) that carry an op without parameters: DARTS's collapse."""
+    edges = [op for cell in ("normal", "reduce") for op, _ in genotype.edges(cell)]
+    return sum(op in PARAMETER_FREE for op in edges) / len(edges)
 
 
 def run_supernet_dnas(
@@ -543,6 +557,9 @@ def score(rows: list[dict], truth: GroundTruth, price: Price) -> tuple[dict[str,
             gaps = [truth.archs[groundtruth.key(r["choices"])]["mean"] - r["shipped_top1"] for r in shipped]
             strategies[name]["shipped_gap"] = statistics.fmean(gaps)
             strategies[name]["shipped_gap_max"] = max(gaps)
+        series = [r["parameter_free"] for r in runs if r.get("parameter_free")]
+        if series:  # a cell search: the share of parameter-free ops in its genotype after each epoch, mean of seeds
+            strategies[name]["parameter_free"] = [statistics.fmean(e) for e in zip(*series, strict=False)]
         health = [r["health"] for r in runs if r.get("health")]
         if health:
             strategies[name]["unhealthy_supernets"] = sum(not h["healthy"] for h in health)
@@ -636,6 +653,11 @@ def render(
             "shipped (inherited) weights below the same network trained alone (points of test top-1, mean / worst): "
             + ", ".join(f"{k} {s['shipped_gap']:.2f} / {s['shipped_gap_max']:.2f}" for k, s in gaps.items())
         )
+    collapse = {k: s["parameter_free"] for k, s in strategies.items() if s.get("parameter_free")}
+    if collapse:
+        lines.append("")
+        lines.append("share of parameter-free ops (none, skip, pools) in the genotype after each epoch, mean of seeds:")
+        lines += [f"  {k:<18} " + " ".join(f"{v:.2f}" for v in series) for k, series in collapse.items()]
     if budgets:
         lines.append("")
         lines.append(
