@@ -24,10 +24,11 @@ Score = tuple[float, float]  # (top-1, -loss) of the supernet under a mixture: h
 
 
 def detached(weights: CellWeights) -> CellWeights:
-    """A copy of `weights` that selection may edit."""
+    """A copy of `weights` that selection may edit (and zero: the network then skips the ops at 0)."""
     return CellWeights(
         {t: w.detach().clone() for t, w in weights.ops.items()},
         {t: None if w is None else w.detach().clone() for t, w in weights.edges.items()},
+        zeros=True,
     )
 
 

@@ -114,14 +114,15 @@ class CellWeights:
 
     ops: dict[str, torch.Tensor]
     edges: dict[str, torch.Tensor | None]
+    zeros: bool = False  # some op weights may be exactly 0 (an edited or one-hot mixture): see `running_ops`
 
 
 def running_ops(weights: CellWeights) -> dict[str, list[Running]] | None:
     """Per cell type and edge, the ops whose weight is not exactly 0, when no gradient flows to the weights (a
     one-hot or partly zeroed mixture: RSPS's genotypes, DARTS-PT's decided edges run their ops only); None when
-    one does, as α's step needs every op's output."""
-    if any(w.requires_grad for w in weights.ops.values()):
-        return None
+    one does, as α's step needs every op's output, or when `weights` has no zeros to skip."""
+    if not weights.zeros or any(w.requires_grad for w in weights.ops.values()):
+        return None  # α's own mixtures: every op runs, and nothing is read back from the device
     return {t: [[k for k, v in enumerate(row) if v != 0] for row in w.tolist()] for t, w in weights.ops.items()}
 
 
